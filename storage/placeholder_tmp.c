@@ -1,0 +1,1 @@
+/* tmp */ typedef int x_storage_tmp;
