@@ -1,1 +1,132 @@
-int main(void){return 0;}
+/* The `shoal` command: parses arguments and calls node_*; no logic. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node.h"
+
+static struct {
+    uv_signal_t sigint;
+    uv_signal_t sigterm;
+    struct node *node;
+    bool stopping;
+} proc;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: shoal serve [--config FILE] [--OPTION VALUE ...]\n"
+            "       shoal version\n\n"
+            "Runs a Shoal registry node.  With no options it serves on\n"
+            "127.0.0.1:5000 with data under ./shoal-data.\n\noptions:\n"
+            "  --%-20s read options from FILE (name = value lines)\n",
+            "config FILE");
+    node_config_usage(out);
+}
+
+static void stopped(void *arg)
+{
+    (void)arg;
+    uv_close((uv_handle_t *)&proc.sigint, NULL);
+    uv_close((uv_handle_t *)&proc.sigterm, NULL);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    (void)s;
+    if (proc.stopping)
+        return;
+    proc.stopping = true;
+    SH_INFO("signal %d: shutting down", signum);
+    node_stop(proc.node, stopped, NULL);
+}
+
+static int serve(int argc, char **argv)
+{
+    struct node_config cfg;
+    char errmsg[SH_ERRMSG_SIZE] = "";
+    uv_loop_t *loop = uv_default_loop();
+    char pool[16];
+    int rv;
+
+    node_config_defaults(&cfg);
+    /* --config first, so flags override the file wherever they stand. */
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "shoal: --config needs a file\n");
+                return 2;
+            }
+            if (node_config_load(&cfg, argv[i + 1], errmsg) != SH_OK) {
+                fprintf(stderr, "shoal: %s\n", errmsg);
+                return 2;
+            }
+        }
+    }
+    for (int i = 0; i < argc; i++) {
+        const char *name = argv[i];
+        if (strcmp(name, "--config") == 0) {
+            i++;
+            continue;
+        }
+        if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0) {
+            usage(stdout);
+            node_config_release(&cfg);
+            return 0;
+        }
+        if (strncmp(name, "--", 2) != 0 || i + 1 >= argc) {
+            fprintf(stderr, "shoal: unexpected argument '%s'\n", name);
+            usage(stderr);
+            node_config_release(&cfg);
+            return 2;
+        }
+        if (node_config_set(&cfg, name + 2, argv[i + 1], errmsg) != SH_OK) {
+            fprintf(stderr, "shoal: %s\n", errmsg);
+            node_config_release(&cfg);
+            return 2;
+        }
+        i++;
+    }
+    sh_log_level = sh_log_level_parse(cfg.log_level);
+    snprintf(pool, sizeof pool, "%d", cfg.threadpool);
+    setenv("UV_THREADPOOL_SIZE", pool, 0);
+    signal(SIGPIPE, SIG_IGN);
+
+    rv = node_start(&proc.node, loop, &cfg, errmsg);
+    if (rv != SH_OK) {
+        fprintf(stderr, "shoal: %s\n", errmsg[0] ? errmsg : sh_strerror(rv));
+        node_config_release(&cfg);
+        return 1;
+    }
+    uv_signal_init(loop, &proc.sigint);
+    uv_signal_init(loop, &proc.sigterm);
+    uv_signal_start(&proc.sigint, on_signal, SIGINT);
+    uv_signal_start(&proc.sigterm, on_signal, SIGTERM);
+    uv_run(loop, UV_RUN_DEFAULT);
+    uv_loop_close(loop);
+    node_config_release(&cfg);
+    SH_INFO("stopped");
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "serve") == 0)
+        return serve(argc - 2, argv + 2);
+    if (strcmp(argv[1], "version") == 0) {
+        printf("shoal %s\n", "0.1.0");
+        return 0;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "shoal: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -185,6 +185,13 @@ int shard_writer_open(struct shard_store *s,
                       struct shard_writer **out);
 int shard_writer_append(struct shard_writer *w, const void *data, size_t len);
 uint64_t shard_writer_size(const struct shard_writer *w);
+/* Digest of everything appended so far, computed by reading the spool file
+ * back (for algorithms the caller did not hash while streaming).  Writes
+ * "algo:hex" into out (DIGEST_MAX_STR bytes); the writer stays usable.
+ * Returns a pending write error, or SH_EIO if the spool cannot be read. */
+int shard_writer_rehash(struct shard_writer *w,
+                        enum digest_algo algo,
+                        char *out);
 /* Write the checksum table and trailer, fsync, rename to the shard path of
  * (name, idx) and fsync its directory: when this returns 0 the shard is
  * durable.  If that shard already exists the spool is discarded and 0

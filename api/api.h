@@ -1,0 +1,174 @@
+/* api: HTTP/1.1 server and the OCI distribution API.
+ *
+ * The server runs on one libuv loop.  Requests are routed to handlers; the
+ * OCI handlers check grammar, read metadata from storage, propose changes
+ * through consensus and reach blob data only through `struct api_backend`,
+ * which node/ implements (local shards today; shard fan-out, proxying and
+ * redirects in a cluster).
+ *
+ * Depends on consensus, storage and proto. */
+#ifndef SHOAL_API_H
+#define SHOAL_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "consensus/consensus.h"
+#include "proto/proto.h"
+#include "storage/storage.h"
+
+struct api_server; /* opaque */
+struct api_req;    /* opaque: one HTTP request and its response */
+
+/* ---------------------------------------------------------- responses */
+
+/* Add a response header (before api_resp_send / api_resp_start). */
+void api_resp_header(struct api_req *req, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Send a complete response.  `body` is copied. */
+void api_resp_send(struct api_req *req,
+                   int status,
+                   const char *content_type,
+                   const void *body,
+                   size_t len);
+/* Send an OCI error response {"errors":[{"code","message","detail"}]} for
+ * a code name such as "BLOB_UNKNOWN"; the status comes from the table in
+ * oci_error.c.  `detail` may be NULL. */
+void api_resp_error(struct api_req *req, const char *code, const char *detail);
+/* Start a streamed response of exactly `content_length` bytes. */
+void api_resp_start(struct api_req *req,
+                    int status,
+                    const char *content_type,
+                    uint64_t content_length);
+/* Queue body bytes of a streamed response.  `data` stays owned by the
+ * caller and must stay valid until `cb(arg, status)` fires (0 once the bytes
+ * are handed to the kernel; UV_ECANCELED if the connection closed).  The
+ * callback fires exactly once, never from inside this call. */
+typedef void (*api_write_cb)(void *arg, int status);
+void api_resp_write(struct api_req *req,
+                    const void *data,
+                    size_t len,
+                    api_write_cb cb,
+                    void *arg);
+/* Finish a streamed response (all bytes written or the connection is
+ * closed). */
+void api_resp_end(struct api_req *req);
+/* Abort a streamed response that cannot be completed (e.g. a checksum
+ * failure after the headers went out): the connection is closed. */
+void api_resp_abort(struct api_req *req);
+/* True when the request was a HEAD (api_resp_start then sends no body). */
+bool api_req_is_head(const struct api_req *req);
+/* Header value of the request, or NULL. */
+const char *api_req_header(const struct api_req *req, const char *name);
+/* Build an absolute or relative URL for a Location header (honours
+ * X-Forwarded-Proto/Host when trusted).  Returns malloc'ed string. */
+char *api_req_location(const struct api_req *req, const char *path_and_query);
+
+/* Called when the client connection goes away before the response ended;
+ * the handler must release what it holds for this request and must not
+ * touch `req` afterwards. */
+typedef void (*api_abort_cb)(struct api_req *req, void *arg);
+void api_req_on_abort(struct api_req *req, api_abort_cb cb, void *arg);
+
+/* ------------------------------------------------------------ backend */
+
+/* An upload session as the backend sees it (opaque to api). */
+struct api_upload;
+
+typedef void (*api_upload_cb)(void *arg, int status);
+
+/* Filled in by node/.  Every function returns SH_* codes.  Async
+ * operations call their callback exactly once, never from inside the
+ * submitting call. */
+struct api_backend {
+    void *data;
+
+    /* Create a session for `repo`; writes the id (at most 63 chars) into
+     * `uuid`. */
+    int (*upload_create)(void *data,
+                         const char *repo,
+                         char *uuid,
+                         struct api_upload **out);
+    /* Find a session; SH_ENOTFOUND if unknown or for another repo, SH_EBUSY
+     * if another request is using it.  A found session is held by the
+     * caller until upload_release. */
+    int (*upload_acquire)(void *data,
+                          const char *repo,
+                          const char *uuid,
+                          struct api_upload **out);
+    /* Bytes accepted so far. */
+    uint64_t (*upload_offset)(struct api_upload *up);
+    /* Copy body bytes into the session.  Returns true when the session's
+     * buffer is full: the caller stops reading until `resume(arg)` is
+     * called. */
+    bool (*upload_append)(struct api_upload *up,
+                          const void *data,
+                          size_t len,
+                          void (*resume)(void *arg),
+                          void *arg);
+    /* Wait until every appended byte is on the spool (not yet durable). */
+    void (*upload_flush)(struct api_upload *up, api_upload_cb cb, void *arg);
+    /* Verify the digest, make the blob durable and commit it: cb status
+     * SH_OK, SH_EDIGEST (mismatch, session discarded) or an error.  The
+     * session is released by this call. */
+    void (*upload_commit)(struct api_upload *up,
+                          const char *digest,
+                          api_upload_cb cb,
+                          void *arg);
+    /* Stop using the session (it stays open for later requests). */
+    void (*upload_release)(struct api_upload *up);
+    /* Discard a held session. */
+    void (*upload_cancel)(struct api_upload *up);
+
+    /* Serve blob bytes [first, last] (inclusive) of a committed blob whose
+     * record is `rec`; the backend writes the whole response (status
+     * `status`, headers already added by api) or redirects/proxies. */
+    void (*blob_serve)(void *data,
+                       struct api_req *req,
+                       const Shoal__BlobRecord *rec,
+                       int status,
+                       uint64_t first,
+                       uint64_t last);
+    /* Drop the local data of a blob when the last reference went away
+     * (may be a no-op while GC is not running). */
+    void (*blob_forget)(void *data, const char *digest);
+};
+
+/* ------------------------------------------------------------- server */
+
+struct api_config {
+    const char *host;           /* listen address (loopback by default) */
+    int port;                   /* listen port */
+    unsigned max_header_bytes;  /* request line + headers */
+    unsigned max_headers;       /* header count */
+    unsigned header_timeout_ms; /* time to receive a complete header */
+    unsigned idle_timeout_ms;   /* keep-alive idle time */
+    unsigned body_timeout_ms;   /* time without body progress */
+    bool trust_forwarded;       /* honour X-Forwarded-Proto/Host */
+    bool absolute_location;     /* absolute Location headers */
+};
+
+/* Defaults for every field but host/port. */
+void api_config_defaults(struct api_config *cfg);
+
+/* Create a server on `loop`.  `meta` and `cons` are borrowed and must
+ * outlive the server; `backend` is copied. */
+int api_server_init(struct api_server **out,
+                    uv_loop_t *loop,
+                    const struct api_config *cfg,
+                    struct meta *meta,
+                    struct cons *cons,
+                    const struct api_backend *backend,
+                    char *errmsg);
+/* Bind and listen.  Returns SH_EIO with errmsg on failure. */
+int api_server_listen(struct api_server *s, char *errmsg);
+/* The port actually bound (useful with port 0). */
+int api_server_port(const struct api_server *s);
+/* Stop accepting, close every connection (pending handler work gets its
+ * abort callback) and call cb once every handle is closed; the server is
+ * freed before cb runs. */
+void api_server_close(struct api_server *s, void (*cb)(void *arg), void *arg);
+
+#endif

@@ -1,0 +1,646 @@
+/* One client connection: http-parser callbacks, keep-alive, body streaming
+ * with backpressure, timeouts.
+ *
+ * The happy path: read -> parse headers -> route (the handler installs body
+ * hooks or answers) -> body bytes go to the hooks, reading pauses when a
+ * hook asks -> message complete -> the parser pauses until the response
+ * ends -> the request is freed and parsing resumes on the bytes already
+ * buffered (pipelining), then reading resumes.
+ *
+ * Possible failure modes are: a malformed request (400 and close), header
+ * limits (431 and close), timeouts (408 while waiting for headers, close
+ * otherwise), the client closing mid-request (the handler's abort callback
+ * runs once every write callback has fired), a response that ends before
+ * the body was read (the rest of a small body is drained and discarded, a
+ * large one gets a lingering close so the client still reads the answer). */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http.h"
+
+/* Bodies up to this many unread bytes are drained after an early response
+ * to keep the connection; larger ones close it. */
+#define DRAIN_MAX (16u * 1024 * 1024)
+#define LINGER_MS 2000
+
+struct write_req {
+    uv_write_t req;       /* data = conn */
+    api_write_cb cb;      /* caller's callback, or NULL for copies */
+    void *arg;
+    char copy[];          /* copied bytes when cb is NULL */
+};
+
+static void conn_parse(struct api_conn *c);
+static void conn_read_start(struct api_conn *c);
+static void conn_read_stop(struct api_conn *c);
+
+static struct api_conn *conn_of(http_parser *p)
+{
+    return p->data;
+}
+
+/* -------------------------------------------------------------- timers */
+
+static void timer_cb(uv_timer_t *t)
+{
+    struct api_conn *c = t->data;
+    struct api_req *req = c->req;
+
+    if (req != NULL && req->resp_started && !req->resp_done &&
+        c->pending_writes == 0) {
+        /* Handler still working (disk, consensus): not the client's fault. */
+        uv_timer_start(&c->timer, timer_cb, c->srv->cfg.body_timeout_ms, 0);
+        return;
+    }
+    if (req != NULL && !req->resp_started && req->hdrbuf.len > 0 &&
+        req->path == NULL) {
+        static const char msg[] =
+            "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n"
+            "Connection: close\r\n\r\n";
+        api__conn_write_copy(c, msg, sizeof msg - 1);
+    }
+    SH_DEBUG("closing connection on timeout");
+    api__conn_close(c);
+}
+
+static void timer_arm(struct api_conn *c, unsigned ms)
+{
+    if (!c->closing)
+        uv_timer_start(&c->timer, timer_cb, ms, 0);
+}
+
+/* -------------------------------------------------------------- writes */
+
+static void maybe_close_after_flush(struct api_conn *c);
+
+static void write_cb(uv_write_t *w, int status)
+{
+    struct write_req *wr = (struct write_req *)w;
+    struct api_conn *c = w->data;
+
+    c->pending_writes--;
+    if (wr->cb)
+        wr->cb(wr->arg, status);
+    free(wr);
+    if (status < 0) {
+        api__conn_close(c);
+        return;
+    }
+    if (c->req && c->req->resp_started && !c->req->resp_done)
+        timer_arm(c, c->srv->cfg.body_timeout_ms);
+    maybe_close_after_flush(c);
+}
+
+void api__conn_write_copy(struct api_conn *c, const void *data, size_t len)
+{
+    struct write_req *wr;
+    uv_buf_t buf;
+    int rv;
+
+    if (c->closing || len == 0)
+        return;
+    wr = sh_malloc(sizeof *wr + len);
+    wr->cb = NULL;
+    wr->arg = NULL;
+    memcpy(wr->copy, data, len);
+    wr->req.data = c;
+    buf = uv_buf_init(wr->copy, (unsigned)len);
+    /* Try the fast path first: most responses fit the socket buffer. */
+    rv = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+    if (rv == (int)len) {
+        free(wr);
+        return;
+    }
+    if (rv > 0) {
+        buf.base += rv;
+        buf.len -= (size_t)rv;
+    }
+    c->pending_writes++;
+    rv = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &buf, 1, write_cb);
+    if (rv != 0) {
+        c->pending_writes--;
+        free(wr);
+        api__conn_close(c);
+    }
+}
+
+struct deferred_cb {
+    uv_idle_t idle;
+    api_write_cb cb;
+    void *arg;
+};
+
+static void deferred_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void deferred_run(uv_idle_t *idle)
+{
+    struct deferred_cb *d = idle->data;
+    d->cb(d->arg, UV_ECANCELED);
+    uv_close((uv_handle_t *)&d->idle, deferred_closed);
+}
+
+/* Streamed body write with the caller's buffer. */
+void api__conn_write_user(struct api_conn *c,
+                          const void *data,
+                          size_t len,
+                          api_write_cb cb,
+                          void *arg);
+void api__conn_write_user(struct api_conn *c,
+                          const void *data,
+                          size_t len,
+                          api_write_cb cb,
+                          void *arg)
+{
+    struct write_req *wr;
+    uv_buf_t buf;
+    int rv;
+
+    if (c->closing) {
+        /* Callbacks never fire from inside the submitting call. */
+        struct deferred_cb *d = sh_malloc(sizeof *d);
+        d->cb = cb;
+        d->arg = arg;
+        d->idle.data = d;
+        uv_idle_init(c->srv->loop, &d->idle);
+        uv_idle_start(&d->idle, deferred_run);
+        return;
+    }
+    wr = sh_malloc(sizeof *wr);
+    wr->cb = cb;
+    wr->arg = arg;
+    wr->req.data = c;
+    buf = uv_buf_init((char *)data, (unsigned)len);
+    c->pending_writes++;
+    rv = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &buf, 1, write_cb);
+    if (rv != 0) {
+        c->pending_writes--;
+        free(wr);
+        api__conn_close(c);
+        struct deferred_cb *d = sh_malloc(sizeof *d);
+        d->cb = cb;
+        d->arg = arg;
+        d->idle.data = d;
+        uv_idle_init(c->srv->loop, &d->idle);
+        uv_idle_start(&d->idle, deferred_run);
+    }
+}
+
+/* ------------------------------------------------------------ requests */
+
+static void req_free(struct api_req *req)
+{
+    if (req == NULL)
+        return;
+    sh_buf_release(&req->url);
+    sh_buf_release(&req->hdrbuf);
+    sh_buf_release(&req->resp_hdrs);
+    free(req->path);
+    free(req->query);
+    free(req);
+}
+
+static struct api_req *req_new(struct api_conn *c)
+{
+    struct api_req *req = sh_calloc(1, sizeof *req);
+    req->conn = c;
+    req->srv = c->srv;
+    sh_buf_init(&req->url);
+    sh_buf_init(&req->hdrbuf);
+    sh_buf_init(&req->resp_hdrs);
+    return req;
+}
+
+/* Send a bare error for a request the router never saw, then close. */
+static void conn_fail(struct api_conn *c, int status, const char *reason)
+{
+    char msg[256];
+    int n;
+    static const char body[] =
+        "{\"errors\":[{\"code\":\"UNSUPPORTED\",\"message\":\"malformed "
+        "request\"}]}";
+
+    n = snprintf(msg, sizeof msg,
+                 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                 status, reason, sizeof body - 1, body);
+    api__conn_write_copy(c, msg, (size_t)n);
+    if (c->req != NULL)
+        c->req->close_after = true;
+    c->paused = true;
+    conn_read_stop(c);
+    if (c->pending_writes == 0)
+        api__conn_close(c);
+    else if (c->req != NULL)
+        c->req->resp_done = c->req->msg_done = true;
+}
+
+static int on_message_begin(http_parser *p)
+{
+    struct api_conn *c = conn_of(p);
+    if (c->req == NULL)
+        c->req = req_new(c);
+    timer_arm(c, c->srv->cfg.header_timeout_ms);
+    return 0;
+}
+
+static int header_room(struct api_conn *c, size_t more)
+{
+    struct api_req *req = c->req;
+    return req->url.len + req->hdrbuf.len + more <=
+           c->srv->cfg.max_header_bytes;
+}
+
+static int on_url(http_parser *p, const char *at, size_t len)
+{
+    struct api_conn *c = conn_of(p);
+    if (!header_room(c, len))
+        return 1;
+    sh_buf_add(&c->req->url, at, len);
+    return 0;
+}
+
+static int on_header_field(http_parser *p, const char *at, size_t len)
+{
+    struct api_conn *c = conn_of(p);
+    struct api_req *req = c->req;
+
+    if (!header_room(c, len + 1))
+        return 1;
+    if (req->in_value || req->n_hdrs == 0) {
+        if (req->n_hdrs > 0)
+            sh_buf_addch(&req->hdrbuf, '\0');
+        if (req->n_hdrs >= c->srv->cfg.max_headers ||
+            req->n_hdrs >= sizeof req->hdrs / sizeof req->hdrs[0])
+            return 1;
+        req->hdrs[req->n_hdrs].name = (uint32_t)req->hdrbuf.len;
+        req->hdrs[req->n_hdrs].value = 0;
+        req->n_hdrs++;
+        req->in_value = false;
+    }
+    sh_buf_add(&req->hdrbuf, at, len);
+    return 0;
+}
+
+static int on_header_value(http_parser *p, const char *at, size_t len)
+{
+    struct api_conn *c = conn_of(p);
+    struct api_req *req = c->req;
+
+    if (!header_room(c, len + 1))
+        return 1;
+    if (!req->in_value) {
+        sh_buf_addch(&req->hdrbuf, '\0');
+        req->hdrs[req->n_hdrs - 1].value = (uint32_t)req->hdrbuf.len;
+        req->in_value = true;
+    }
+    sh_buf_add(&req->hdrbuf, at, len);
+    return 0;
+}
+
+static int on_headers_complete(http_parser *p)
+{
+    struct api_conn *c = conn_of(p);
+    struct api_req *req = c->req;
+    const char *expect;
+
+    if (req->n_hdrs > 0)
+        sh_buf_addch(&req->hdrbuf, '\0');
+    req->method = p->method;
+    req->chunked = (p->flags & F_CHUNKED) != 0;
+    req->has_length = (p->flags & F_CONTENTLENGTH) != 0;
+    req->content_length = req->has_length ? p->content_length : 0;
+    expect = api_req_header(req, "Expect");
+    req->expect_continue = expect && strcasecmp(expect, "100-continue") == 0;
+    if (!http_should_keep_alive(p))
+        req->close_after = true;
+    uv_timer_stop(&c->timer);
+
+    api__route(req);
+
+    if (req->resp_done && (req->chunked || req->content_length > 0)) {
+        /* Answered before the body: drain a small body, refuse a big one
+         * without reading it (the client got 100-continue never). */
+        if (req->expect_continue && !req->continue_sent)
+            req->close_after = true;
+        else if (req->chunked || req->content_length > DRAIN_MAX)
+            req->close_after = true;
+        if (req->close_after) {
+            http_parser_pause(p, 1);
+            return 0;
+        }
+    }
+    if (!req->resp_done && (req->chunked || req->content_length > 0)) {
+        if (req->hooks.on_body)
+            api__send_continue(req);
+        timer_arm(c, c->srv->cfg.body_timeout_ms);
+    }
+    return 0;
+}
+
+static int on_body(http_parser *p, const char *at, size_t len)
+{
+    struct api_conn *c = conn_of(p);
+    struct api_req *req = c->req;
+
+    req->body_seen += len;
+    if (req->hooks.on_body && !req->resp_done) {
+        if (!req->hooks.on_body(req, at, len)) {
+            http_parser_pause(p, 1);
+            return 0;
+        }
+    }
+    timer_arm(c, c->srv->cfg.body_timeout_ms);
+    return 0;
+}
+
+static int on_message_complete(http_parser *p)
+{
+    struct api_conn *c = conn_of(p);
+    struct api_req *req = c->req;
+
+    req->msg_done = true;
+    if (req->hooks.on_end && !req->resp_done)
+        req->hooks.on_end(req);
+    /* One request at a time: hold the parser until the response ends. */
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+void api__conn_settings(http_parser_settings *s);
+void api__conn_settings(http_parser_settings *s)
+{
+    memset(s, 0, sizeof *s);
+    s->on_message_begin = on_message_begin;
+    s->on_url = on_url;
+    s->on_header_field = on_header_field;
+    s->on_header_value = on_header_value;
+    s->on_headers_complete = on_headers_complete;
+    s->on_body = on_body;
+    s->on_message_complete = on_message_complete;
+}
+
+/* ------------------------------------------------------------- reading */
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct api_conn *c = h->data;
+    (void)suggested;
+    if (c->rbuf == NULL)
+        c->rbuf = sh_malloc(API_READ_BUF);
+    *buf = uv_buf_init(c->rbuf, API_READ_BUF);
+}
+
+static void linger_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread < 0)
+        api__conn_close(s->data);
+}
+
+static void linger_timeout(uv_timer_t *t)
+{
+    api__conn_close(t->data);
+}
+
+/* Close politely: stop sending, keep reading and dropping what the client
+ * still sends for a moment, so it reads our response instead of a reset. */
+static void shutdown_cb(uv_shutdown_t *sr, int status)
+{
+    struct api_conn *c = sr->data;
+    free(sr);
+    if (status < 0 || c->closing) {
+        api__conn_close(c);
+        return;
+    }
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, linger_read_cb);
+    uv_timer_start(&c->timer, linger_timeout, LINGER_MS, 0);
+}
+
+static void conn_linger_close(struct api_conn *c)
+{
+    uv_shutdown_t *sr;
+    if (c->closing)
+        return;
+    sr = sh_malloc(sizeof *sr);
+    sr->data = c;
+    if (uv_shutdown(sr, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) {
+        free(sr);
+        api__conn_close(c);
+    }
+}
+
+static void maybe_close_after_flush(struct api_conn *c)
+{
+    struct api_req *req = c->req;
+    if (c->closing || req == NULL || !req->resp_done || !req->close_after)
+        return;
+    if (c->pending_writes > 0)
+        return;
+    if (req->msg_done)
+        api__conn_close(c);
+    else
+        conn_linger_close(c);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct api_conn *c = s->data;
+    (void)buf;
+
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        api__conn_close(c);
+        return;
+    }
+    c->roff = 0;
+    c->rlen = (size_t)nread;
+    conn_parse(c);
+}
+
+static void conn_read_start(struct api_conn *c)
+{
+    if (c->reading || c->closing)
+        return;
+    if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
+        c->reading = true;
+}
+
+static void conn_read_stop(struct api_conn *c)
+{
+    if (!c->reading)
+        return;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = false;
+}
+
+/* Finish the current request and move on to the next one. */
+static void conn_next(struct api_conn *c)
+{
+    struct api_req *req = c->req;
+
+    c->req = NULL;
+    c->reqs_served++;
+    req_free(req);
+    c->paused = false;
+    http_parser_pause(&c->parser, 0);
+    timer_arm(c, c->srv->cfg.idle_timeout_ms);
+    if (!c->in_execute)
+        conn_parse(c);
+}
+
+static void conn_parse(struct api_conn *c)
+{
+    while (!c->closing && !c->paused && c->rlen > 0) {
+        size_t n;
+        enum http_errno err;
+
+        c->in_execute = true;
+        n = http_parser_execute(&c->parser, &c->srv->settings,
+                                c->rbuf + c->roff, c->rlen);
+        c->in_execute = false;
+        if (c->closing)
+            return;
+        err = HTTP_PARSER_ERRNO(&c->parser);
+        if (err == HPE_PAUSED) {
+            c->roff += n;
+            c->rlen -= n;
+            c->paused = true;
+            break;
+        }
+        if (err != HPE_OK) {
+            if (err >= HPE_CB_url && err <= HPE_CB_header_value)
+                conn_fail(c, 431, "Request Header Fields Too Large");
+            else if (err == HPE_HEADER_OVERFLOW)
+                conn_fail(c, 431, "Request Header Fields Too Large");
+            else
+                conn_fail(c, 400, "Bad Request");
+            return;
+        }
+        c->roff += n;
+        c->rlen -= n;
+    }
+    if (c->closing)
+        return;
+    if (c->paused) {
+        struct api_req *req = c->req;
+        conn_read_stop(c);
+        if (req != NULL && req->resp_done && req->msg_done &&
+            !req->close_after) {
+            conn_next(c);
+            return;
+        }
+        if (req != NULL && req->resp_done)
+            maybe_close_after_flush(c);
+        return;
+    }
+    conn_read_start(c);
+}
+
+void api__conn_resume(struct api_req *req)
+{
+    struct api_conn *c = req->conn;
+    if (c->closing || !c->paused || req->msg_done || req->resp_done)
+        return;
+    c->paused = false;
+    http_parser_pause(&c->parser, 0);
+    timer_arm(c, c->srv->cfg.body_timeout_ms);
+    if (!c->in_execute)
+        conn_parse(c);
+}
+
+void api__conn_resp_done(struct api_conn *c)
+{
+    struct api_req *req = c->req;
+
+    if (c->closing || req == NULL)
+        return;
+    if (!req->msg_done) {
+        uint64_t left = req->content_length > req->body_seen
+                            ? req->content_length - req->body_seen
+                            : 0;
+        if (req->chunked || left > DRAIN_MAX)
+            req->close_after = true;
+        if (req->close_after) {
+            c->paused = true;
+            http_parser_pause(&c->parser, 1);
+            conn_read_stop(c);
+            maybe_close_after_flush(c);
+            return;
+        }
+        /* Keep reading to drain the body; message_complete finishes. */
+        if (c->paused && !c->in_execute) {
+            c->paused = false;
+            http_parser_pause(&c->parser, 0);
+            conn_parse(c);
+        }
+        return;
+    }
+    if (req->close_after) {
+        maybe_close_after_flush(c);
+        return;
+    }
+    if (!c->in_execute)
+        conn_next(c);
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static void conn_closed(uv_handle_t *h)
+{
+    struct api_conn *c = h->data;
+    struct api_server *s = c->srv;
+    struct api_req *req = c->req;
+
+    if (--c->close_pending > 0)
+        return; /* the last of the two handles frees the connection */
+    if (req != NULL && !req->resp_done && req->abort_cb)
+        req->abort_cb(req, req->abort_arg);
+    req_free(req);
+    free(c->rbuf);
+    free(c);
+    api__server_handle_closed(s);
+}
+
+void api__conn_close(struct api_conn *c)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    c->close_pending = 2;
+    SH_QUEUE_REMOVE(&c->queue);
+    c->srv->open_handles++; /* until conn_closed */
+    uv_close((uv_handle_t *)&c->timer, conn_closed);
+    uv_close((uv_handle_t *)&c->tcp, conn_closed);
+}
+
+static void free_unaccepted(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void api__conn_accept(struct api_server *s)
+{
+    struct api_conn *c = sh_calloc(1, sizeof *c);
+
+    c->srv = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, free_unaccepted);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_timer_init(s->loop, &c->timer);
+    c->timer.data = c;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    SH_QUEUE_PUSH(&s->conns, &c->queue);
+    timer_arm(c, s->cfg.idle_timeout_ms);
+    conn_read_start(c);
+}

@@ -1,0 +1,155 @@
+/* Helpers shared by the OCI handlers: error mapping, pagination
+ * parameters, record loads and proposals that survive a vanished client. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "handlers.h"
+
+void h_fail(struct api_req *req, int code, const char *what)
+{
+    switch (code) {
+        case SH_ESHUTDOWN:
+        case SH_EUNAVAILABLE:
+        case SH_ENOTLEADER:
+        case SH_ECANCELED:
+            api_resp_header(req, "Retry-After", "1");
+            api_resp_error(req, "UNAVAILABLE", what);
+            return;
+        default:
+            SH_ERROR("%s: %s", what, sh_strerror(code));
+            api_resp_error(req, "UNKNOWN", what);
+    }
+}
+
+#define PAGE_MAX 10000
+
+bool h_page_params(struct api_req *req, size_t *n, char **last)
+{
+    char *nstr = api__query_get(req, "n");
+    *n = SIZE_MAX;
+    *last = api__query_get(req, "last");
+    if (nstr != NULL) {
+        char *end;
+        unsigned long long v;
+        errno = 0;
+        v = strtoull(nstr, &end, 10);
+        if (nstr[0] < '0' || nstr[0] > '9' || *end != '\0' || errno != 0) {
+            free(nstr);
+            free(*last);
+            *last = NULL;
+            api_resp_error(req, "PAGINATION_NUMBER_INVALID", "n must be a number");
+            return false;
+        }
+        *n = v > PAGE_MAX ? PAGE_MAX : (size_t)v;
+        free(nstr);
+    }
+    return true;
+}
+
+int h_blob_record(struct api_req *req, const char *digest,
+                  Shoal__BlobRecord **out)
+{
+    struct sh_buf key = SH_BUF_INIT;
+    char *val;
+    size_t vlen;
+    int rv;
+
+    *out = NULL;
+    meta_key_blob(&key, digest);
+    rv = meta_get(req->srv->meta, key.data, key.len, &val, &vlen);
+    sh_buf_release(&key);
+    if (rv != SH_OK)
+        return rv;
+    *out = shoal__blob_record__unpack(NULL, vlen, (uint8_t *)val);
+    free(val);
+    if (*out == NULL || (*out)->version != SH_RECORD_VERSION) {
+        if (*out)
+            shoal__blob_record__free_unpacked(*out, NULL);
+        *out = NULL;
+        return SH_ECORRUPT;
+    }
+    return SH_OK;
+}
+
+bool h_blob_linked(struct api_req *req, const char *repo, const char *digest)
+{
+    struct sh_buf key = SH_BUF_INIT;
+    bool has;
+    meta_key_link(&key, repo, digest);
+    has = meta_has(req->srv->meta, key.data, key.len);
+    sh_buf_release(&key);
+    return has;
+}
+
+int h_manifest_record(struct api_req *req, const char *repo,
+                      const char *digest, Shoal__ManifestRecord **out)
+{
+    struct sh_buf key = SH_BUF_INIT;
+    char *val;
+    size_t vlen;
+    int rv;
+
+    *out = NULL;
+    meta_key_manifest(&key, repo, digest);
+    rv = meta_get(req->srv->meta, key.data, key.len, &val, &vlen);
+    sh_buf_release(&key);
+    if (rv != SH_OK)
+        return rv;
+    *out = shoal__manifest_record__unpack(NULL, vlen, (uint8_t *)val);
+    free(val);
+    if (*out == NULL || (*out)->version != SH_RECORD_VERSION) {
+        if (*out)
+            shoal__manifest_record__free_unpacked(*out, NULL);
+        *out = NULL;
+        return SH_ECORRUPT;
+    }
+    return SH_OK;
+}
+
+struct proposal {
+    struct cons_propose_req preq; /* data = this */
+    struct api_req *req;          /* NULL once the client left */
+    h_applied_cb cb;
+    void *arg;                    /* malloc'ed or NULL; freed on abort */
+};
+
+static void proposal_abort(struct api_req *req, void *arg)
+{
+    struct proposal *p = arg;
+    (void)req;
+    p->req = NULL;
+}
+
+static void proposal_done(struct cons_propose_req *preq, int status)
+{
+    struct proposal *p = preq->data;
+    if (p->req != NULL) {
+        api_req_on_abort(p->req, NULL, NULL);
+        p->cb(p->req, status, p->arg);
+    } else {
+        free(p->arg);
+    }
+    free(p);
+}
+
+void h_propose(struct api_req *req, Shoal__Command *cmd, h_applied_cb cb,
+               void *arg)
+{
+    struct proposal *p = sh_calloc(1, sizeof *p);
+    int rv;
+
+    p->preq.data = p;
+    p->preq.cb = proposal_done;
+    p->req = req;
+    p->cb = cb;
+    p->arg = arg;
+    rv = cons_propose(req->srv->cons, &p->preq, cmd);
+    if (rv != SH_OK) {
+        free(p);
+        cb(req, rv, arg);
+        return;
+    }
+    api_req_on_abort(req, proposal_abort, p);
+}

@@ -1,0 +1,136 @@
+/* HTTP/1.1 server internals shared by server.c, conn.c, response.c and the
+ * handlers.  Internal to api/.
+ *
+ * One connection handles one request at a time.  Pipelined bytes that
+ * arrive while a response is in progress stay in the connection's read
+ * buffer with the parser paused, and reading stops (backpressure) until the
+ * response ends. */
+#ifndef SHOAL_API_HTTP_H
+#define SHOAL_API_HTTP_H
+
+#include <http_parser.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "api/api.h"
+
+#define API_READ_BUF (64 * 1024)
+
+struct api_header {
+    uint32_t name;     /* offset of the NUL-terminated name in hdrbuf */
+    uint32_t value;    /* offset of the NUL-terminated value in hdrbuf */
+};
+
+struct api_route;
+
+/* Handler hooks a request may install in its start function. */
+struct api_body_hooks {
+    /* Body bytes; return false to pause reading (resume with
+     * api__conn_resume). */
+    bool (*on_body)(struct api_req *req, const char *data, size_t len);
+    /* The whole body arrived. */
+    void (*on_end)(struct api_req *req);
+};
+
+struct api_req {
+    struct api_conn *conn;    /* owner */
+    struct api_server *srv;   /* server */
+    int method;               /* enum http_method */
+    struct sh_buf url;        /* raw request target */
+    struct sh_buf hdrbuf;     /* header names and values, NUL-separated */
+    struct api_header hdrs[128]; /* index into hdrbuf */
+    unsigned n_hdrs;          /* headers received */
+    bool in_value;            /* parser state: last callback was a value */
+    uint64_t content_length;  /* from the parser, when has_body */
+    bool has_length;          /* Content-Length was given */
+    bool chunked;             /* Transfer-Encoding: chunked */
+    uint64_t body_seen;       /* body bytes received */
+    bool expect_continue;     /* Expect: 100-continue */
+    bool continue_sent;       /* 100 Continue was written */
+
+    /* What the router found. */
+    char *path;               /* decoded path, owned */
+    char *query;              /* raw query string (after '?') or NULL; owned */
+
+    /* Handler state. */
+    struct api_body_hooks hooks; /* installed by the handler, may be empty */
+    void *hdata;              /* handler's per-request data */
+    api_abort_cb abort_cb;    /* client went away */
+    void *abort_arg;
+
+    /* Response state. */
+    struct sh_buf resp_hdrs;  /* extra headers added by api_resp_header */
+    int status;               /* status sent, 0 before */
+    bool resp_started;        /* status line written */
+    bool resp_done;           /* response complete */
+    bool msg_done;            /* request fully read */
+    bool close_after;         /* close the connection after the response */
+    uint64_t resp_left;       /* body bytes still owed by a streamed resp */
+};
+
+struct api_conn {
+    uv_tcp_t tcp;             /* the client socket; handle.data = conn */
+    uv_timer_t timer;         /* header, idle and body timeouts */
+    struct api_server *srv;   /* owner */
+    sh_queue queue;           /* in srv->conns */
+    http_parser parser;       /* data = conn */
+    char *rbuf;               /* read buffer (API_READ_BUF) */
+    size_t rlen;              /* unparsed bytes kept in rbuf (paused) */
+    size_t roff;              /* offset of the unparsed bytes */
+    bool reading;             /* uv_read_start active */
+    bool paused;              /* parser paused, waiting */
+    bool closing;             /* uv_close called */
+    int close_pending;        /* handles whose close callback is due */
+    bool in_execute;          /* inside http_parser_execute */
+    struct api_req *req;      /* current request or NULL */
+    unsigned pending_writes;  /* uv_write requests not yet completed */
+    uint64_t reqs_served;     /* keep-alive statistics */
+};
+
+struct api_server {
+    uv_loop_t *loop;            /* borrowed */
+    uv_tcp_t listener;          /* bound socket */
+    struct api_config cfg;      /* copy */
+    struct meta *meta;          /* borrowed */
+    struct cons *cons;          /* borrowed */
+    struct api_backend be;      /* copy */
+    sh_queue conns;             /* open connections */
+    bool closing;               /* api_server_close called */
+    void (*close_cb)(void *arg);
+    void *close_arg;
+    unsigned open_handles;      /* connections closing (+ the listener
+                                   once closing): freed at 0 */
+    int port;                   /* bound port */
+    http_parser_settings settings;
+};
+
+/* conn.c */
+void api__conn_accept(struct api_server *s);
+void api__conn_close(struct api_conn *c);
+/* Resume reading/parsing after a handler returned false from on_body. */
+void api__conn_resume(struct api_req *req);
+/* Called by response.c when the response is complete. */
+void api__conn_resp_done(struct api_conn *c);
+/* Write raw bytes (copied). */
+void api__conn_write_copy(struct api_conn *c, const void *data, size_t len);
+
+/* server.c: a connection closed while the server is closing. */
+void api__server_handle_closed(struct api_server *s);
+
+/* router.c */
+void api__route(struct api_req *req);
+
+/* response.c: 100 Continue if the client asked for it (before reading a
+ * body the handler wants). */
+void api__send_continue(struct api_req *req);
+
+/* oci_error.c */
+int api__error_status(const char *code);
+const char *api__error_message(const char *code);
+
+/* query helpers (router.c): value of `name` in the query string, decoded,
+ * malloc'ed; NULL if absent. */
+char *api__query_get(const struct api_req *req, const char *name);
+
+#endif

@@ -1,0 +1,187 @@
+/* Routing of the OCI API.  Names are multi-level, so the path is split into
+ * components and read from the right: ".../tags/list", ".../manifests/<ref>",
+ * ".../blobs/uploads/[<uuid>]", ".../blobs/<digest>",
+ * ".../referrers/<digest>"; what stands left of the keyword is the name. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "handlers.h"
+#include "oci.h"
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode [s, s+len) into a new string; NULL on a bad escape or an
+ * encoded NUL. */
+static char *pct_decode(const char *s, size_t len, bool plus_is_space)
+{
+    char *out = sh_malloc(len + 1);
+    size_t j = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '%') {
+            int hi, lo;
+            if (i + 2 >= len) {
+                free(out);
+                return NULL;
+            }
+            hi = hexval(s[i + 1]);
+            lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+                free(out);
+                return NULL;
+            }
+            out[j++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (plus_is_space && s[i] == '+') {
+            out[j++] = ' ';
+        } else {
+            out[j++] = s[i];
+        }
+    }
+    out[j] = '\0';
+    return out;
+}
+
+char *api__query_get(const struct api_req *req, const char *name)
+{
+    const char *q = req->query;
+    size_t nlen = strlen(name);
+
+    while (q != NULL && *q) {
+        const char *end = strchr(q, '&');
+        size_t len = end ? (size_t)(end - q) : strlen(q);
+        if (len >= nlen && strncmp(q, name, nlen) == 0 &&
+            (len == nlen || q[nlen] == '=')) {
+            if (len == nlen)
+                return sh_strdup("");
+            return pct_decode(q + nlen + 1, len - nlen - 1, true);
+        }
+        q = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+static void route_v2(struct api_req *req, char *rest)
+{
+    char *comps[300];
+    size_t n = 0;
+    char *p = rest;
+    char *name = NULL;
+    size_t name_end;   /* number of components that form the name */
+    enum { R_TAGS, R_MANIFEST, R_UPLOAD, R_BLOB, R_REFERRERS } kind;
+    const char *ref = NULL;
+
+    /* Split on '/', keeping empty components (a trailing slash matters for
+     * uploads/). */
+    for (;;) {
+        char *slash = strchr(p, '/');
+        if (n == sizeof comps / sizeof comps[0]) {
+            api_resp_error(req, "NAME_INVALID", "too many path components");
+            return;
+        }
+        comps[n++] = p;
+        if (slash == NULL)
+            break;
+        *slash = '\0';
+        p = slash + 1;
+    }
+
+    if (n >= 3 && strcmp(comps[n - 2], "tags") == 0 &&
+        strcmp(comps[n - 1], "list") == 0) {
+        kind = R_TAGS;
+        name_end = n - 2;
+    } else if (n >= 3 && strcmp(comps[n - 2], "manifests") == 0) {
+        kind = R_MANIFEST;
+        name_end = n - 2;
+        ref = comps[n - 1];
+    } else if (n >= 4 && strcmp(comps[n - 3], "blobs") == 0 &&
+               strcmp(comps[n - 2], "uploads") == 0) {
+        kind = R_UPLOAD;
+        name_end = n - 3;
+        ref = comps[n - 1][0] ? comps[n - 1] : NULL;
+    } else if (n >= 3 && strcmp(comps[n - 2], "blobs") == 0 &&
+               strcmp(comps[n - 1], "uploads") == 0) {
+        kind = R_UPLOAD;
+        name_end = n - 2;
+    } else if (n >= 3 && strcmp(comps[n - 2], "blobs") == 0) {
+        kind = R_BLOB;
+        name_end = n - 2;
+        ref = comps[n - 1];
+    } else if (n >= 3 && strcmp(comps[n - 2], "referrers") == 0) {
+        kind = R_REFERRERS;
+        name_end = n - 2;
+        ref = comps[n - 1];
+    } else {
+        api_resp_error(req, "NOT_FOUND", NULL);
+        return;
+    }
+
+    /* Re-join the name components. */
+    for (size_t i = 1; i < name_end; i++)
+        comps[i][-1] = '/';
+    name = comps[0];
+    if (name_end == 0 || !oci_name_valid(name, strlen(name))) {
+        api_resp_error(req, "NAME_INVALID", "invalid repository name");
+        return;
+    }
+
+    switch (kind) {
+        case R_TAGS:
+            h_tags(req, name);
+            break;
+        case R_MANIFEST:
+            h_manifest(req, name, ref);
+            break;
+        case R_UPLOAD:
+            h_upload(req, name, ref);
+            break;
+        case R_BLOB:
+            h_blob(req, name, ref);
+            break;
+        case R_REFERRERS:
+            h_referrers(req, name, ref);
+            break;
+    }
+}
+
+void api__route(struct api_req *req)
+{
+    const char *url = req->url.data;
+    const char *qmark = strchr(url, '?');
+    size_t plen = qmark ? (size_t)(qmark - url) : req->url.len;
+
+    req->path = pct_decode(url, plen, false);
+    if (req->path == NULL || req->path[0] != '/') {
+        free(req->path);
+        req->path = sh_strdup("/");
+        api_resp_error(req, "NOT_FOUND", "malformed path");
+        return;
+    }
+    if (qmark)
+        req->query = sh_strdup(qmark + 1);
+
+    if (strcmp(req->path, "/v2/") == 0 || strcmp(req->path, "/v2") == 0) {
+        h_base(req);
+        return;
+    }
+    if (strcmp(req->path, "/v2/_catalog") == 0) {
+        h_catalog(req);
+        return;
+    }
+    if (strncmp(req->path, "/v2/", 4) == 0) {
+        char *rest = sh_strdup(req->path + 4);
+        route_v2(req, rest);
+        free(rest);
+        return;
+    }
+    api_resp_error(req, "NOT_FOUND", NULL);
+}

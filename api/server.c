@@ -1,0 +1,118 @@
+/* Listener and connection table.  Closing stops the listener, closes every
+ * connection (their handlers get the abort callback) and reports once the
+ * last handle is closed. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+void api__conn_settings(http_parser_settings *s);
+
+void api_config_defaults(struct api_config *cfg)
+{
+    cfg->max_header_bytes = 16 * 1024;
+    cfg->max_headers = 100;
+    cfg->header_timeout_ms = 10000;
+    cfg->idle_timeout_ms = 60000;
+    cfg->body_timeout_ms = 60000;
+    cfg->trust_forwarded = false;
+    cfg->absolute_location = false;
+}
+
+int api_server_init(struct api_server **out,
+                    uv_loop_t *loop,
+                    const struct api_config *cfg,
+                    struct meta *meta,
+                    struct cons *cons,
+                    const struct api_backend *backend,
+                    char *errmsg)
+{
+    struct api_server *s = sh_calloc(1, sizeof *s);
+
+    (void)errmsg;
+    s->loop = loop;
+    s->cfg = *cfg;
+    s->meta = meta;
+    s->cons = cons;
+    s->be = *backend;
+    SH_QUEUE_INIT(&s->conns);
+    api__conn_settings(&s->settings);
+    uv_tcp_init(loop, &s->listener);
+    s->listener.data = s;
+    *out = s;
+    return SH_OK;
+}
+
+static void on_connection(uv_stream_t *l, int status)
+{
+    struct api_server *s = l->data;
+    if (status < 0) {
+        SH_WARN("accept failed: %s", uv_strerror(status));
+        return;
+    }
+    api__conn_accept(s);
+}
+
+int api_server_listen(struct api_server *s, char *errmsg)
+{
+    struct sockaddr_storage addr;
+    int rv;
+    int namelen = sizeof addr;
+
+    if (strchr(s->cfg.host, ':') != NULL)
+        rv = uv_ip6_addr(s->cfg.host, s->cfg.port, (struct sockaddr_in6 *)&addr);
+    else
+        rv = uv_ip4_addr(s->cfg.host, s->cfg.port, (struct sockaddr_in *)&addr);
+    if (rv != 0) {
+        sh_errmsg_printf(errmsg, "invalid listen address '%s'", s->cfg.host);
+        return SH_EINVAL;
+    }
+    rv = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0);
+    if (rv == 0)
+        rv = uv_listen((uv_stream_t *)&s->listener, 1024, on_connection);
+    if (rv != 0) {
+        sh_errmsg_printf(errmsg, "unable to listen on '%s:%d': %s", s->cfg.host,
+                         s->cfg.port, uv_strerror(rv));
+        return SH_EIO;
+    }
+    uv_tcp_getsockname(&s->listener, (struct sockaddr *)&addr, &namelen);
+    if (addr.ss_family == AF_INET6)
+        s->port = ntohs(((struct sockaddr_in6 *)&addr)->sin6_port);
+    else
+        s->port = ntohs(((struct sockaddr_in *)&addr)->sin_port);
+    return SH_OK;
+}
+
+int api_server_port(const struct api_server *s)
+{
+    return s->port;
+}
+
+void api__server_handle_closed(struct api_server *s)
+{
+    if (--s->open_handles == 0 && s->closing) {
+        void (*cb)(void *) = s->close_cb;
+        void *arg = s->close_arg;
+        free(s);
+        if (cb)
+            cb(arg);
+    }
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+    api__server_handle_closed(h->data);
+}
+
+void api_server_close(struct api_server *s, void (*cb)(void *arg), void *arg)
+{
+    s->closing = true;
+    s->close_cb = cb;
+    s->close_arg = arg;
+    s->open_handles++; /* the listener */
+    while (!SH_QUEUE_IS_EMPTY(&s->conns)) {
+        sh_queue *q = SH_QUEUE_HEAD(&s->conns);
+        api__conn_close(SH_QUEUE_DATA(q, struct api_conn, queue));
+    }
+    uv_close((uv_handle_t *)&s->listener, listener_closed);
+}

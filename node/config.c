@@ -1,0 +1,196 @@
+/* Configuration as one declarative table (redis config.c): each option has
+ * its name, type, bounds, default and help in one row; parsing, --help and
+ * validation all come from the table. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node.h"
+
+enum opt_type { OPT_STRING, OPT_BOOL, OPT_INT };
+
+struct opt {
+    const char *name;
+    enum opt_type type;
+    size_t offset;     /* field in struct node_config */
+    const char *def;   /* default, as text */
+    long min, max;     /* bounds of OPT_INT */
+    const char *help;
+};
+
+#define F(field) offsetof(struct node_config, field)
+
+static const struct opt opts[] = {
+    {"listen", OPT_STRING, F(listen), "127.0.0.1:5000", 0, 0,
+     "address of the registry API (HOST:PORT)"},
+    {"data", OPT_STRING, F(data_dir), "./shoal-data", 0, 0,
+     "directory for metadata, shards and upload spools"},
+    {"log-level", OPT_STRING, F(log_level), "info", 0, 0,
+     "debug, info, warn or error"},
+    {"trust-forwarded", OPT_BOOL, F(trust_forwarded), "false", 0, 0,
+     "build Location headers from X-Forwarded-Proto/Host (behind a proxy)"},
+    {"absolute-location", OPT_BOOL, F(absolute_location), "false", 0, 0,
+     "send absolute Location URLs built from Host (default: relative)"},
+    {"header-timeout", OPT_INT, F(header_timeout_s), "10", 1, 3600,
+     "seconds a client has to send a complete request header"},
+    {"idle-timeout", OPT_INT, F(idle_timeout_s), "60", 1, 86400,
+     "seconds an idle keep-alive connection stays open"},
+    {"body-timeout", OPT_INT, F(body_timeout_s), "60", 1, 86400,
+     "seconds without progress on a request or response body"},
+    {"max-header-kib", OPT_INT, F(max_header_kib), "16", 1, 1024,
+     "limit on request line plus headers, in KiB"},
+    {"max-headers", OPT_INT, F(max_headers), "100", 8, 128,
+     "limit on the number of request headers"},
+    {"upload-expiry", OPT_INT, F(upload_expiry_s), "3600", 10, 604800,
+     "seconds after which an idle upload session is discarded"},
+    {"threadpool", OPT_INT, F(threadpool), "8", 1, 128,
+     "threads for disk I/O, hashing and fsync"},
+};
+
+#define N_OPTS (sizeof opts / sizeof opts[0])
+
+static const struct opt *find(const char *name)
+{
+    for (size_t i = 0; i < N_OPTS; i++) {
+        if (strcmp(opts[i].name, name) == 0)
+            return &opts[i];
+    }
+    return NULL;
+}
+
+static int parse_into(struct node_config *cfg, const struct opt *o,
+                      const char *value, char *errmsg)
+{
+    char *field = (char *)cfg + o->offset;
+
+    switch (o->type) {
+        case OPT_STRING:
+            if (value[0] == '\0') {
+                sh_errmsg_printf(errmsg, "option '%s' needs a value", o->name);
+                return SH_EINVAL;
+            }
+            free(*(char **)field);
+            *(char **)field = sh_strdup(value);
+            return SH_OK;
+        case OPT_BOOL:
+            if (strcmp(value, "true") == 0 || strcmp(value, "on") == 0 ||
+                strcmp(value, "yes") == 0 || strcmp(value, "1") == 0) {
+                *(bool *)field = true;
+            } else if (strcmp(value, "false") == 0 || strcmp(value, "off") == 0 ||
+                       strcmp(value, "no") == 0 || strcmp(value, "0") == 0) {
+                *(bool *)field = false;
+            } else {
+                sh_errmsg_printf(errmsg, "option '%s' takes true or false, not '%s'",
+                                 o->name, value);
+                return SH_EINVAL;
+            }
+            return SH_OK;
+        case OPT_INT: {
+            char *end;
+            long v;
+            errno = 0;
+            v = strtol(value, &end, 10);
+            if (errno != 0 || end == value || *end != '\0' || v < o->min ||
+                v > o->max) {
+                sh_errmsg_printf(errmsg, "option '%s' takes a number from %ld to %ld, not '%s'",
+                                 o->name, o->min, o->max, value);
+                return SH_EINVAL;
+            }
+            *(int *)field = (int)v;
+            return SH_OK;
+        }
+    }
+    return SH_EINVAL;
+}
+
+void node_config_defaults(struct node_config *cfg)
+{
+    char errmsg[SH_ERRMSG_SIZE];
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < N_OPTS; i++) {
+        int rv = parse_into(cfg, &opts[i], opts[i].def, errmsg);
+        POST(rv == SH_OK);
+    }
+}
+
+int node_config_set(struct node_config *cfg, const char *name,
+                    const char *value, char *errmsg)
+{
+    const struct opt *o = find(name);
+    if (o == NULL) {
+        sh_errmsg_printf(errmsg, "unknown option '%s'", name);
+        return SH_EINVAL;
+    }
+    if (strcmp(name, "log-level") == 0 && sh_log_level_parse(value) < 0) {
+        sh_errmsg_printf(errmsg, "unknown log level '%s'", value);
+        return SH_EINVAL;
+    }
+    return parse_into(cfg, o, value, errmsg);
+}
+
+static char *trim(char *s)
+{
+    char *end;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    end = s + strlen(s);
+    while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\n' ||
+                       end[-1] == '\r'))
+        *--end = '\0';
+    return s;
+}
+
+int node_config_load(struct node_config *cfg, const char *path, char *errmsg)
+{
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    int lineno = 0;
+
+    if (f == NULL) {
+        sh_errmsg_printf(errmsg, "unable to open config '%s'", path);
+        return SH_EIO;
+    }
+    while (fgets(line, sizeof line, f) != NULL) {
+        char *s = trim(line);
+        char *eq;
+        int rv;
+
+        lineno++;
+        if (*s == '\0' || *s == '#')
+            continue;
+        eq = strchr(s, '=');
+        if (eq == NULL) {
+            sh_errmsg_printf(errmsg, "%s:%d: expected 'name = value'", path, lineno);
+            fclose(f);
+            return SH_EINVAL;
+        }
+        *eq = '\0';
+        rv = node_config_set(cfg, trim(s), trim(eq + 1), errmsg);
+        if (rv != SH_OK) {
+            sh_errmsg_wrapf(errmsg, "%s:%d", path, lineno);
+            fclose(f);
+            return rv;
+        }
+    }
+    fclose(f);
+    return SH_OK;
+}
+
+void node_config_usage(FILE *out)
+{
+    for (size_t i = 0; i < N_OPTS; i++)
+        fprintf(out, "  --%-20s %s (default: %s)\n", opts[i].name, opts[i].help,
+                opts[i].def);
+}
+
+void node_config_release(struct node_config *cfg)
+{
+    for (size_t i = 0; i < N_OPTS; i++) {
+        if (opts[i].type == OPT_STRING) {
+            char **field = (char **)((char *)cfg + opts[i].offset);
+            free(*field);
+            *field = NULL;
+        }
+    }
+}

@@ -1,0 +1,154 @@
+/* Process wiring: start order storage -> consensus -> data plane -> api;
+ * stop in reverse, each step from the previous one's close callback. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "node.h"
+
+struct node {
+    uv_loop_t *loop;               /* borrowed */
+    struct meta *meta;             /* leveldb state */
+    struct shard_store *shards;    /* shard files */
+    struct cons *cons;             /* state machine */
+    struct node_dataplane dp;      /* uploads and reads */
+    struct api_server *api;        /* public API */
+    void (*stop_cb)(void *arg);
+    void *stop_arg;
+};
+
+static int split_listen(const char *listen, char **host, int *port, char *errmsg)
+{
+    const char *colon = strrchr(listen, ':');
+    char *end;
+    long p;
+
+    if (colon == NULL || colon == listen) {
+        sh_errmsg_printf(errmsg, "listen address '%s' is not HOST:PORT", listen);
+        return SH_EINVAL;
+    }
+    p = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || p < 0 || p > 65535 || end == colon + 1) {
+        sh_errmsg_printf(errmsg, "invalid port in '%s'", listen);
+        return SH_EINVAL;
+    }
+    if (listen[0] == '[' && colon[-1] == ']')
+        *host = sh_strndup(listen + 1, (size_t)(colon - listen - 2));
+    else
+        *host = sh_strndup(listen, (size_t)(colon - listen));
+    *port = (int)p;
+    return SH_OK;
+}
+
+int node_start(struct node **out, uv_loop_t *loop,
+               const struct node_config *cfg, char *errmsg)
+{
+    struct node *n = sh_calloc(1, sizeof *n);
+    struct api_config acfg;
+    struct api_backend be;
+    char *meta_dir = NULL;
+    char *host = NULL;
+    int rv;
+
+    n->loop = loop;
+    rv = split_listen(cfg->listen, &host, &acfg.port, errmsg);
+    if (rv != SH_OK)
+        goto err;
+    rv = durable_mkdirs(cfg->data_dir);
+    if (rv != SH_OK) {
+        sh_errmsg_printf(errmsg, "unable to create data directory '%s'",
+                         cfg->data_dir);
+        goto err;
+    }
+    meta_dir = sh_asprintf("%s/meta", cfg->data_dir);
+    rv = meta_open(meta_dir, &n->meta, errmsg);
+    if (rv != SH_OK)
+        goto err;
+    rv = shard_store_open(cfg->data_dir, &n->shards, errmsg);
+    if (rv != SH_OK)
+        goto err_after_meta;
+    rv = cons_init(&n->cons, loop, n->meta, errmsg);
+    if (rv != SH_OK)
+        goto err_after_shards;
+    node__uploads_init(&n->dp.uploads, loop, n->shards, n->meta, n->cons,
+                       (unsigned)cfg->upload_expiry_s);
+    node__reads_init(&n->dp.reads, loop, n->shards);
+
+    memset(&be, 0, sizeof be);
+    be.data = &n->dp;
+    node__uploads_backend(n->dp.uploads, &be);
+    node__reads_backend(n->dp.reads, &be);
+    api_config_defaults(&acfg);
+    acfg.host = host;
+    acfg.max_header_bytes = (unsigned)cfg->max_header_kib * 1024;
+    acfg.max_headers = (unsigned)cfg->max_headers;
+    acfg.header_timeout_ms = (unsigned)cfg->header_timeout_s * 1000;
+    acfg.idle_timeout_ms = (unsigned)cfg->idle_timeout_s * 1000;
+    acfg.body_timeout_ms = (unsigned)cfg->body_timeout_s * 1000;
+    acfg.trust_forwarded = cfg->trust_forwarded;
+    acfg.absolute_location = cfg->absolute_location;
+    rv = split_listen(cfg->listen, &host, &acfg.port, errmsg);
+    free((char *)acfg.host);
+    acfg.host = host;
+    rv = api_server_init(&n->api, loop, &acfg, n->meta, n->cons, &be, errmsg);
+    if (rv == SH_OK)
+        rv = api_server_listen(n->api, errmsg);
+    free(host);
+    host = NULL;
+    if (rv != SH_OK)
+        goto err_after_api;
+    SH_INFO("shoal listening on %s (data in %s)", cfg->listen, cfg->data_dir);
+    free(meta_dir);
+    *out = n;
+    return SH_OK;
+
+err_after_api:
+    /* The listener failed: nothing is connected, close synchronously enough
+     * for a process about to exit. */
+    api_server_close(n->api, NULL, NULL);
+    node__uploads_close(n->dp.uploads);
+    node__reads_close(n->dp.reads);
+    cons_close(n->cons, NULL, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+err_after_shards:
+    shard_store_close(n->shards);
+err_after_meta:
+    meta_close(n->meta);
+err:
+    free(host);
+    free(meta_dir);
+    free(n);
+    return rv;
+}
+
+int node_port(const struct node *n)
+{
+    return api_server_port(n->api);
+}
+
+static void cons_closed(void *arg)
+{
+    struct node *n = arg;
+    void (*cb)(void *) = n->stop_cb;
+    void *cb_arg = n->stop_arg;
+
+    shard_store_close(n->shards);
+    meta_close(n->meta);
+    free(n);
+    if (cb)
+        cb(cb_arg);
+}
+
+static void api_closed(void *arg)
+{
+    struct node *n = arg;
+    node__uploads_close(n->dp.uploads);
+    node__reads_close(n->dp.reads);
+    cons_close(n->cons, cons_closed, n);
+}
+
+void node_stop(struct node *n, void (*cb)(void *arg), void *arg)
+{
+    n->stop_cb = cb;
+    n->stop_arg = arg;
+    api_server_close(n->api, api_closed, n);
+}

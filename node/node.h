@@ -1,0 +1,81 @@
+/* node: the process.  Wiring of storage, consensus and api; configuration;
+ * the data plane behind api's backend (upload sessions, blob streaming).
+ * Used by main.c and tests only. */
+#ifndef SHOAL_NODE_H
+#define SHOAL_NODE_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "api/api.h"
+#include "consensus/consensus.h"
+#include "proto/proto.h"
+#include "storage/storage.h"
+
+/* ---------------------------------------------------------------- config */
+
+struct node_config {
+    char *listen;              /* HOST:PORT of the public API */
+    char *data_dir;            /* root of everything this node stores */
+    char *log_level;           /* debug, info, warn, error */
+    bool trust_forwarded;      /* honour X-Forwarded-Proto/Host */
+    bool absolute_location;    /* absolute Location headers */
+    int header_timeout_s;      /* complete request header within */
+    int idle_timeout_s;        /* keep-alive idle limit */
+    int body_timeout_s;        /* body/progress stall limit */
+    int max_header_kib;        /* request line + headers */
+    int max_headers;           /* header count */
+    int upload_expiry_s;       /* idle upload sessions are discarded after */
+    int threadpool;            /* libuv thread pool size */
+};
+
+/* Fill every field with its default (the table in config.c). */
+void node_config_defaults(struct node_config *cfg);
+/* Set one option by name ("listen", "data", ...) from text.  Returns
+ * SH_EINVAL with errmsg for an unknown name or a value out of bounds; the
+ * config is unchanged then. */
+int node_config_set(struct node_config *cfg, const char *name,
+                    const char *value, char *errmsg);
+/* Read "name = value" lines (# comments) from a file. */
+int node_config_load(struct node_config *cfg, const char *path, char *errmsg);
+/* Print the options with defaults and help (for --help and the example
+ * config). */
+void node_config_usage(FILE *out);
+void node_config_release(struct node_config *cfg);
+
+/* ----------------------------------------------------------------- node */
+
+struct node; /* opaque */
+
+/* Open storage, start consensus and the API on `loop`.  Returns SH_* with
+ * errmsg on failure (nothing left running). */
+int node_start(struct node **out, uv_loop_t *loop,
+               const struct node_config *cfg, char *errmsg);
+/* Close everything in reverse order; cb(arg) when done and freed. */
+void node_stop(struct node *n, void (*cb)(void *arg), void *arg);
+int node_port(const struct node *n);
+
+/* ---------------------------------------------------- internal to node/ */
+
+/* What api_backend.data points at: the data-plane parts of a node. */
+struct node_dataplane {
+    struct node_uploads *uploads;
+    struct node_reads *reads;
+};
+
+struct node_uploads; /* upload.c */
+int node__uploads_init(struct node_uploads **out, uv_loop_t *loop,
+                       struct shard_store *shards, struct meta *meta,
+                       struct cons *cons, unsigned expiry_s);
+void node__uploads_close(struct node_uploads *u);
+void node__uploads_backend(struct node_uploads *u, struct api_backend *be);
+
+struct node_reads; /* blob_read.c */
+void node__reads_init(struct node_reads **out, uv_loop_t *loop,
+                      struct shard_store *shards);
+void node__reads_close(struct node_reads *r);
+void node__reads_backend(struct node_reads *r, struct api_backend *be);
+
+#endif

@@ -1,0 +1,496 @@
+/* Upload sessions: the owner node's side of a blob push.
+ *
+ * The happy path: upload_create makes a session with a spool shard writer
+ * -> request bodies are copied into the active buffer -> a full buffer goes
+ * to the thread pool, which appends it to the spool and feeds the sha256
+ * (one work item at a time per session, so bytes stay in order) -> reading
+ * pauses while both buffers are busy (memory per session is bounded by
+ * 2 x UP_CHUNK, whatever the blob size) -> commit flushes, compares the
+ * digest, finishes the shard (fsync + rename: durable), proposes
+ * BlobCommit and reports once it is applied.
+ *
+ * States (STYLE habit 7):
+ *   OPEN      accepting bytes; may be held by one request at a time
+ *   COMMITTING  flush, verify, finish, propose in progress
+ *   DONE      committed or cancelled; freed when no work is in flight
+ *
+ * Possible failure modes are: a digest mismatch (spool discarded, session
+ * gone, SH_EDIGEST), an I/O error while spooling (sticky: every later
+ * operation reports it), the session expiring while idle (its spool is
+ * deleted), shutdown (sessions are dropped; spools are removed at the next
+ * start, they were never acknowledged as blobs). */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "node.h"
+
+#define UP_CHUNK (4u * 1024 * 1024)
+/* Room over UP_CHUNK so one body callback (at most one read buffer) always
+ * fits. */
+#define UP_SLACK (256u * 1024)
+
+enum up_state { UP_OPEN, UP_COMMITTING, UP_DONE };
+
+struct api_upload {
+    struct node_uploads *mgr;   /* owner */
+    sh_queue link;              /* in mgr->sessions */
+    enum up_state state;        /* see the file comment */
+    char uuid[37];              /* session id */
+    char *repo;                 /* repository it was created for */
+    struct shard_writer *w;     /* spool; NULL once finished or aborted */
+    struct digest_ctx *sha256;  /* hash of every byte spooled */
+    uint64_t offset;            /* bytes accepted (buffered or spooled) */
+    bool held;                  /* a request is using the session */
+    uint64_t last_used;         /* loop time (ms) of the last release */
+    int error;                  /* sticky spool error */
+
+    /* Buffers: `fill` is written on the loop; `busy` is in the pool. */
+    char *buf[2];               /* UP_CHUNK + UP_SLACK each */
+    size_t len[2];              /* bytes in each buffer */
+    int active;                 /* buffer receiving body bytes */
+    bool working;               /* a work item is in flight */
+    uv_work_t work;             /* spools buf[!active] or runs commit */
+    int work_buf;               /* buffer the work item spools, or -1 */
+    int work_status;            /* result of the work item */
+
+    void (*resume)(void *arg);  /* paused reader to wake */
+    void *resume_arg;
+    api_upload_cb flush_cb;     /* waiting for every byte to be spooled */
+    void *flush_arg;
+
+    /* Commit. */
+    char *digest;               /* expected digest */
+    api_upload_cb commit_cb;
+    void *commit_arg;
+    struct cons_propose_req preq;
+    uint64_t size;              /* final size */
+};
+
+struct node_uploads {
+    uv_loop_t *loop;            /* borrowed */
+    struct shard_store *shards; /* borrowed */
+    struct meta *meta;          /* borrowed */
+    struct cons *cons;          /* borrowed */
+    sh_queue sessions;          /* every live api_upload */
+    uv_timer_t expiry;          /* sweeps idle sessions */
+    uint64_t expiry_ms;         /* idle limit */
+    bool closing;
+};
+
+static void kick(struct api_upload *up);
+
+static void session_free(struct api_upload *up)
+{
+    SH_QUEUE_REMOVE(&up->link);
+    if (up->w)
+        shard_writer_abort(up->w);
+    if (up->sha256)
+        digest_ctx_free(up->sha256);
+    free(up->buf[0]);
+    free(up->buf[1]);
+    free(up->repo);
+    free(up->digest);
+    free(up);
+}
+
+/* Mark DONE and free now, or when the work in flight returns. */
+static void session_end(struct api_upload *up)
+{
+    up->state = UP_DONE;
+    up->resume = NULL;
+    if (!up->working)
+        session_free(up);
+}
+
+static void make_uuid(char *out)
+{
+    unsigned char r[16];
+    static const char hex[] = "0123456789abcdef";
+    size_t j = 0;
+
+    if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+        for (size_t i = 0; i < sizeof r; i++)
+            r[i] = (unsigned char)rand();
+    }
+    r[6] = (r[6] & 0x0f) | 0x40; /* version 4 */
+    r[8] = (r[8] & 0x3f) | 0x80; /* variant */
+    for (size_t i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[j++] = '-';
+        out[j++] = hex[r[i] >> 4];
+        out[j++] = hex[r[i] & 15];
+    }
+    out[j] = '\0';
+}
+
+/* ---------------------------------------------------------- spooling */
+
+static void spool_work(uv_work_t *w)
+{
+    struct api_upload *up = w->data;
+    int b = up->work_buf;
+
+    up->work_status = shard_writer_append(up->w, up->buf[b], up->len[b]);
+    if (up->work_status == SH_OK)
+        digest_ctx_update(up->sha256, up->buf[b], up->len[b]);
+}
+
+static void noop_work(uv_work_t *w)
+{
+    (void)w;
+}
+
+static void spool_done(uv_work_t *w, int status)
+{
+    struct api_upload *up = w->data;
+    (void)status;
+
+    up->working = false;
+    if (up->work_buf >= 0)
+        up->len[up->work_buf] = 0;
+    if (up->work_status != SH_OK && up->error == SH_OK)
+        up->error = up->work_status;
+    if (up->state == UP_DONE) {
+        session_free(up);
+        return;
+    }
+    kick(up);
+}
+
+/* Move work forward: spool a full buffer, or everything when a flush or
+ * commit waits; complete the flush when nothing is left. */
+static void kick(struct api_upload *up)
+{
+    int a = up->active;
+    bool want_all = up->flush_cb != NULL;
+
+    if (up->working)
+        return;
+    if (up->error == SH_OK &&
+        (up->len[a] >= UP_CHUNK || (want_all && up->len[a] > 0))) {
+        up->work_buf = a;
+        up->active = !a;
+        up->working = true;
+        up->work.data = up;
+        uv_queue_work(up->mgr->loop, &up->work, spool_work, spool_done);
+    } else if (want_all) {
+        api_upload_cb cb = up->flush_cb;
+        void *arg = up->flush_arg;
+        up->flush_cb = NULL;
+        cb(arg, up->error);
+        return;
+    }
+    if (up->resume != NULL && up->len[up->active] < UP_CHUNK) {
+        void (*resume)(void *) = up->resume;
+        void *arg = up->resume_arg;
+        up->resume = NULL;
+        resume(arg);
+    }
+}
+
+/* ---------------------------------------------------- backend functions */
+
+static int be_upload_create(void *data, const char *repo, char *uuid,
+                            struct api_upload **out)
+{
+    struct node_uploads *mgr = ((struct node_dataplane *)data)->uploads;
+    struct api_upload *up;
+    int rv;
+
+    if (mgr->closing)
+        return SH_ESHUTDOWN;
+    up = sh_calloc(1, sizeof *up);
+    up->mgr = mgr;
+    make_uuid(up->uuid);
+    rv = shard_writer_open(mgr->shards, up->uuid, &up->w);
+    if (rv != SH_OK) {
+        free(up);
+        return rv;
+    }
+    up->repo = sh_strdup(repo);
+    up->sha256 = digest_ctx_new(DIGEST_SHA256);
+    up->buf[0] = sh_malloc(UP_CHUNK + UP_SLACK);
+    up->buf[1] = sh_malloc(UP_CHUNK + UP_SLACK);
+    up->work_buf = -1;
+    up->held = true;
+    up->state = UP_OPEN;
+    SH_QUEUE_PUSH(&mgr->sessions, &up->link);
+    strcpy(uuid, up->uuid);
+    *out = up;
+    return SH_OK;
+}
+
+static int be_upload_acquire(void *data, const char *repo, const char *uuid,
+                             struct api_upload **out)
+{
+    struct node_uploads *mgr = ((struct node_dataplane *)data)->uploads;
+    sh_queue *q;
+
+    SH_QUEUE_FOREACH(q, &mgr->sessions)
+    {
+        struct api_upload *up = SH_QUEUE_DATA(q, struct api_upload, link);
+        if (strcmp(up->uuid, uuid) != 0)
+            continue;
+        if (up->state != UP_OPEN || strcmp(up->repo, repo) != 0)
+            return SH_ENOTFOUND;
+        if (up->held || up->working)
+            return SH_EBUSY;
+        up->held = true;
+        *out = up;
+        return SH_OK;
+    }
+    return SH_ENOTFOUND;
+}
+
+static uint64_t be_upload_offset(struct api_upload *up)
+{
+    return up->offset;
+}
+
+static bool be_upload_append(struct api_upload *up, const void *data,
+                             size_t len, void (*resume)(void *arg), void *arg)
+{
+    int a = up->active;
+
+    PRE(up->state == UP_OPEN && up->held);
+    PRE(len <= UP_SLACK);
+    if (up->len[a] + len > UP_CHUNK + UP_SLACK) {
+        /* Cannot happen with the pause protocol; stay safe anyway. */
+        IMPOSSIBLE("upload buffer overrun");
+    }
+    memcpy(up->buf[a] + up->len[a], data, len);
+    up->len[a] += len;
+    up->offset += len;
+    kick(up);
+    if (up->len[up->active] >= UP_CHUNK) {
+        up->resume = resume;
+        up->resume_arg = arg;
+        return true;
+    }
+    return false;
+}
+
+static void be_upload_flush(struct api_upload *up, api_upload_cb cb, void *arg)
+{
+    PRE(up->flush_cb == NULL);
+    up->flush_cb = cb;
+    up->flush_arg = arg;
+    if (!up->working && up->len[up->active] == 0) {
+        /* Nothing to spool: still answer from the loop, not from here. */
+        up->work_buf = -1;
+        up->work_status = SH_OK;
+        up->working = true;
+        up->work.data = up;
+        uv_queue_work(up->mgr->loop, &up->work, noop_work, spool_done);
+        return;
+    }
+    kick(up);
+}
+
+static void be_upload_release(struct api_upload *up)
+{
+    up->held = false;
+    up->resume = NULL;
+    up->last_used = uv_now(up->mgr->loop);
+}
+
+static void be_upload_cancel(struct api_upload *up)
+{
+    up->held = false;
+    session_end(up);
+}
+
+/* ---------------------------------------------------------------- commit */
+
+static void commit_fail(struct api_upload *up, int status)
+{
+    api_upload_cb cb = up->commit_cb;
+    void *arg = up->commit_arg;
+    session_end(up);
+    cb(arg, status);
+}
+
+static void commit_applied(struct cons_propose_req *preq, int status)
+{
+    struct api_upload *up = preq->data;
+    api_upload_cb cb = up->commit_cb;
+    void *arg = up->commit_arg;
+
+    if (status != SH_OK)
+        SH_ERROR("blob %s: commit failed: %s", up->digest, sh_strerror(status));
+    else
+        SH_INFO("blob %s committed (%llu bytes) in %s", up->digest,
+                (unsigned long long)up->size, up->repo);
+    session_end(up);
+    cb(arg, status);
+}
+
+/* Pool: verify the digest and make the shard durable. */
+static void finish_work(uv_work_t *w)
+{
+    struct api_upload *up = w->data;
+    char got[DIGEST_MAX_STR];
+    enum digest_algo algo;
+
+    up->work_status = digest_parse(up->digest, strlen(up->digest), &algo);
+    if (up->work_status != SH_OK)
+        return;
+    if (algo == DIGEST_SHA256) {
+        digest_ctx_final(up->sha256, got);
+    } else {
+        /* Only sha256 is hashed while streaming; other algorithms read the
+         * spool back once. */
+        up->work_status = shard_writer_rehash(up->w, algo, got);
+        if (up->work_status != SH_OK)
+            return;
+    }
+    if (strcmp(got, up->digest) != 0) {
+        up->work_status = SH_EDIGEST;
+        return;
+    }
+    up->size = shard_writer_size(up->w);
+    /* Durability point of the blob bytes (fsync + rename + fsync dir). */
+    up->work_status = shard_writer_finish(up->w, up->digest, 0);
+    up->w = NULL;
+}
+
+static void finish_done(uv_work_t *w, int status)
+{
+    struct api_upload *up = w->data;
+    Shoal__Command cmd = SHOAL__COMMAND__INIT;
+    Shoal__BlobCommit op = SHOAL__BLOB_COMMIT__INIT;
+    Shoal__BlobRecord rec = SHOAL__BLOB_RECORD__INIT;
+    Shoal__Layout layout = SHOAL__LAYOUT__INIT;
+    Shoal__ShardPlacement place = SHOAL__SHARD_PLACEMENT__INIT;
+    Shoal__ShardPlacement *places[1] = {&place};
+    int rv;
+
+    (void)status;
+    up->working = false;
+    if (up->work_status != SH_OK) {
+        if (up->work_status == SH_EDIGEST)
+            SH_INFO("upload %s: digest mismatch for %s", up->uuid, up->digest);
+        commit_fail(up, up->work_status);
+        return;
+    }
+    /* One node: the whole blob is shard 0 of a k=1, m=0 layout here. */
+    layout.k = 1;
+    layout.m = 0;
+    layout.shard_size = 0;
+    place.index = 0;
+    place.node_id = 1;
+    rec.version = SH_RECORD_VERSION;
+    rec.digest = up->digest;
+    rec.size = up->size;
+    rec.layout = &layout;
+    rec.n_placement = 1;
+    rec.placement = places;
+    rec.state = SHOAL__BLOB_STATE__BLOB_STATE_ACTIVE;
+    rec.created_unix = (uint64_t)time(NULL);
+    op.repo = up->repo;
+    op.record = &rec;
+    cmd.op_case = SHOAL__COMMAND__OP_BLOB_COMMIT;
+    cmd.blob_commit = &op;
+    up->preq.data = up;
+    up->preq.cb = commit_applied;
+    rv = cons_propose(up->mgr->cons, &up->preq, &cmd);
+    if (rv != SH_OK)
+        commit_fail(up, rv);
+}
+
+static void commit_flushed(void *arg, int status)
+{
+    struct api_upload *up = arg;
+
+    if (status != SH_OK) {
+        commit_fail(up, status);
+        return;
+    }
+    up->working = true;
+    up->work.data = up;
+    uv_queue_work(up->mgr->loop, &up->work, finish_work, finish_done);
+}
+
+static void be_upload_commit(struct api_upload *up, const char *digest,
+                             api_upload_cb cb, void *arg)
+{
+    PRE(up->state == UP_OPEN);
+    up->state = UP_COMMITTING;
+    up->held = false;
+    up->resume = NULL;
+    up->digest = sh_strdup(digest);
+    up->commit_cb = cb;
+    up->commit_arg = arg;
+    be_upload_flush(up, commit_flushed, up);
+}
+
+/* ---------------------------------------------------------------- expiry */
+
+static void expiry_cb(uv_timer_t *t)
+{
+    struct node_uploads *mgr = t->data;
+    uint64_t now = uv_now(mgr->loop);
+    sh_queue *q = SH_QUEUE_NEXT(&mgr->sessions);
+
+    while (q != &mgr->sessions) {
+        struct api_upload *up = SH_QUEUE_DATA(q, struct api_upload, link);
+        q = SH_QUEUE_NEXT(q);
+        if (up->state == UP_OPEN && !up->held && !up->working &&
+            now - up->last_used > mgr->expiry_ms) {
+            SH_INFO("upload %s expired", up->uuid);
+            session_end(up);
+        }
+    }
+}
+
+int node__uploads_init(struct node_uploads **out, uv_loop_t *loop,
+                       struct shard_store *shards, struct meta *meta,
+                       struct cons *cons, unsigned expiry_s)
+{
+    struct node_uploads *mgr = sh_calloc(1, sizeof *mgr);
+    mgr->loop = loop;
+    mgr->shards = shards;
+    mgr->meta = meta;
+    mgr->cons = cons;
+    mgr->expiry_ms = (uint64_t)expiry_s * 1000;
+    SH_QUEUE_INIT(&mgr->sessions);
+    uv_timer_init(loop, &mgr->expiry);
+    mgr->expiry.data = mgr;
+    uv_timer_start(&mgr->expiry, expiry_cb, 10000, 10000);
+    *out = mgr;
+    return SH_OK;
+}
+
+static void expiry_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+/* Called once the API is closed (no request holds a session). */
+void node__uploads_close(struct node_uploads *mgr)
+{
+    sh_queue *q = SH_QUEUE_NEXT(&mgr->sessions);
+    mgr->closing = true;
+    while (q != &mgr->sessions) {
+        struct api_upload *up = SH_QUEUE_DATA(q, struct api_upload, link);
+        q = SH_QUEUE_NEXT(q);
+        if (up->state == UP_OPEN)
+            session_end(up);
+    }
+    uv_close((uv_handle_t *)&mgr->expiry, expiry_closed);
+}
+
+void node__uploads_backend(struct node_uploads *mgr, struct api_backend *be)
+{
+    (void)mgr;
+    be->upload_create = be_upload_create;
+    be->upload_acquire = be_upload_acquire;
+    be->upload_offset = be_upload_offset;
+    be->upload_append = be_upload_append;
+    be->upload_flush = be_upload_flush;
+    be->upload_commit = be_upload_commit;
+    be->upload_release = be_upload_release;
+    be->upload_cancel = be_upload_cancel;
+}

@@ -1,1 +1,0 @@
-/* tmp */ typedef int x_storage_tmp;

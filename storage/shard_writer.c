@@ -1,0 +1,325 @@
+/* Shard writer: streams data into a spool file, then seals it into a
+ * finished shard.
+ *
+ * The happy path is: shard_writer_open creates spool/<spool_name>
+ * exclusively; each append updates the running crc32c of the current block
+ * (chained across appends of any size) and goes through a fixed-size write
+ * buffer; shard_writer_finish flushes, writes the checksum table and the
+ * trailer, fsyncs the spool file, creates the fan-out directory, renames the
+ * file to its shard path and fsyncs that directory.
+ *
+ * shard_writer_rehash reads the spool back through the same buffer to hash
+ * it with an algorithm the caller did not compute while streaming.
+ *
+ * Memory stays bounded: the write buffer is fixed (SHARD_WRITE_BUF) and the
+ * only growth is the checksum table, 4 bytes per SHARD_BLOCK_SIZE of data.
+ *
+ * Possible failure modes are:
+ * - the spool name is taken (SH_EEXIST) or not a plain file name
+ *   (SH_EINVAL);
+ * - a write fails (SH_EIO, SH_ENOSPC): the error is sticky, every later
+ *   append returns it and finish discards the spool and returns it too;
+ * - finish with a name that is not a registered digest: SH_EINVAL, spool
+ *   discarded;
+ * - the shard already exists at finish: content addressing means the same
+ *   bytes, so the spool is discarded and 0 returned.
+ * In every failure the spool file is removed; nothing half-written ever
+ * appears under shards/. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "storage/durable.h"
+#include "storage/shard_format.h"
+
+#define SHARD_WRITE_BUF (4 * SHARD_BLOCK_SIZE)
+
+struct shard_writer {
+    struct shard_store *store; /* not owned */
+    char *spool_path;          /* owned */
+    int fd;                    /* spool file, -1 once closed */
+    int err;                   /* sticky: first write error, or 0 */
+    uint64_t size;             /* data bytes appended so far */
+    uint64_t flushed;          /* data bytes written to the file */
+    uint32_t block_crc;        /* crc32c of the current partial block */
+    size_t block_fill;         /* bytes covered by block_crc */
+    uint32_t *table;           /* owned: crc of each finished block */
+    size_t n_table;            /* entries in table */
+    size_t cap_table;          /* allocated entries */
+    size_t buf_len;            /* bytes waiting in buf */
+    unsigned char *buf;        /* owned: SHARD_WRITE_BUF bytes */
+};
+
+int shard_writer_open(struct shard_store *s,
+                      const char *spool_name,
+                      struct shard_writer **out)
+{
+    char eb[128];
+    struct shard_writer *w;
+    char *path;
+    int fd;
+    int rv;
+
+    *out = NULL;
+    path = shard__spool_path(s, spool_name);
+    if (path == NULL)
+        return SH_EINVAL;
+    /* Read-write: shard_writer_rehash reads the spool back. */
+    fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+    if (fd < 0) {
+        rv = storage__errno(errno);
+        SH_ERROR("unable to create spool '%s': %s", path,
+                 strerror_r(errno, eb, sizeof eb));
+        free(path);
+        return rv;
+    }
+    w = sh_calloc(1, sizeof *w);
+    w->store = s;
+    w->spool_path = path;
+    w->fd = fd;
+    w->buf = sh_malloc(SHARD_WRITE_BUF);
+    *out = w;
+    return 0;
+}
+
+static void table_push(struct shard_writer *w, uint32_t crc)
+{
+    if (w->n_table == w->cap_table) {
+        w->cap_table = w->cap_table ? w->cap_table * 2 : 64;
+        w->table = sh_realloc(w->table, w->cap_table * sizeof *w->table);
+    }
+    w->table[w->n_table++] = crc;
+}
+
+/* Fold data into the block checksums, closing each block as it fills. */
+static void writer_checksum(struct shard_writer *w,
+                            const unsigned char *p,
+                            size_t len)
+{
+    while (len > 0) {
+        size_t room = SHARD_BLOCK_SIZE - w->block_fill;
+        size_t n = len < room ? len : room;
+
+        w->block_crc = shard_crc32c(w->block_crc, p, n);
+        w->block_fill += n;
+        p += n;
+        len -= n;
+        if (w->block_fill == SHARD_BLOCK_SIZE) {
+            table_push(w, w->block_crc);
+            w->block_crc = 0;
+            w->block_fill = 0;
+        }
+    }
+}
+
+static int writer_pwrite(struct shard_writer *w, const void *p, size_t len)
+{
+    char eb[128];
+    int rv = storage__pwrite_all(w->fd, p, len, w->flushed);
+
+    if (rv != 0) {
+        SH_ERROR("unable to write spool '%s': %s", w->spool_path,
+                 strerror_r(errno, eb, sizeof eb));
+        w->err = rv;
+        return rv;
+    }
+    w->flushed += len;
+    return 0;
+}
+
+static int writer_flush(struct shard_writer *w)
+{
+    int rv;
+
+    if (w->buf_len == 0)
+        return 0;
+    rv = writer_pwrite(w, w->buf, w->buf_len);
+    w->buf_len = 0;
+    return rv;
+}
+
+int shard_writer_append(struct shard_writer *w, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+
+    PRE(w->fd >= 0);
+    if (w->err != 0)
+        return w->err;
+    writer_checksum(w, p, len);
+    w->size += len;
+    while (len > 0) {
+        if (w->buf_len == 0 && len >= SHARD_WRITE_BUF)
+            return writer_pwrite(w, p, len); /* large: skip the copy */
+        size_t n = SHARD_WRITE_BUF - w->buf_len;
+        if (n > len)
+            n = len;
+        memcpy(w->buf + w->buf_len, p, n);
+        w->buf_len += n;
+        p += n;
+        len -= n;
+        if (w->buf_len == SHARD_WRITE_BUF && writer_flush(w) != 0)
+            return w->err;
+    }
+    return 0;
+}
+
+uint64_t shard_writer_size(const struct shard_writer *w)
+{
+    return w->size;
+}
+
+int shard_writer_rehash(struct shard_writer *w,
+                        enum digest_algo algo,
+                        char *out)
+{
+    struct digest_ctx *c;
+    uint64_t off = 0;
+    int rv;
+
+    PRE(w->fd >= 0);
+    rv = w->err != 0 ? w->err : writer_flush(w);
+    if (rv != 0)
+        return rv;
+    /* The write buffer is empty after the flush: reuse it, so memory stays
+     * bounded whatever the size. */
+    c = digest_ctx_new(algo);
+    while (off < w->flushed) {
+        uint64_t left = w->flushed - off;
+        size_t n = left < SHARD_WRITE_BUF ? (size_t)left : SHARD_WRITE_BUF;
+        rv = storage__pread_all(w->fd, w->buf, n, off);
+        if (rv != 0) {
+            SH_ERROR("unable to read back spool '%s': %s", w->spool_path,
+                     sh_strerror(rv));
+            digest_ctx_free(c);
+            return rv == SH_ECORRUPT ? SH_EIO : rv;
+        }
+        digest_ctx_update(c, w->buf, n);
+        off += n;
+    }
+    digest_ctx_final(c, out);
+    digest_ctx_free(c);
+    return 0;
+}
+
+static void writer_free(struct shard_writer *w)
+{
+    if (w->fd >= 0)
+        close(w->fd);
+    free(w->spool_path);
+    free(w->table);
+    free(w->buf);
+    free(w);
+}
+
+/* Append the table and the trailer after the data, then fsync. */
+static int writer_seal(struct shard_writer *w)
+{
+    char eb[128];
+    unsigned char trailer[SHARD_TRAILER_SIZE];
+    struct shard_trailer t;
+    int rv;
+
+    rv = writer_flush(w);
+    if (rv != 0)
+        return rv;
+    if (w->block_fill > 0) {
+        table_push(w, w->block_crc);
+        w->block_fill = 0;
+    }
+    POST(w->n_table == shard__n_blocks(w->size));
+    /* Store the table little-endian, in place: it is not used after. */
+    for (size_t i = 0; i < w->n_table; i++)
+        shard__put_le32((unsigned char *)&w->table[i], w->table[i]);
+    t.version = SHARD_VERSION;
+    t.block_size = SHARD_BLOCK_SIZE;
+    t.data_len = w->size;
+    t.table_crc = shard_crc32c(0, w->table, w->n_table * 4);
+    shard__trailer_encode(&t, trailer);
+
+    rv = writer_pwrite(w, w->table, w->n_table * 4);
+    if (rv == 0)
+        rv = writer_pwrite(w, trailer, sizeof trailer);
+    if (rv != 0)
+        return rv;
+    if (fsync(w->fd) != 0) {
+        rv = storage__errno(errno);
+        SH_ERROR("unable to fsync spool '%s': %s", w->spool_path,
+                 strerror_r(errno, eb, sizeof eb));
+        return rv;
+    }
+    return 0;
+}
+
+int shard_writer_finish(struct shard_writer *w, const char *name, unsigned idx)
+{
+    char eb[128];
+    char *target;
+    char *slash;
+    int rv;
+
+    rv = w->err;
+    if (rv != 0)
+        goto discard_spool;
+    target = shard_store_path(w->store, name, idx);
+    if (target == NULL) {
+        rv = SH_EINVAL;
+        goto discard_spool;
+    }
+    if (access(target, F_OK) == 0) {
+        /* Same name, same bytes: keep the shard that is already there and
+         * skip the fsync.  Two writers racing past this check both rename;
+         * the second replaces identical bytes, which is harmless. */
+        rv = 0;
+        goto discard_after_target;
+    }
+    rv = writer_seal(w);
+    if (rv != 0)
+        goto discard_after_target;
+    close(w->fd);
+    w->fd = -1;
+
+    /* Fan-out directory shards/<algo>/<xx>, created on first use. */
+    slash = strrchr(target, '/');
+    *slash = '\0';
+    rv = durable_mkdirs(target);
+    *slash = '/';
+    if (rv != 0)
+        goto discard_after_target;
+
+    if (rename(w->spool_path, target) != 0) {
+        rv = storage__errno(errno);
+        SH_ERROR("unable to rename '%s' to '%s': %s", w->spool_path, target,
+                 strerror_r(errno, eb, sizeof eb));
+        goto discard_after_target;
+    }
+    /* The shard becomes durable when its directory entry is on disk. */
+    rv = storage__fsync_parent(target);
+    free(target);
+    writer_free(w);
+    return rv;
+
+discard_after_target:
+    free(target);
+discard_spool:
+    if (w->fd >= 0) {
+        close(w->fd);
+        w->fd = -1;
+    }
+    unlink(w->spool_path);
+    writer_free(w);
+    return rv;
+}
+
+void shard_writer_abort(struct shard_writer *w)
+{
+    if (w == NULL)
+        return;
+    if (w->fd >= 0) {
+        close(w->fd);
+        w->fd = -1;
+    }
+    unlink(w->spool_path);
+    writer_free(w);
+}
