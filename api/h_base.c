@@ -43,7 +43,7 @@ static void list_page(struct api_req *req, struct sh_buf *prefix,
         const char *k = meta_iter_key(it, &klen);
         const char *name = name_of(k, klen, &len);
         if (count == n) {
-            *more = true;
+            *more = n > 0;
             break;
         }
         if (!first)

@@ -175,7 +175,8 @@ static void put_finish(struct api_req *req)
     req->hdata = NULL;
     api_req_on_abort(req, NULL, NULL);
     if (st->too_big) {
-        api_resp_error(req, "MANIFEST_TOO_BIG", "manifest larger than 4 MiB");
+        api__resp_error_status(req, 413, "SIZE_INVALID",
+                               "manifest larger than 4 MiB");
         put_state_free(st);
         return;
     }
@@ -282,7 +283,8 @@ static void put_manifest(struct api_req *req, const char *name, const char *ref)
         return;
     }
     if (req->has_length && req->content_length > OCI_MANIFEST_MAX) {
-        api_resp_error(req, "MANIFEST_TOO_BIG", "manifest larger than 4 MiB");
+        api__resp_error_status(req, 413, "SIZE_INVALID",
+                               "manifest larger than 4 MiB");
         return;
     }
     st = sh_calloc(1, sizeof *st);

@@ -166,6 +166,7 @@ static void op_end(struct api_req *req)
 
 static void op_start(struct api_req *req, struct up_op *op)
 {
+    op->req = req;
     req->hdata = op;
     req->hooks.on_body = op_body;
     req->hooks.on_end = op_end;

@@ -125,6 +125,15 @@ void api__route(struct api_req *req);
  * body the handler wants). */
 void api__send_continue(struct api_req *req);
 
+/* response.c: an OCI error with a status other than the table's (404 for
+ * unknown routes, 413 for oversized manifests). */
+void api__resp_error_status(struct api_req *req, int status, const char *code,
+                            const char *detail);
+
+/* Unknown route: 404 with the spec's UNSUPPORTED code. */
+#define API_NOT_FOUND(req, detail) \
+    api__resp_error_status(req, 404, "UNSUPPORTED", detail)
+
 /* oci_error.c */
 int api__error_status(const char *code);
 const char *api__error_message(const char *code);

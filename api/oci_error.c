@@ -15,7 +15,6 @@
       "manifest references a manifest or blob unknown to registry")           \
     X("MANIFEST_INVALID", 400, "manifest invalid")                            \
     X("MANIFEST_UNKNOWN", 404, "manifest unknown to registry")                \
-    X("MANIFEST_TOO_BIG", 413, "manifest exceeds the size limit")             \
     X("NAME_INVALID", 400, "invalid repository name")                         \
     X("NAME_UNKNOWN", 404, "repository name not known to registry")           \
     X("SIZE_INVALID", 400, "provided length did not match content length")    \
@@ -26,7 +25,6 @@
     X("RANGE_INVALID", 416, "invalid content range")                          \
     X("PAGINATION_NUMBER_INVALID", 400, "invalid number of results requested") \
     X("TAG_INVALID", 400, "manifest tag did not match URI")                   \
-    X("NOT_FOUND", 404, "the requested path does not exist")                  \
     X("UNAVAILABLE", 503, "service unavailable")                              \
     X("UNKNOWN", 500, "unknown error")
 

@@ -100,6 +100,12 @@ void api_resp_send(struct api_req *req,
 
 void api_resp_error(struct api_req *req, const char *code, const char *detail)
 {
+    api__resp_error_status(req, api__error_status(code), code, detail);
+}
+
+void api__resp_error_status(struct api_req *req, int status, const char *code,
+                            const char *detail)
+{
     struct sh_buf body = SH_BUF_INIT;
 
     sh_buf_addstr(&body, "{\"errors\":[{\"code\":");
@@ -111,10 +117,10 @@ void api_resp_error(struct api_req *req, const char *code, const char *detail)
         sh_buf_add_json_str(&body, detail);
     }
     sh_buf_addstr(&body, "}]}");
-    if (api__error_status(code) == 405)
+    if (status == 405)
         api_resp_header(req, "Allow", "GET, HEAD, PUT, PATCH, POST, DELETE");
-    api_resp_send(req, api__error_status(code), "application/json; charset=utf-8",
-                  body.data, body.len);
+    api_resp_send(req, status, "application/json; charset=utf-8", body.data,
+                  body.len);
     sh_buf_release(&body);
 }
 

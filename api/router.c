@@ -121,7 +121,12 @@ static void route_v2(struct api_req *req, char *rest)
         name_end = n - 2;
         ref = comps[n - 1];
     } else {
-        api_resp_error(req, "NOT_FOUND", NULL);
+        API_NOT_FOUND(req, "unknown path");
+        return;
+    }
+
+    if (ref != NULL && ref[0] == '\0') {
+        API_NOT_FOUND(req, "unknown path");
         return;
     }
 
@@ -163,7 +168,7 @@ void api__route(struct api_req *req)
     if (req->path == NULL || req->path[0] != '/') {
         free(req->path);
         req->path = sh_strdup("/");
-        api_resp_error(req, "NOT_FOUND", "malformed path");
+        API_NOT_FOUND(req, "malformed path");
         return;
     }
     if (qmark)
@@ -183,5 +188,5 @@ void api__route(struct api_req *req)
         free(rest);
         return;
     }
-    api_resp_error(req, "NOT_FOUND", NULL);
+    API_NOT_FOUND(req, "unknown path");
 }
