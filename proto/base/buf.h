@@ -30,7 +30,8 @@ void sh_buf_addstr(struct sh_buf *b, const char *s);
 void sh_buf_addch(struct sh_buf *b, char c);
 void sh_buf_addf(struct sh_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-void sh_buf_vaddf(struct sh_buf *b, const char *fmt, va_list ap);
+void sh_buf_vaddf(struct sh_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 /* Append s as a JSON string literal, quotes included. */
 void sh_buf_add_json_str(struct sh_buf *b, const char *s);
 /* Hand the malloc'ed bytes to the caller (who frees them) and reset b. */
