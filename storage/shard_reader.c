@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -42,10 +43,13 @@ struct shard_reader {
     uint64_t n_blocks;      /* entries in table */
     uint32_t *table;        /* owned: crc32c of each block, host order */
     unsigned char *scratch; /* owned: one block, allocated on first use */
+    unsigned char *map;     /* read-only mapping of the data, or NULL */
 };
 
 static void reader_free(struct shard_reader *r)
 {
+    if (r->map != NULL)
+        munmap(r->map, (size_t)r->size);
     if (r->fd >= 0)
         close(r->fd);
     free(r->path);
@@ -243,6 +247,42 @@ int shard_reader_read(struct shard_reader *r,
         memcpy(out + (pos - off), r->scratch + skip, n);
         pos += n;
     }
+    return 0;
+}
+
+int shard_reader_map(struct shard_reader *r,
+                     uint64_t off,
+                     size_t len,
+                     const void **out)
+{
+    char eb[128];
+    int rv;
+
+    *out = NULL;
+    if (off > r->size || len > r->size - off)
+        return SH_ERANGE;
+    if (len == 0) {
+        *out = "";
+        return 0;
+    }
+    if (r->map == NULL) {
+        void *m = mmap(NULL, (size_t)r->size, PROT_READ, MAP_SHARED, r->fd, 0);
+        if (m == MAP_FAILED) {
+            SH_ERROR("unable to map shard '%s': %s", r->path,
+                     strerror_r(errno, eb, sizeof eb));
+            return SH_EIO;
+        }
+        (void)madvise(m, (size_t)r->size, MADV_SEQUENTIAL);
+        r->map = m;
+    }
+    /* Verify every block the range touches, in place. */
+    for (uint64_t b = off / SHARD_BLOCK_SIZE;
+         b * SHARD_BLOCK_SIZE < off + len; b++) {
+        rv = block_check(r, b, r->map + b * SHARD_BLOCK_SIZE, block_len(r, b));
+        if (rv != 0)
+            return rv;
+    }
+    *out = r->map + off;
     return 0;
 }
 

@@ -289,6 +289,42 @@ static void test_corrupt_block(void **state)
     free(got);
 }
 
+/* shard_reader_map verifies the same blocks as read and points into the
+ * file without copying. */
+static void test_map(void **state)
+{
+    struct fixture *f = *state;
+    size_t n = 3 * BS + 17;
+    unsigned char *data = pattern(n, 11);
+    char *path = shard_store_path(f->s, NAME_A, 0);
+    struct shard_reader *r;
+    const void *p;
+
+    write_shard(f->s, NAME_A, 0, data, n);
+    assert_int_equal(shard_reader_open(f->s, NAME_A, 0, &r), 0);
+    assert_int_equal(shard_reader_map(r, 0, n, &p), 0);
+    assert_memory_equal(p, data, n);
+    assert_int_equal(shard_reader_map(r, BS - 3, 10, &p), 0);
+    assert_memory_equal(p, data + BS - 3, 10);
+    assert_int_equal(shard_reader_map(r, n, 0, &p), 0);
+    assert_int_equal(shard_reader_map(r, n - 1, 2, &p), SH_ERANGE);
+    assert_null(p);
+    shard_reader_close(r);
+
+    flip_byte(path, 2 * BS + 1); /* block 2 */
+    assert_int_equal(shard_reader_open(f->s, NAME_A, 0, &r), 0);
+    assert_int_equal(shard_reader_map(r, 0, 2 * BS, &p), 0);
+    assert_int_equal(shard_reader_map(r, 2 * BS - 1, 2, &p), SH_ECORRUPT);
+    assert_null(p);
+    assert_int_equal(shard_reader_map(r, 3 * BS, 17, &p), 0);
+    assert_memory_equal(p, data + 3 * BS, 17);
+    assert_int_equal(fx_log.errors, 1);
+    shard_reader_close(r);
+
+    free(path);
+    free(data);
+}
+
 /* Open must fail with `want` after `damage` is done to the shard file. */
 static void expect_open_fails(struct fixture *f,
                               void (*damage)(const char *path, size_t n),
@@ -551,7 +587,7 @@ int main(void)
         T(test_roundtrip_sizes),         T(test_range_reads),
         T(test_corrupt_block),           T(test_bad_files),
         T(test_finish_onto_existing),    T(test_writer_errors),
-        T(test_rehash),
+        T(test_rehash),                  T(test_map),
         T(test_spool_cleanup_and_usage), T(test_store_open_error),
     };
 #undef T
