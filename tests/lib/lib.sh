@@ -1,0 +1,887 @@
+# tests/lib/lib.sh: shared helpers of the integration tests.
+#
+# Sourced first by every tests/integration/NN_*.sh:
+#
+#     . "${SHOAL_TESTS:-$(dirname "$0")/..}/lib/lib.sh"
+#
+# What it gives (STYLE habits 16 and 18):
+#   - a private temp dir ($T_TMP) and an EXIT trap that stops, by PID, every
+#     process the script started and removes the temp dir;
+#   - shoal_start / shoal_stop / shoal_kill9 driving `shoal serve` on a free
+#     127.0.0.1 port, failing the test on a boot timeout or an unclean stop
+#     (unexpected signal, sanitizer report);
+#   - req METHOD URL [curl args]: one request through curl, leaving $STATUS,
+#     $HDRS (header dump) and $BODY (body file) behind;
+#   - assertions on the last response (expect_status, expect_header,
+#     expect_json_error, ...) counting passed and failed checks, and
+#     `finish`, which prints the closing line "N passed, N failed";
+#   - data helpers: rand_file, sha256_of, digest_of, descriptors, manifests.
+#
+# Environment:
+#   SHOAL_BIN    the shoal binary (default $SHOAL_BUILD/node/shoal)
+#   SHOAL_TESTS  the tests/ source dir
+#   SHOAL_BUILD  the build dir
+#   SHOAL_TEST_TARGET=distribution   (hidden) run the same scripts against
+#                Debian's docker-registry (CNCF distribution 2.8) instead of
+#                shoal, to check the scripts themselves.  Checks that
+#                distribution is known to fail are reported as "xfail"
+#                there (see deviates); against shoal they count as usual.
+#   KEEP_TMP=1   keep the temp dir (data dirs, logs) for a post-mortem.
+#   T_VERBOSE=1  print every request.
+
+set -euo pipefail
+set -o errtrace
+
+SHOAL_TESTS=${SHOAL_TESTS:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+SHOAL_BUILD=${SHOAL_BUILD:-$(cd "$SHOAL_TESTS/.." && pwd)/build}
+SHOAL_BIN=${SHOAL_BIN:-$SHOAL_BUILD/node/shoal}
+SHOAL_TEST_TARGET=${SHOAL_TEST_TARGET:-shoal}
+T_LIB=$SHOAL_TESTS/lib
+T_NAME=$(basename "$0" .sh)
+
+T_PASS=0
+T_FAIL=0
+T_XFAIL=0
+T_FINISHED=0
+T_LAST_ERR=
+DEVIATION=
+SERVER_PIDS=()
+SERVER_LOGS=()
+BG_PIDS=()
+SERVER_N=0
+RAND_SEQ=0
+RANDOM=$(( $$ ^ $(date +%N | sed 's/^0*//;s/^$/1/') ))
+
+# Everything lives under one private temp dir (data dirs, logs, bodies).
+T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/shoal-it.$T_NAME.XXXXXX")
+HDRS=$T_TMP/last.headers
+BODY=$T_TMP/last.body
+STATUS=000
+REQ_DESC=
+LAST_URL=
+
+# ------------------------------------------------------------------ output
+
+t_note() { printf '# %s\n' "$*"; }
+is_dist() { [[ $SHOAL_TEST_TARGET == distribution ]]; }
+
+pass()
+{
+    T_PASS=$((T_PASS + 1))
+    printf 'ok %d - %s\n' $((T_PASS + T_FAIL + T_XFAIL)) "$1"
+}
+
+# fail MESSAGE [DETAIL...]: one failed check.  Under the distribution
+# target, a check inside `deviates` is an expected failure instead.
+fail()
+{
+    local msg=$1
+    shift
+    if [[ -n $DEVIATION ]] && is_dist; then
+        T_XFAIL=$((T_XFAIL + 1))
+        printf 'xfail %d - %s  # distribution deviates: %s\n' \
+            $((T_PASS + T_FAIL + T_XFAIL)) "$msg" "$DEVIATION"
+        return 0
+    fi
+    T_FAIL=$((T_FAIL + 1))
+    printf 'not ok %d - %s\n' $((T_PASS + T_FAIL + T_XFAIL)) "$msg"
+    local d
+    for d in "$@"; do
+        printf '%s\n' "$d" | sed 's/^/#   /'
+    done
+}
+
+# deviates REASON CMD ARGS...: run CMD (assertions) knowing that
+# distribution 2.8 fails them for REASON.  Shoal is held to them as usual.
+deviates()
+{
+    local reason=$1
+    shift
+    DEVIATION=$reason
+    "$@"
+    DEVIATION=
+}
+
+# deviation_begin REASON ... deviation_end: the same for a block.
+deviation_begin() { DEVIATION=$1; }
+deviation_end() { DEVIATION=; }
+
+# check DESCRIPTION CMD ARGS...: passes when CMD exits 0.
+check()
+{
+    local desc=$1
+    shift
+    if "$@" >"$T_TMP/check.out" 2>&1; then
+        pass "$desc"
+    else
+        fail "$desc" "command: $*" "$(head -c 2000 "$T_TMP/check.out")"
+    fi
+}
+
+# What the last response looked like, for failure messages.
+resp_dump()
+{
+    printf 'response headers:\n%s\nbody (first 600 bytes):\n%s' \
+        "$(tr -d '\r' <"$HDRS" 2>/dev/null | tail -n 25)" \
+        "$(head -c 600 "$BODY" 2>/dev/null | tr -c '[:print:]\n' '.')"
+}
+
+# Print the tail of every server log (on failure).
+dump_server_logs()
+{
+    local i
+    for i in "${!SERVER_LOGS[@]}"; do
+        [[ -f ${SERVER_LOGS[$i]} ]] || continue
+        printf '# ---- server log %s (last 150 lines) ----\n' "${SERVER_LOGS[$i]}"
+        tail -n 150 "${SERVER_LOGS[$i]}" | sed 's/^/# | /'
+    done
+}
+
+# finish: the closing line; exit status 1 when any check failed.
+finish()
+{
+    local pid
+    for pid in ${SERVER_PIDS[@]+"${SERVER_PIDS[@]}"}; do
+        if proc_alive "$pid"; then
+            fail "the test stopped every server it started (pid $pid still runs)"
+        fi
+    done
+    T_FINISHED=1
+    if ((T_FAIL > 0)); then
+        dump_server_logs
+    fi
+    if ((T_XFAIL > 0)); then
+        t_note "$T_XFAIL known deviations of distribution from the spec (xfail)"
+    fi
+    printf '%d passed, %d failed\n' "$T_PASS" "$T_FAIL"
+    ((T_FAIL == 0))
+}
+
+# die MESSAGE: a fatal failure (nothing sensible can follow).
+die()
+{
+    fail "$1" "${@:2}"
+    T_FINISHED=1
+    dump_server_logs
+    printf '%d passed, %d failed\n' "$T_PASS" "$T_FAIL"
+    exit 1
+}
+
+# skip_all REASON: the whole script cannot run here (exit 77, see the
+# SKIP_RETURN_CODE property of the ctest).
+skip_all()
+{
+    T_FINISHED=1
+    t_note "SKIP: $1"
+    printf '0 passed, 0 failed, 1 skipped\n'
+    exit 77
+}
+
+# ------------------------------------------------------------- processes
+
+proc_alive()
+{
+    local st
+    st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+    [[ -n $st && $st != Z && $st != X ]]
+}
+
+# wait_dead PID TENTHS: poll until PID exits (or is a zombie).
+wait_dead()
+{
+    local pid=$1 n=$2 i
+    for ((i = 0; i < n; i++)); do
+        proc_alive "$pid" || return 0
+        sleep 0.1
+    done
+    ! proc_alive "$pid"
+}
+
+# bg_track PID: a helper process (curl, python) to be killed at exit.
+bg_track() { BG_PIDS+=("$1"); }
+
+t_cleanup()
+{
+    local rc=$? pid
+    trap - EXIT INT TERM
+    set +e
+    if [[ $T_FINISHED != 1 ]]; then
+        T_FAIL=$((T_FAIL + 1))
+        printf 'not ok %d - script aborted (exit status %d)%s\n' \
+            $((T_PASS + T_FAIL + T_XFAIL)) "$rc" \
+            "${T_LAST_ERR:+ at $T_LAST_ERR}"
+        dump_server_logs
+        printf '%d passed, %d failed\n' "$T_PASS" "$T_FAIL"
+        rc=1
+    fi
+    for pid in "${BG_PIDS[@]}"; do
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    for pid in "${SERVER_PIDS[@]}"; do
+        proc_alive "$pid" || continue
+        kill -TERM "$pid" 2>/dev/null
+        wait_dead "$pid" 50 || kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    if [[ ${KEEP_TMP:-0} == 1 ]]; then
+        t_note "kept $T_TMP"
+    else
+        rm -rf "$T_TMP"
+    fi
+    exit "$rc"
+}
+trap t_cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'T_LAST_ERR="line $LINENO: $BASH_COMMAND"' ERR
+
+# port_free PORT: nothing listens on 127.0.0.1:PORT.
+port_free()
+{
+    local p=$1
+    if command -v ss >/dev/null 2>&1; then
+        if ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then
+            return 1
+        fi
+    fi
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null
+}
+
+# free_port: sets FREE_PORT to a random free TCP port in 20000-60000 on
+# 127.0.0.1.  (Not in a $(...) subshell: RANDOM would not advance here.)
+free_port()
+{
+    local i p
+    for ((i = 0; i < 100; i++)); do
+        p=$((20000 + (RANDOM * 32768 + RANDOM) % 40001))
+        if port_free "$p"; then
+            FREE_PORT=$p
+            return 0
+        fi
+    done
+    die "no free port found in 20000-60000"
+}
+
+# Start Debian's docker-registry in place of shoal (SHOAL_TEST_TARGET).
+start_distribution()
+{
+    local port=$1 data=$2 log=$3 cfg
+    cfg=$T_TMP/distribution.$SERVER_N.yml
+    cat >"$cfg" <<EOF
+version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $data
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:$port
+validation:
+  manifests:
+    urls:
+      allow:
+        - ^https?://
+EOF
+    # A clean environment: it reads REGISTRY_* variables as configuration
+    # (REGISTRY_AUTH_FILE, exported for skopeo, would become "auth").
+    env -i PATH="$PATH" docker-registry serve "$cfg" >"$log" 2>&1 &
+}
+
+# shoal_start [--data DIR] [--port PORT] [shoal args...]
+# Sets SHOAL_PID, SHOAL_PORT, SHOAL_DATA, SHOAL_LOG and REG (base URL).
+shoal_start()
+{
+    local data='' port='' fixed='' attempt pid log code i
+    local args=()
+    while (($#)); do
+        case $1 in
+        --data)
+            data=$2
+            shift 2
+            ;;
+        --port)
+            port=$2
+            fixed=1
+            shift 2
+            ;;
+        *)
+            args+=("$1")
+            shift
+            ;;
+        esac
+    done
+    [[ -n $data ]] || data=$(mktemp -d "$T_TMP/data.XXXXXX")
+    if ! is_dist && [[ ! -x $SHOAL_BIN ]]; then
+        die "shoal binary not found: $SHOAL_BIN"
+    fi
+    for attempt in 1 2 3; do
+        if [[ -z $fixed ]]; then
+            free_port
+            port=$FREE_PORT
+        fi
+        SERVER_N=$((SERVER_N + 1))
+        log=$T_TMP/server.$SERVER_N.log
+        if is_dist; then
+            start_distribution "$port" "$data" "$log"
+        else
+            "$SHOAL_BIN" serve --listen "127.0.0.1:$port" --data "$data" \
+                ${args[@]+"${args[@]}"} >"$log" 2>&1 &
+        fi
+        pid=$!
+        SERVER_PIDS+=("$pid")
+        SERVER_LOGS+=("$log")
+        for ((i = 0; i < 150; i++)); do
+            if ! proc_alive "$pid"; then
+                break
+            fi
+            code=$(curl -s --max-time 2 -o /dev/null -D "$T_TMP/boot.headers" \
+                -w '%{http_code}' "http://127.0.0.1:$port/v2/" 2>/dev/null) || true
+            if [[ $code == 200 ]] &&
+                tr -d '\r' <"$T_TMP/boot.headers" |
+                grep -qi '^Docker-Distribution-API-Version: *registry/2\.0 *$'; then
+                SHOAL_PID=$pid
+                SHOAL_PORT=$port
+                SHOAL_DATA=$data
+                SHOAL_LOG=$log
+                REG=http://127.0.0.1:$port
+                t_note "server pid $pid on $REG, data $data"
+                return 0
+            fi
+            sleep 0.1
+        done
+        if proc_alive "$pid"; then
+            kill -KILL "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+            break
+        fi
+        wait "$pid" 2>/dev/null || true
+        # Died while booting: with a port we picked, maybe it was taken
+        # in between; try another one.
+        [[ -z $fixed ]] || break
+        t_note "server exited during boot (attempt $attempt), retrying on another port"
+    done
+    die "server failed to boot in 15 seconds" "log $log:" "$(tail -n 40 "$log" 2>/dev/null)"
+}
+
+# Sanitizer or crash reports in a server log.
+log_has_crash()
+{
+    grep -Eq 'ERROR: (AddressSanitizer|LeakSanitizer|ThreadSanitizer)|runtime error:|SUMMARY: (Address|Undefined|Leak)|^panic:|fatal error:' "$1"
+}
+
+server_forget()
+{
+    local pid=$1 i
+    for i in "${!SERVER_PIDS[@]}"; do
+        [[ ${SERVER_PIDS[$i]} != "$pid" ]] || unset 'SERVER_PIDS[i]'
+    done
+    SERVER_PIDS=(${SERVER_PIDS[@]+"${SERVER_PIDS[@]}"})
+}
+
+# shoal_stop: SIGTERM, wait up to 10 s, then SIGKILL.  One check: the
+# server stopped cleanly (exit 0 within 10 s, no signal death, no sanitizer
+# report in its log).
+shoal_stop()
+{
+    local pid=${1:-$SHOAL_PID} log=${2:-$SHOAL_LOG} rc=0 killed=
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_dead "$pid" 100; then
+        kill -KILL "$pid" 2>/dev/null || true
+        killed=1
+    fi
+    wait "$pid" 2>/dev/null || rc=$?
+    server_forget "$pid"
+    if [[ -n $killed ]]; then
+        fail "server $pid stops within 10 s of SIGTERM (had to SIGKILL)"
+    elif log_has_crash "$log"; then
+        fail "server $pid stopped without sanitizer or crash report" \
+            "$(grep -E -A5 'Sanitizer|runtime error|panic|fatal error' "$log" | head -n 40)"
+    elif ((rc == 0)); then
+        pass "server $pid stopped cleanly on SIGTERM (exit 0)"
+    elif is_dist && ((rc == 143)); then
+        pass "server $pid stopped on SIGTERM (distribution: default signal action)"
+    elif ((rc > 128)); then
+        fail "server $pid stopped cleanly on SIGTERM" \
+            "it died of signal $((rc - 128)) ($(kill -l $((rc - 128)) 2>/dev/null || echo '?'))"
+    else
+        fail "server $pid stopped cleanly on SIGTERM" "exit status $rc"
+    fi
+}
+
+# shoal_kill9: SIGKILL, as a crash would.
+shoal_kill9()
+{
+    local pid=${1:-$SHOAL_PID}
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_dead "$pid" 100 || true
+    { wait "$pid"; } 2>/dev/null || true
+    server_forget "$pid"
+    t_note "server $pid killed with SIGKILL"
+}
+
+# server_alive: one check that the server process is still running.
+server_alive()
+{
+    if proc_alive "$SHOAL_PID"; then
+        pass "server process $SHOAL_PID still running"
+    else
+        local rc=0
+        wait "$SHOAL_PID" 2>/dev/null || rc=$?
+        fail "server process $SHOAL_PID still running" "it exited with status $rc"
+    fi
+}
+
+# ---------------------------------------------------------------- requests
+
+# req METHOD URL [curl args...]: sets STATUS, HDRS, BODY, REQ_DESC, LAST_URL.
+# URL may be a path ("/v2/...") relative to $REG.
+req()
+{
+    local method=$1 url=$2
+    shift 2
+    [[ $url == http://* ]] || url=$REG$url
+    local opts=(-sS -g --path-as-is --max-time 30 -D "$HDRS" -w '%{http_code}')
+    if [[ $method == HEAD ]]; then
+        # curl never reads a body after HEAD (30_bad_input checks on a raw
+        # socket that none is sent); with -I it would write the headers to
+        # the output file.
+        opts+=(-I -o /dev/null)
+    else
+        opts+=(-X "$method" -o "$BODY")
+    fi
+    : >"$HDRS"
+    : >"$BODY"
+    STATUS=$(curl "${opts[@]}" "$@" "$url" 2>"$T_TMP/curl.err") || true
+    [[ -n $STATUS ]] || STATUS=000
+    LAST_URL=$url
+    REQ_DESC="$method ${url#"$REG"}"
+    if ((${#REQ_DESC} > 140)); then
+        REQ_DESC="${REQ_DESC:0:137}..."
+    fi
+    if [[ $STATUS == 000 ]]; then
+        t_note "curl failed: $(head -c 300 "$T_TMP/curl.err")"
+    fi
+    if [[ ${T_VERBOSE:-0} == 1 ]]; then
+        t_note "$REQ_DESC -> $STATUS"
+    fi
+}
+
+# hdr NAME: value of header NAME in the last (final) response, trimmed.
+hdr()
+{
+    tr -d '\r' <"$HDRS" | awk -v want="$(printf '%s' "$1" | tr 'A-Z' 'a-z')" '
+        /^HTTP\// { val = ""; found = 0; next }
+        {
+            i = index($0, ":")
+            if (i == 0) next
+            name = tolower(substr($0, 1, i - 1))
+            if (name == want && !found) {
+                v = substr($0, i + 1)
+                sub(/^[ \t]+/, "", v); sub(/[ \t]+$/, "", v)
+                val = v; found = 1
+            }
+        }
+        END { printf "%s", val }'
+}
+
+# hdr_count NAME: how many times NAME appears in the final response.
+hdr_count()
+{
+    tr -d '\r' <"$HDRS" | awk -v want="$(printf '%s' "$1" | tr 'A-Z' 'a-z')" '
+        /^HTTP\// { n = 0; next }
+        { i = index($0, ":"); if (i && tolower(substr($0, 1, i - 1)) == want) n++ }
+        END { print n + 0 }'
+}
+
+# resolve_url BASE REF: RFC 3986 resolution, as clients resolve Location.
+resolve_url()
+{
+    python3 -c 'import sys, urllib.parse; print(urllib.parse.urljoin(sys.argv[1], sys.argv[2]))' "$1" "$2"
+}
+
+# loc: the Location of the last response, resolved against its request URL.
+loc()
+{
+    local l
+    l=$(hdr Location)
+    [[ -n $l ]] || return 0
+    resolve_url "$LAST_URL" "$l"
+}
+
+# link_next: the rel="next" URL of the last response's Link header,
+# resolved against its request URL; empty when there is none.
+link_next()
+{
+    local l
+    l=$(hdr Link)
+    [[ -n $l ]] || return 0
+    python3 - "$LAST_URL" "$l" <<'PY'
+import re, sys, urllib.parse
+base, link = sys.argv[1], sys.argv[2]
+for part in re.finditer(r'<([^>]*)>\s*((?:;\s*[^;,]+)*)', link):
+    params = part.group(2)
+    if re.search(r'rel\s*=\s*"?next"?', params):
+        print(urllib.parse.urljoin(base, part.group(1)))
+        break
+PY
+}
+
+# query_param URL NAME: the decoded value of a query parameter.
+query_param()
+{
+    python3 -c 'import sys, urllib.parse as u
+q = u.parse_qs(u.urlsplit(sys.argv[1]).query, keep_blank_values=True)
+print(q.get(sys.argv[2], [""])[0])' "$1" "$2"
+}
+
+# with_query URL KEY=VALUE: append a query parameter.
+with_query()
+{
+    if [[ $1 == *\?* ]]; then
+        printf '%s&%s' "$1" "$2"
+    else
+        printf '%s?%s' "$1" "$2"
+    fi
+}
+
+# -------------------------------------------------------------- assertions
+
+# expect_status CODE [CODE...]: the last status is one of them.
+expect_status()
+{
+    local c
+    for c in "$@"; do
+        if [[ $STATUS == "$c" ]]; then
+            pass "$REQ_DESC -> $STATUS"
+            return 0
+        fi
+    done
+    fail "$REQ_DESC -> $(
+        IFS=/
+        echo "$*"
+    ) (got $STATUS)" "$(resp_dump)"
+}
+
+# expect_header NAME VALUE: exact value (after trimming).
+expect_header()
+{
+    local v
+    v=$(hdr "$1")
+    if [[ $v == "$2" ]]; then
+        pass "$REQ_DESC: $1: $2"
+    else
+        fail "$REQ_DESC: $1: $2 (got '${v}')" "$(resp_dump)"
+    fi
+}
+
+# expect_header_re NAME ERE: the value matches the extended regex.
+expect_header_re()
+{
+    local v
+    v=$(hdr "$1")
+    if [[ -n $v ]] && printf '%s' "$v" | grep -Eq -- "$2"; then
+        pass "$REQ_DESC: $1 ~ /$2/ ($v)"
+    else
+        fail "$REQ_DESC: $1 ~ /$2/ (got '${v}')" "$(resp_dump)"
+    fi
+}
+
+# re_escape TEXT: TEXT as a literal in an extended regex.
+re_escape() { printf '%s' "$1" | sed 's/[][\\.*^$+?(){}|]/\\&/g'; }
+
+expect_header_present()
+{
+    if [[ $(hdr_count "$1") -gt 0 ]]; then
+        pass "$REQ_DESC: has $1 ($(hdr "$1"))"
+    else
+        fail "$REQ_DESC: has header $1" "$(resp_dump)"
+    fi
+}
+
+expect_no_header()
+{
+    if [[ $(hdr_count "$1") -eq 0 ]]; then
+        pass "$REQ_DESC: no $1 header"
+    else
+        fail "$REQ_DESC: no $1 header (got '$(hdr "$1")')"
+    fi
+}
+
+# expect_json_error CODE [CODE...]: the body is
+# {"errors":[{"code":CODE,...},...]}, every code an upper-case identifier,
+# and one of them is (one of) CODE.
+expect_json_error()
+{
+    local want
+    want=$(printf '%s\n' "$@" | jq -R . | jq -s -c .)
+    if jq -e --argjson want "$want" '
+            (.errors | type == "array" and length > 0)
+            and all(.errors[]; (.code | type == "string" and test("^[A-Z_]+$")))
+            and any(.errors[]; .code as $c | ($want | map(. == $c) | any))
+            and all(.errors[]; (has("message") | not) or (.message | type == "string"))
+        ' "$BODY" >/dev/null 2>&1; then
+        pass "$REQ_DESC: error code $(jq -r '[.errors[].code] | join(",")' "$BODY")"
+    else
+        local what
+        if (($# > 3)); then
+            what="one of the spec's error codes"
+        else
+            what="code $(
+                IFS=/
+                echo "$*"
+            )"
+        fi
+        fail "$REQ_DESC: JSON error with $what" "$(resp_dump)"
+    fi
+}
+
+# expect_error_body_if_any: a 4xx body, when it is JSON, has the spec's
+# error format (the spec lets a 4xx body be in any format).
+expect_error_body_if_any()
+{
+    if [[ ! -s $BODY ]] || ! jq -e . "$BODY" >/dev/null 2>&1; then
+        pass "$REQ_DESC: body is not JSON (allowed for a 4xx)"
+    elif jq -e '(.errors | type == "array" and length > 0)
+                and all(.errors[]; .code | type == "string" and test("^[A-Z_]+$"))' \
+        "$BODY" >/dev/null 2>&1; then
+        pass "$REQ_DESC: JSON body has the error format"
+    else
+        fail "$REQ_DESC: JSON body has the error format" "$(resp_dump)"
+    fi
+}
+
+# expect_body_file FILE: the body is byte-identical to FILE.
+expect_body_file()
+{
+    if cmp -s "$BODY" "$1"; then
+        pass "$REQ_DESC: body identical to $(basename "$1") ($(size_of "$1") bytes)"
+    else
+        fail "$REQ_DESC: body identical to $(basename "$1")" \
+            "got $(size_of "$BODY") bytes, want $(size_of "$1")"
+    fi
+}
+
+expect_body_empty()
+{
+    if [[ ! -s $BODY ]]; then
+        pass "$REQ_DESC: empty body"
+    else
+        fail "$REQ_DESC: empty body (got $(size_of "$BODY") bytes)" "$(resp_dump)"
+    fi
+}
+
+# expect_jq FILTER [DESCRIPTION]: jq -e FILTER holds on the body.
+expect_jq()
+{
+    local desc=${2:-$1}
+    if jq -e "$1" "$BODY" >/dev/null 2>&1; then
+        pass "$REQ_DESC: $desc"
+    else
+        fail "$REQ_DESC: $desc" "$(resp_dump)"
+    fi
+}
+
+# expect_eq WHAT GOT WANT
+expect_eq()
+{
+    if [[ $2 == "$3" ]]; then
+        pass "$1: $3"
+    else
+        fail "$1: want '$3', got '$2'"
+    fi
+}
+
+# ------------------------------------------------------------------- data
+
+size_of() { stat -c %s "$1"; }
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+sha512_of() { sha512sum "$1" | cut -d' ' -f1; }
+digest_of() { printf 'sha256:%s' "$(sha256_of "$1")"; }
+
+# slice FILE OFFSET LENGTH OUT: bytes [OFFSET, OFFSET+LENGTH) of FILE.
+slice()
+{
+    dd if="$1" of="$4" bs=64K iflag=skip_bytes,count_bytes skip="$2" count="$3" status=none
+}
+
+# rand_file PATH BYTES [SEED]: pseudo-random bytes, reproducible: the same
+# script makes the same files on every run (AES-CTR keystream of the seed).
+rand_file()
+{
+    local path=$1 n=$2 seed=${3:-}
+    RAND_SEQ=$((RAND_SEQ + 1))
+    [[ -n $seed ]] || seed="$T_NAME:$RAND_SEQ"
+    local key
+    key=$(printf '%s' "$seed" | sha256sum | cut -c1-32)
+    if ((n == 0)); then
+        : >"$path"
+        return 0
+    fi
+    if command -v openssl >/dev/null 2>&1; then
+        head -c "$n" /dev/zero |
+            openssl enc -aes-128-ctr -nosalt -K "$key" -iv 00000000000000000000000000000000 \
+                >"$path"
+    else
+        python3 -c 'import random, sys
+r = random.Random(sys.argv[1]); n = int(sys.argv[2])
+with open(sys.argv[3], "wb") as f:
+    while n > 0:
+        k = min(n, 1 << 20); f.write(r.randbytes(k)); n -= k' "$key" "$n" "$path"
+    fi
+}
+
+# descriptor MEDIATYPE FILE: compact JSON descriptor of FILE.
+descriptor()
+{
+    jq -cn --arg mt "$1" --arg d "$(digest_of "$2")" --argjson s "$(size_of "$2")" \
+        '{mediaType: $mt, digest: $d, size: $s}'
+}
+
+# ----------------------------------------------------------- registry ops
+
+# push_blob REPO FILE: POST then PUT (the most portable way).  One check.
+# Sets BLOB_DIGEST.
+push_blob()
+{
+    local repo=$1 file=$2 url
+    BLOB_DIGEST=$(digest_of "$file")
+    req POST "/v2/$repo/blobs/uploads/"
+    if [[ $STATUS != 202 ]]; then
+        fail "push blob $BLOB_DIGEST to $repo: POST -> 202 (got $STATUS)" "$(resp_dump)"
+        return 0
+    fi
+    url=$(with_query "$(loc)" "digest=$BLOB_DIGEST")
+    req PUT "$url" -H 'Content-Type: application/octet-stream' --data-binary "@$file"
+    if [[ $STATUS == 201 ]]; then
+        pass "push blob ${BLOB_DIGEST:0:19}… ($(size_of "$file") bytes) to $repo -> 201"
+    else
+        fail "push blob $BLOB_DIGEST to $repo: PUT -> 201 (got $STATUS)" "$(resp_dump)"
+    fi
+}
+
+# push_manifest REPO REF FILE MEDIATYPE: PUT, expecting 201.  One check.
+# Sets MANIFEST_DIGEST (of the file).
+push_manifest()
+{
+    local repo=$1 ref=$2 file=$3 mt=$4
+    MANIFEST_DIGEST=$(digest_of "$file")
+    req PUT "/v2/$repo/manifests/$ref" -H "Content-Type: $mt" --data-binary "@$file"
+    if [[ $STATUS == 201 ]]; then
+        pass "push manifest $repo:${ref:0:30} -> 201"
+    else
+        fail "push manifest $repo:$ref -> 201 (got $STATUS)" "$(resp_dump)"
+    fi
+}
+
+# write_json FILE JQ-PROGRAM [jq args...]: jq -n output, compact.
+write_json()
+{
+    local out=$1
+    shift
+    jq -cn "$@" >"$out"
+}
+
+# oci_image_manifest OUT CONFIG_FILE LAYER_FILE...: an OCI image manifest
+# with an OCI config and gzip layers (media types only; content is opaque).
+oci_image_manifest()
+{
+    local out=$1 cfg=$2
+    shift 2
+    local layers=() f
+    for f in "$@"; do
+        layers+=("$(descriptor application/vnd.oci.image.layer.v1.tar+gzip "$f")")
+    done
+    jq -cn --argjson config "$(descriptor application/vnd.oci.image.config.v1+json "$cfg")" \
+        --argjson layers "$(printf '%s\n' ${layers[@]+"${layers[@]}"} | jq -s -c .)" \
+        '{schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
+          config: $config, layers: $layers}' >"$out"
+}
+
+# The OCI empty descriptor's blob ("{}").
+EMPTY_JSON_DIGEST=sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a
+
+MT_OCI_MANIFEST=application/vnd.oci.image.manifest.v1+json
+MT_OCI_INDEX=application/vnd.oci.image.index.v1+json
+MT_DOCKER_MANIFEST=application/vnd.docker.distribution.manifest.v2+json
+MT_DOCKER_LIST=application/vnd.docker.distribution.manifest.list.v2+json
+# What a client that knows all four types sends.
+ACCEPT_ALL="Accept: $MT_OCI_MANIFEST, $MT_OCI_INDEX, $MT_DOCKER_MANIFEST, $MT_DOCKER_LIST"
+
+# ------------------------------------------------- containers tools
+
+# containers_env: hermetic settings for skopeo and podman (no system
+# registries.conf, no credentials, accept-anything policy).  Sets
+# CT_POLICY and exports the variables the containers libraries read.
+containers_env()
+{
+    local dir=$T_TMP/containers
+    mkdir -p "$dir"
+    CT_POLICY=$dir/policy.json
+    printf '{"default":[{"type":"insecureAcceptAnything"}]}\n' >"$CT_POLICY"
+    : >"$dir/registries.conf"
+    printf '{"auths":{}}\n' >"$dir/auth.json"
+    export CONTAINERS_REGISTRIES_CONF=$dir/registries.conf
+    export REGISTRY_AUTH_FILE=$dir/auth.json
+    export XDG_RUNTIME_DIR=$dir/run
+    export HOME=$dir/home
+    mkdir -p "$XDG_RUNTIME_DIR" "$HOME"
+    chmod 700 "$XDG_RUNTIME_DIR"
+}
+
+# make_layout DIR TAG [SEED]: a real 3-layer OCI image layout
+# (tests/lib/make_oci_layout.py); sets LAYOUT_DIGEST (manifest digest).
+make_layout()
+{
+    LAYOUT_DIGEST=$(python3 "$T_LIB/make_oci_layout.py" "$1" "$2" --seed "${3:-$T_NAME}")
+}
+
+# ------------------------------------------------------------ raw sockets
+
+# raw_send REQUEST_FILE [rawhttp.py options...]: send bytes as they are to
+# the server, parse the answers.  Sets RAW_STATUSES (space-separated final
+# statuses), RAW_INFOS (1xx statuses), RAW_CONN (closed, open, reset, ...)
+# and RAW_OUT (file with the raw bytes received).
+raw_send()
+{
+    local reqf=$1
+    shift
+    RAW_OUT=$T_TMP/raw.out
+    python3 "$T_LIB/rawhttp.py" --port "$SHOAL_PORT" --request "$reqf" \
+        --out "$RAW_OUT" "$@" >"$T_TMP/raw.result" 2>"$T_TMP/raw.err" || true
+    RAW_STATUSES=$(awk '$1 == "STATUS" { printf "%s%s", sep, $2; sep = " " }' "$T_TMP/raw.result")
+    RAW_INFOS=$(awk '$1 == "INFO" { printf "%s%s", sep, $2; sep = " " }' "$T_TMP/raw.result")
+    RAW_CONN=$(awk '$1 == "CONN" { print $2 }' "$T_TMP/raw.result")
+    if [[ -s $T_TMP/raw.err ]]; then
+        t_note "rawhttp: $(head -c 400 "$T_TMP/raw.err")"
+    fi
+}
+
+# expect_raw_head PATH CODE [HEADER-LINE]: a HEAD request on a raw socket
+# answers CODE and sends no body bytes after the headers (what curl cannot
+# see).
+expect_raw_head()
+{
+    printf 'HEAD %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n' "$1" "${3:+$3$'\r\n'}" \
+        >"$T_TMP/head.req"
+    raw_send "$T_TMP/head.req" --head --close-wait 1
+    if [[ $RAW_STATUSES == "$2" && $RAW_CONN == open ]]; then
+        pass "raw HEAD $1: $2, no body after the headers"
+    else
+        fail "raw HEAD $1: $2, no body after the headers" "$(raw_dump)"
+    fi
+}
+
+raw_dump()
+{
+    printf 'rawhttp said:\n%s\nreceived (first 400 bytes):\n%s' \
+        "$(cat "$T_TMP/raw.result" 2>/dev/null)" \
+        "$(head -c 400 "$RAW_OUT" 2>/dev/null | tr -d '\r' | tr -c '[:print:]\n' '.')"
+}
