@@ -34,7 +34,7 @@ struct stream {
     uint64_t total;             /* bytes to send */
     uint64_t next;              /* next offset to read */
     uint64_t end;               /* one past the last offset */
-    const char *buf[2];         /* verified chunks inside the mapping */
+    struct shard_map map[2];    /* verified, mapped chunks */
     size_t len[2];              /* bytes in each chunk */
     int reading;                /* buffer being filled, or -1 */
     int writing;                /* buffer being written, or -1 */
@@ -53,6 +53,8 @@ static void stream_free_work(uv_work_t *w)
     if (s->r)
         shard_reader_close(s->r);
     s->r = NULL;
+    shard_map_release(&s->map[0]);
+    shard_map_release(&s->map[1]);
 }
 
 static void stream_freed(uv_work_t *w, int status)
@@ -85,12 +87,9 @@ static void read_work(uv_work_t *w)
     }
     len = s->end - s->work_off < READ_CHUNK ? (size_t)(s->end - s->work_off)
                                            : READ_CHUNK;
-    const void *p;
-    s->work_status = shard_reader_map(s->r, s->work_off, len, &p);
-    if (s->work_status == SH_OK) {
-        s->buf[b] = p;
+    s->work_status = shard_reader_map(s->r, s->work_off, len, &s->map[b]);
+    if (s->work_status == SH_OK)
         s->len[b] = len;
-    }
 }
 
 static void read_done(uv_work_t *w, int status)
@@ -132,6 +131,8 @@ static void read_done(uv_work_t *w, int status)
 static void write_done(void *arg, int status)
 {
     struct stream *s = arg;
+    /* munmap is cheap next to the write it follows; no need for the pool. */
+    shard_map_release(&s->map[s->writing]);
     s->writing = -1;
     if (status < 0 || s->req == NULL) {
         if (s->reading < 0)
@@ -152,7 +153,7 @@ static void pump(struct stream *s)
                  * are sequential and single. */
                 s->ready[b] = false;
                 s->writing = b;
-                api_resp_write(s->req, s->buf[b], s->len[b], write_done, s);
+                api_resp_write(s->req, s->map[b].data, s->len[b], write_done, s);
                 break;
             }
         }

@@ -43,13 +43,10 @@ struct shard_reader {
     uint64_t n_blocks;      /* entries in table */
     uint32_t *table;        /* owned: crc32c of each block, host order */
     unsigned char *scratch; /* owned: one block, allocated on first use */
-    unsigned char *map;     /* read-only mapping of the data, or NULL */
 };
 
 static void reader_free(struct shard_reader *r)
 {
-    if (r->map != NULL)
-        munmap(r->map, (size_t)r->size);
     if (r->fd >= 0)
         close(r->fd);
     free(r->path);
@@ -253,37 +250,63 @@ int shard_reader_read(struct shard_reader *r,
 int shard_reader_map(struct shard_reader *r,
                      uint64_t off,
                      size_t len,
-                     const void **out)
+                     struct shard_map *m)
 {
+    static long page;
     char eb[128];
+    uint64_t base;
+    void *p;
     int rv;
 
-    *out = NULL;
+    memset(m, 0, sizeof *m);
     if (off > r->size || len > r->size - off)
         return SH_ERANGE;
     if (len == 0) {
-        *out = "";
+        m->data = "";
         return 0;
     }
-    if (r->map == NULL) {
-        void *m = mmap(NULL, (size_t)r->size, PROT_READ, MAP_SHARED, r->fd, 0);
-        if (m == MAP_FAILED) {
-            SH_ERROR("unable to map shard '%s': %s", r->path,
-                     strerror_r(errno, eb, sizeof eb));
-            return SH_EIO;
-        }
-        (void)madvise(m, (size_t)r->size, MADV_SEQUENTIAL);
-        r->map = m;
+    if (page == 0)
+        page = sysconf(_SC_PAGESIZE);
+    /* Map only the blocks the range touches (block starts are page
+     * aligned), so the process never maps more than its chunks in flight
+     * and RSS stays flat whatever the blob size. */
+    base = off / SHARD_BLOCK_SIZE * SHARD_BLOCK_SIZE;
+    uint64_t end = off + len;
+    uint64_t bend = (end + SHARD_BLOCK_SIZE - 1) / SHARD_BLOCK_SIZE *
+                    SHARD_BLOCK_SIZE;
+    if (bend > r->size)
+        bend = r->size;
+    PRE(base % (uint64_t)page == 0);
+    p = mmap(NULL, (size_t)(bend - base), PROT_READ, MAP_SHARED, r->fd,
+             (off_t)base);
+    if (p == MAP_FAILED) {
+        SH_ERROR("unable to map shard '%s': %s", r->path,
+                 strerror_r(errno, eb, sizeof eb));
+        return SH_EIO;
     }
+    (void)madvise(p, (size_t)(bend - base), MADV_SEQUENTIAL);
     /* Verify every block the range touches, in place. */
-    for (uint64_t b = off / SHARD_BLOCK_SIZE;
-         b * SHARD_BLOCK_SIZE < off + len; b++) {
-        rv = block_check(r, b, r->map + b * SHARD_BLOCK_SIZE, block_len(r, b));
-        if (rv != 0)
+    for (uint64_t b = base / SHARD_BLOCK_SIZE; b * SHARD_BLOCK_SIZE < end;
+         b++) {
+        rv = block_check(r, b,
+                         (unsigned char *)p + (b * SHARD_BLOCK_SIZE - base),
+                         block_len(r, b));
+        if (rv != 0) {
+            munmap(p, (size_t)(bend - base));
             return rv;
+        }
     }
-    *out = r->map + off;
+    m->base = p;
+    m->base_len = (size_t)(bend - base);
+    m->data = (unsigned char *)p + (off - base);
     return 0;
+}
+
+void shard_map_release(struct shard_map *m)
+{
+    if (m->base != NULL)
+        munmap(m->base, m->base_len);
+    memset(m, 0, sizeof *m);
 }
 
 int shard_reader_fd(const struct shard_reader *r)

@@ -212,15 +212,24 @@ uint64_t shard_reader_size(const struct shard_reader *r);
  * the range touches.  SH_ECORRUPT on a mismatch (nothing usable in buf),
  * SH_ERANGE if the range passes the end. */
 int shard_reader_read(struct shard_reader *r, uint64_t off, void *buf, size_t len);
-/* Verify the blocks of [off, off+len) and point *out at those bytes in a
- * read-only mapping of the shard, valid until shard_reader_close.  No copy:
- * callers hand the pointer straight to the socket.  Same errors as
- * shard_reader_read.  (A shard file truncated by hand while mapped would
- * fault; shard files are immutable once finished.) */
+/* A verified window of a shard mapped read-only (no copy: callers hand
+ * `data` straight to the socket).  Independent of its reader: it stays
+ * valid after shard_reader_close, until shard_map_release. */
+struct shard_map {
+    const void *data; /* the requested bytes */
+    void *base;       /* private: mapping start */
+    size_t base_len;  /* private: mapping length */
+};
+
+/* Map [off, off+len) and verify every block it touches.  Same errors as
+ * shard_reader_read; on error *m holds nothing to release.  (A shard file
+ * truncated by hand while mapped would fault; finished shards are
+ * immutable.) */
 int shard_reader_map(struct shard_reader *r,
                      uint64_t off,
                      size_t len,
-                     const void **out);
+                     struct shard_map *m);
+void shard_map_release(struct shard_map *m);
 /* The file descriptor and file offset of data offset 0 (for sendfile of
  * ranges that were verified with shard_reader_read or _verify). */
 int shard_reader_fd(const struct shard_reader *r);

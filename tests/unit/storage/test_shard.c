@@ -298,26 +298,34 @@ static void test_map(void **state)
     unsigned char *data = pattern(n, 11);
     char *path = shard_store_path(f->s, NAME_A, 0);
     struct shard_reader *r;
-    const void *p;
+    struct shard_map m, m2;
 
     write_shard(f->s, NAME_A, 0, data, n);
     assert_int_equal(shard_reader_open(f->s, NAME_A, 0, &r), 0);
-    assert_int_equal(shard_reader_map(r, 0, n, &p), 0);
-    assert_memory_equal(p, data, n);
-    assert_int_equal(shard_reader_map(r, BS - 3, 10, &p), 0);
-    assert_memory_equal(p, data + BS - 3, 10);
-    assert_int_equal(shard_reader_map(r, n, 0, &p), 0);
-    assert_int_equal(shard_reader_map(r, n - 1, 2, &p), SH_ERANGE);
-    assert_null(p);
+    assert_int_equal(shard_reader_map(r, 0, n, &m), 0);
+    assert_memory_equal(m.data, data, n);
+    assert_int_equal(shard_reader_map(r, BS - 3, 10, &m2), 0);
+    assert_memory_equal(m2.data, data + BS - 3, 10);
+    shard_map_release(&m2);
+    assert_int_equal(shard_reader_map(r, n, 0, &m2), 0);
+    shard_map_release(&m2);
+    assert_int_equal(shard_reader_map(r, n - 1, 2, &m2), SH_ERANGE);
+    assert_null(m2.data);
     shard_reader_close(r);
+    /* A mapping outlives its reader. */
+    assert_memory_equal(m.data, data, n);
+    shard_map_release(&m);
+    assert_null(m.data);
 
     flip_byte(path, 2 * BS + 1); /* block 2 */
     assert_int_equal(shard_reader_open(f->s, NAME_A, 0, &r), 0);
-    assert_int_equal(shard_reader_map(r, 0, 2 * BS, &p), 0);
-    assert_int_equal(shard_reader_map(r, 2 * BS - 1, 2, &p), SH_ECORRUPT);
-    assert_null(p);
-    assert_int_equal(shard_reader_map(r, 3 * BS, 17, &p), 0);
-    assert_memory_equal(p, data + 3 * BS, 17);
+    assert_int_equal(shard_reader_map(r, 0, 2 * BS, &m), 0);
+    shard_map_release(&m);
+    assert_int_equal(shard_reader_map(r, 2 * BS - 1, 2, &m), SH_ECORRUPT);
+    assert_null(m.data);
+    assert_int_equal(shard_reader_map(r, 3 * BS, 17, &m), 0);
+    assert_memory_equal(m.data, data + 3 * BS, 17);
+    shard_map_release(&m);
     assert_int_equal(fx_log.errors, 1);
     shard_reader_close(r);
 
