@@ -624,6 +624,18 @@ static void free_unaccepted(uv_handle_t *h)
     free(h->data);
 }
 
+/* Common setup of a connection whose socket is open in c->tcp. */
+static void conn_setup(struct api_server *s, struct api_conn *c)
+{
+    uv_timer_init(s->loop, &c->timer);
+    c->timer.data = c;
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    SH_QUEUE_PUSH(&s->conns, &c->queue);
+    timer_arm(c, s->cfg.idle_timeout_ms);
+    conn_read_start(c);
+}
+
 void api__conn_accept(struct api_server *s)
 {
     struct api_conn *c = sh_calloc(1, sizeof *c);
@@ -636,11 +648,22 @@ void api__conn_accept(struct api_server *s)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    uv_timer_init(s->loop, &c->timer);
-    c->timer.data = c;
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
-    SH_QUEUE_PUSH(&s->conns, &c->queue);
-    timer_arm(c, s->cfg.idle_timeout_ms);
-    conn_read_start(c);
+    conn_setup(s, c);
+}
+
+int api__conn_open_fd(struct api_server *s, int fd)
+{
+    struct api_conn *c = sh_calloc(1, sizeof *c);
+    int rv;
+
+    c->srv = s;
+    uv_tcp_init(s->loop, &c->tcp);
+    c->tcp.data = c;
+    rv = uv_tcp_open(&c->tcp, fd);
+    if (rv != 0) {
+        uv_close((uv_handle_t *)&c->tcp, free_unaccepted);
+        return SH_EIO;
+    }
+    conn_setup(s, c);
+    return SH_OK;
 }

@@ -107,6 +107,9 @@ struct api_server {
 
 /* conn.c */
 void api__conn_accept(struct api_server *s);
+/* Serve an already connected stream socket (tests and fuzzing feed the
+ * server through a socketpair). */
+int api__conn_open_fd(struct api_server *s, int fd);
 void api__conn_close(struct api_conn *c);
 /* Resume reading/parsing after a handler returned false from on_body. */
 void api__conn_resume(struct api_req *req);
