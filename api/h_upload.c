@@ -23,6 +23,7 @@ enum up_kind { UP_MONOLITHIC, UP_PATCH, UP_PUT };
 struct up_op {
     struct api_req *req;   /* NULL once the client left */
     struct api_upload *up; /* held session; NULL once released */
+    const struct api_backend *be; /* outlives the request */
     enum up_kind kind;
     char *name;            /* repository */
     char *digest;          /* for commits */
@@ -132,6 +133,7 @@ static void flush_done(void *arg, int status)
     op->waiting = false;
     if (req == NULL) {
         /* Client gone: the session stays for a retry. */
+        op->be->upload_release(op->up);
         op->up = NULL;
         op_free(op);
         return;
@@ -167,6 +169,7 @@ static void op_end(struct api_req *req)
 static void op_start(struct api_req *req, struct up_op *op)
 {
     op->req = req;
+    op->be = be_of(req);
     req->hdata = op;
     req->hooks.on_body = op_body;
     req->hooks.on_end = op_end;

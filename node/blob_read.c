@@ -23,7 +23,25 @@
 struct node_reads {
     uv_loop_t *loop;            /* borrowed */
     struct shard_store *shards; /* borrowed */
+    unsigned live;              /* streams not yet freed */
+    bool closing;               /* node__reads_close was called */
+    void (*close_cb)(void *arg);
+    void *close_arg;
 };
+
+static void reads_maybe_closed(struct node_reads *r)
+{
+    void (*cb)(void *);
+    void *arg;
+
+    if (!r->closing || r->live > 0)
+        return;
+    cb = r->close_cb;
+    arg = r->close_arg;
+    free(r);
+    if (cb)
+        cb(arg);
+}
 
 struct stream {
     struct node_reads *mgr;
@@ -47,6 +65,20 @@ struct stream {
 
 static void pump(struct stream *s);
 
+static void reads_noop(uv_work_t *w)
+{
+    (void)w;
+}
+
+static void reads_noop_done(uv_work_t *w, int status)
+{
+    struct node_reads *r = w->data;
+    (void)status;
+    free(w);
+    r->live--;
+    reads_maybe_closed(r);
+}
+
 static void stream_free_work(uv_work_t *w)
 {
     struct stream *s = w->data;
@@ -60,9 +92,12 @@ static void stream_free_work(uv_work_t *w)
 static void stream_freed(uv_work_t *w, int status)
 {
     struct stream *s = w->data;
+    struct node_reads *mgr = s->mgr;
     (void)status;
     free(s->digest);
     free(s);
+    mgr->live--;
+    reads_maybe_closed(mgr);
 }
 
 /* Close the reader in the pool (it may block) and free. */
@@ -198,6 +233,7 @@ static void be_blob_serve(void *data, struct api_req *req,
     struct node_reads *mgr = ((struct node_dataplane *)data)->reads;
     struct stream *s = sh_calloc(1, sizeof *s);
 
+    mgr->live++;
     s->mgr = mgr;
     s->req = req;
     s->digest = sh_strdup(rec->digest);
@@ -226,9 +262,20 @@ void node__reads_init(struct node_reads **out, uv_loop_t *loop,
     *out = r;
 }
 
-void node__reads_close(struct node_reads *r)
+/* Called once the API is closed: every stream was aborted; those with a
+ * read in flight finish it first, then cb(arg). */
+void node__reads_close(struct node_reads *r, void (*cb)(void *arg), void *arg)
 {
-    free(r);
+    r->closing = true;
+    r->close_cb = cb;
+    r->close_arg = arg;
+    if (r->live == 0) {
+        /* Report from the loop, never from inside this call. */
+        r->live++;
+        uv_work_t *w = sh_malloc(sizeof *w);
+        w->data = r;
+        uv_queue_work(r->loop, w, reads_noop, reads_noop_done);
+    }
 }
 
 void node__reads_backend(struct node_reads *r, struct api_backend *be)

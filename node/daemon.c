@@ -12,6 +12,7 @@ struct node {
     struct cons *cons;             /* state machine */
     struct node_dataplane dp;      /* uploads and reads */
     struct api_server *api;        /* public API */
+    int draining;                  /* data-plane parts still closing */
     void (*stop_cb)(void *arg);
     void *stop_arg;
 };
@@ -105,8 +106,8 @@ err_after_api:
     /* The listener failed: nothing is connected, close synchronously enough
      * for a process about to exit. */
     api_server_close(n->api, NULL, NULL);
-    node__uploads_close(n->dp.uploads);
-    node__reads_close(n->dp.reads);
+    node__uploads_close(n->dp.uploads, NULL, NULL);
+    node__reads_close(n->dp.reads, NULL, NULL);
     cons_close(n->cons, NULL, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
 err_after_shards:
@@ -138,12 +139,21 @@ static void cons_closed(void *arg)
         cb(cb_arg);
 }
 
+/* The data plane's work items use consensus and storage: both close only
+ * once uploads and reads have drained. */
+static void dataplane_closed(void *arg)
+{
+    struct node *n = arg;
+    if (--n->draining == 0)
+        cons_close(n->cons, cons_closed, n);
+}
+
 static void api_closed(void *arg)
 {
     struct node *n = arg;
-    node__uploads_close(n->dp.uploads);
-    node__reads_close(n->dp.reads);
-    cons_close(n->cons, cons_closed, n);
+    n->draining = 2;
+    node__uploads_close(n->dp.uploads, dataplane_closed, n);
+    node__reads_close(n->dp.reads, dataplane_closed, n);
 }
 
 void node_stop(struct node *n, void (*cb)(void *arg), void *arg)

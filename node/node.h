@@ -69,13 +69,16 @@ struct node_uploads; /* upload.c */
 int node__uploads_init(struct node_uploads **out, uv_loop_t *loop,
                        struct shard_store *shards, struct meta *meta,
                        struct cons *cons, unsigned expiry_s);
-void node__uploads_close(struct node_uploads *u);
+/* Drain and free; cb(arg) once no session work is in flight. */
+void node__uploads_close(struct node_uploads *u, void (*cb)(void *arg),
+                         void *arg);
 void node__uploads_backend(struct node_uploads *u, struct api_backend *be);
 
 struct node_reads; /* blob_read.c */
 void node__reads_init(struct node_reads **out, uv_loop_t *loop,
                       struct shard_store *shards);
-void node__reads_close(struct node_reads *r);
+/* Drain and free; cb(arg) once no stream work is in flight. */
+void node__reads_close(struct node_reads *r, void (*cb)(void *arg), void *arg);
 void node__reads_backend(struct node_reads *r, struct api_backend *be);
 
 #endif

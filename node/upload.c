@@ -78,13 +78,21 @@ struct node_uploads {
     sh_queue sessions;          /* every live api_upload */
     uv_timer_t expiry;          /* sweeps idle sessions */
     uint64_t expiry_ms;         /* idle limit */
-    bool closing;
+    bool closing;               /* node__uploads_close was called */
+    unsigned live;              /* sessions not yet freed */
+    bool timer_closed;          /* expiry timer's close callback ran */
+    void (*close_cb)(void *arg);
+    void *close_arg;
 };
+
+static void maybe_closed(struct node_uploads *mgr);
 
 static void kick(struct api_upload *up);
 
 static void session_free(struct api_upload *up)
 {
+    struct node_uploads *mgr = up->mgr;
+
     SH_QUEUE_REMOVE(&up->link);
     if (up->w)
         shard_writer_abort(up->w);
@@ -95,6 +103,8 @@ static void session_free(struct api_upload *up)
     free(up->repo);
     free(up->digest);
     free(up);
+    mgr->live--;
+    maybe_closed(mgr);
 }
 
 /* Mark DONE and free now, or when the work in flight returns. */
@@ -225,6 +235,7 @@ static int be_upload_create(void *data, const char *repo, char *uuid,
     up->work_buf = -1;
     up->held = true;
     up->state = UP_OPEN;
+    mgr->live++;
     SH_QUEUE_PUSH(&mgr->sessions, &up->link);
     strcpy(uuid, up->uuid);
     *out = up;
@@ -472,16 +483,37 @@ int node__uploads_init(struct node_uploads **out, uv_loop_t *loop,
     return SH_OK;
 }
 
-static void expiry_closed(uv_handle_t *h)
+static void maybe_closed(struct node_uploads *mgr)
 {
-    free(h->data);
+    void (*cb)(void *);
+    void *arg;
+
+    if (!mgr->closing || mgr->live > 0 || !mgr->timer_closed)
+        return;
+    cb = mgr->close_cb;
+    arg = mgr->close_arg;
+    free(mgr);
+    if (cb)
+        cb(arg);
 }
 
-/* Called once the API is closed (no request holds a session). */
-void node__uploads_close(struct node_uploads *mgr)
+static void expiry_closed(uv_handle_t *h)
+{
+    struct node_uploads *mgr = h->data;
+    mgr->timer_closed = true;
+    maybe_closed(mgr);
+}
+
+/* Called once the API is closed (no request holds a session).  Sessions
+ * still spooling or committing finish first (their work items use the
+ * shard store and consensus, which close after this), then cb(arg). */
+void node__uploads_close(struct node_uploads *mgr, void (*cb)(void *arg),
+                         void *arg)
 {
     sh_queue *q = SH_QUEUE_NEXT(&mgr->sessions);
     mgr->closing = true;
+    mgr->close_cb = cb;
+    mgr->close_arg = arg;
     while (q != &mgr->sessions) {
         struct api_upload *up = SH_QUEUE_DATA(q, struct api_upload, link);
         q = SH_QUEUE_NEXT(q);
