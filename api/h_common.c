@@ -48,29 +48,47 @@ bool h_page_params(struct api_req *req, size_t *n, char **last)
     return true;
 }
 
-int h_blob_record(struct api_req *req, const char *digest,
-                  Shoal__BlobRecord **out)
+/* Every stored record starts with its format version (snapshot.proto), so
+ * this common initial sequence reads it whatever the message type. */
+struct versioned {
+    ProtobufCMessage base;
+    uint32_t version;
+};
+
+/* Load and unpack the record at `key`; SH_ECORRUPT if it does not decode
+ * or has a version this build does not know. */
+static int load_record(struct api_req *req, struct sh_buf *key,
+                       const ProtobufCMessageDescriptor *desc, void **out)
 {
-    struct sh_buf key = SH_BUF_INIT;
+    struct versioned *rec;
     char *val;
     size_t vlen;
     int rv;
 
     *out = NULL;
-    meta_key_blob(&key, digest);
-    rv = meta_get(req->srv->meta, key.data, key.len, &val, &vlen);
-    sh_buf_release(&key);
+    rv = meta_get(req->srv->meta, key->data, key->len, &val, &vlen);
+    sh_buf_release(key);
     if (rv != SH_OK)
         return rv;
-    *out = shoal__blob_record__unpack(NULL, vlen, (uint8_t *)val);
+    rec = (struct versioned *)protobuf_c_message_unpack(desc, NULL, vlen,
+                                                        (uint8_t *)val);
     free(val);
-    if (*out == NULL || (*out)->version != SH_RECORD_VERSION) {
-        if (*out)
-            shoal__blob_record__free_unpacked(*out, NULL);
-        *out = NULL;
+    if (rec == NULL || rec->version != SH_RECORD_VERSION) {
+        if (rec)
+            protobuf_c_message_free_unpacked(&rec->base, NULL);
         return SH_ECORRUPT;
     }
+    *out = rec;
     return SH_OK;
+}
+
+int h_blob_record(struct api_req *req, const char *digest,
+                  Shoal__BlobRecord **out)
+{
+    struct sh_buf key = SH_BUF_INIT;
+    meta_key_blob(&key, digest);
+    return load_record(req, &key, &shoal__blob_record__descriptor,
+                       (void **)out);
 }
 
 bool h_blob_linked(struct api_req *req, const char *repo, const char *digest)
@@ -87,25 +105,9 @@ int h_manifest_record(struct api_req *req, const char *repo,
                       const char *digest, Shoal__ManifestRecord **out)
 {
     struct sh_buf key = SH_BUF_INIT;
-    char *val;
-    size_t vlen;
-    int rv;
-
-    *out = NULL;
     meta_key_manifest(&key, repo, digest);
-    rv = meta_get(req->srv->meta, key.data, key.len, &val, &vlen);
-    sh_buf_release(&key);
-    if (rv != SH_OK)
-        return rv;
-    *out = shoal__manifest_record__unpack(NULL, vlen, (uint8_t *)val);
-    free(val);
-    if (*out == NULL || (*out)->version != SH_RECORD_VERSION) {
-        if (*out)
-            shoal__manifest_record__free_unpacked(*out, NULL);
-        *out = NULL;
-        return SH_ECORRUPT;
-    }
-    return SH_OK;
+    return load_record(req, &key, &shoal__manifest_record__descriptor,
+                       (void **)out);
 }
 
 struct proposal {

@@ -10,6 +10,16 @@ static int need(const char *s)
     return s != NULL && s[0] != '\0';
 }
 
+/* Delete `key` if present; SH_ENOTFOUND (nothing added) otherwise. */
+static int del_existing(struct meta *m, struct meta_batch *b,
+                        const struct sh_buf *key)
+{
+    if (!meta_has(m, key->data, key->len))
+        return SH_ENOTFOUND;
+    meta_batch_del(b, key->data, key->len);
+    return SH_OK;
+}
+
 static void put_repo(struct meta_batch *b, struct sh_buf *key, const char *repo)
 {
     meta_key_repo(key, repo);
@@ -95,15 +105,12 @@ int fsm__apply_delete_tag(struct meta *m, struct meta_batch *b,
                           const Shoal__DeleteTag *op)
 {
     struct sh_buf key = SH_BUF_INIT;
-    int rv = SH_OK;
+    int rv;
 
     if (!need(op->repo) || !need(op->tag))
         return SH_EMALFORMED;
     meta_key_tag(&key, op->repo, op->tag);
-    if (meta_has(m, key.data, key.len))
-        meta_batch_del(b, key.data, key.len);
-    else
-        rv = SH_ENOTFOUND;
+    rv = del_existing(m, b, &key);
     sh_buf_release(&key);
     return rv;
 }
@@ -155,15 +162,12 @@ int fsm__apply_blob_unlink(struct meta *m, struct meta_batch *b,
                            const Shoal__BlobUnlink *op)
 {
     struct sh_buf key = SH_BUF_INIT;
-    int rv = SH_OK;
+    int rv;
 
     if (!need(op->repo) || !need(op->digest))
         return SH_EMALFORMED;
     meta_key_link(&key, op->repo, op->digest);
-    if (meta_has(m, key.data, key.len))
-        meta_batch_del(b, key.data, key.len);
-    else
-        rv = SH_ENOTFOUND;
+    rv = del_existing(m, b, &key);
     sh_buf_release(&key);
     return rv;
 }
