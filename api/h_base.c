@@ -5,14 +5,10 @@
 
 #include "handlers.h"
 
-#define PAGE_DEFAULT 1000
-
 void h_base(struct api_req *req)
 {
-    if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
-        api_resp_error(req, "UNSUPPORTED", NULL);
+    if (!h_get_or_head(req))
         return;
-    }
     api_resp_send(req, 200, "application/json", "{}", 2);
 }
 
@@ -85,14 +81,10 @@ void h_catalog(struct api_req *req)
     char *last;
     bool more;
 
-    if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
-        api_resp_error(req, "UNSUPPORTED", NULL);
+    if (!h_get_or_head(req))
         return;
-    }
     if (!h_page_params(req, &n, &last))
         return;
-    if (n == SIZE_MAX)
-        n = PAGE_DEFAULT;
     meta_key_repo_prefix(&prefix);
     sh_buf_addstr(&body, "{\"repositories\":");
     list_page(req, &prefix, last, n, meta_key_repo_name, &body, &last_name,
@@ -113,10 +105,8 @@ void h_tags(struct api_req *req, const char *name)
     char *last;
     bool more;
 
-    if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
-        api_resp_error(req, "UNSUPPORTED", NULL);
+    if (!h_get_or_head(req))
         return;
-    }
     meta_key_repo(&prefix, name);
     if (!meta_has(req->srv->meta, prefix.data, prefix.len)) {
         sh_buf_release(&prefix);
@@ -127,8 +117,6 @@ void h_tags(struct api_req *req, const char *name)
         sh_buf_release(&prefix);
         return;
     }
-    if (n == SIZE_MAX)
-        n = PAGE_DEFAULT;
     meta_key_tag_prefix(&prefix, name);
     sh_buf_addstr(&body, "{\"name\":");
     sh_buf_add_json_str(&body, name);

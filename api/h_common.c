@@ -25,10 +25,18 @@ void h_fail(struct api_req *req, int code, const char *what)
 
 #define PAGE_MAX 10000
 
+bool h_get_or_head(struct api_req *req)
+{
+    if (req->method == HTTP_GET || req->method == HTTP_HEAD)
+        return true;
+    api_resp_error(req, "UNSUPPORTED", NULL);
+    return false;
+}
+
 bool h_page_params(struct api_req *req, size_t *n, char **last)
 {
     char *nstr = api__query_get(req, "n");
-    *n = SIZE_MAX;
+    *n = H_PAGE_DEFAULT;
     *last = api__query_get(req, "last");
     if (nstr != NULL) {
         char *end;

@@ -32,10 +32,8 @@ void h_referrers(struct api_req *req, const char *name, const char *digest)
     char *filter;
     bool first = true;
 
-    if (req->method != HTTP_GET && req->method != HTTP_HEAD) {
-        api_resp_error(req, "UNSUPPORTED", NULL);
+    if (!h_get_or_head(req))
         return;
-    }
     if (digest_parse(digest, strlen(digest), &algo) != SH_OK) {
         api_resp_error(req, "DIGEST_INVALID", "invalid digest");
         return;

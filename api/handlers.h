@@ -19,8 +19,13 @@ void h_referrers(struct api_req *req, const char *name, const char *digest);
 
 /* Map an SH_* code from storage/consensus to an error response. */
 void h_fail(struct api_req *req, int code, const char *what);
-/* Page through keys for tags and catalog: parse ?n= and ?last=. Returns
- * false (after answering) when n is invalid. *n is SIZE_MAX when absent. */
+/* For read-only endpoints: false (after answering 405) unless the method is
+ * GET or HEAD. */
+bool h_get_or_head(struct api_req *req);
+/* Page through keys for tags and catalog: parse ?n= (default
+ * H_PAGE_DEFAULT, capped) and ?last=.  Returns false (after answering) when
+ * n is invalid. */
+#define H_PAGE_DEFAULT 1000
 bool h_page_params(struct api_req *req, size_t *n, char **last);
 /* Load a blob record; SH_ENOTFOUND when absent. */
 int h_blob_record(struct api_req *req, const char *digest,
