@@ -30,6 +30,8 @@
 /* Room over UP_CHUNK so one body callback (at most one read buffer) always
  * fits. */
 #define UP_SLACK (256u * 1024)
+/* Spare buffers kept for new sessions (memory: UP_POOL x 4.25 MiB). */
+#define UP_POOL 4
 /* Unit of hashing and spooling inside a chunk (fits the CPU cache). */
 #define UP_PIECE (256u * 1024)
 
@@ -83,9 +85,28 @@ struct node_uploads {
     bool timer_closed;          /* expiry timer's close callback ran */
     void (*close_cb)(void *arg);
     void *close_arg;
+    char *pool[UP_POOL];         /* spare session buffers, already faulted in */
+    unsigned n_pool;
 };
 
 static void maybe_closed(struct node_uploads *mgr);
+
+/* Session buffers are recycled: a fresh 4 MiB allocation is a fresh mmap
+ * whose every page faults on first touch, on the loop thread. */
+static char *buf_get(struct node_uploads *mgr)
+{
+    if (mgr->n_pool > 0)
+        return mgr->pool[--mgr->n_pool];
+    return sh_malloc(UP_CHUNK + UP_SLACK);
+}
+
+static void buf_put(struct node_uploads *mgr, char *buf)
+{
+    if (mgr->n_pool < UP_POOL)
+        mgr->pool[mgr->n_pool++] = buf;
+    else
+        free(buf);
+}
 
 static void kick(struct api_upload *up);
 
@@ -98,8 +119,8 @@ static void session_free(struct api_upload *up)
         shard_writer_abort(up->w);
     if (up->sha256)
         digest_ctx_free(up->sha256);
-    free(up->buf[0]);
-    free(up->buf[1]);
+    buf_put(mgr, up->buf[0]);
+    buf_put(mgr, up->buf[1]);
     free(up->repo);
     free(up->digest);
     free(up);
@@ -230,8 +251,8 @@ static int be_upload_create(void *data, const char *repo, char *uuid,
     }
     up->repo = sh_strdup(repo);
     up->sha256 = digest_ctx_new(DIGEST_SHA256);
-    up->buf[0] = sh_malloc(UP_CHUNK + UP_SLACK);
-    up->buf[1] = sh_malloc(UP_CHUNK + UP_SLACK);
+    up->buf[0] = buf_get(mgr);
+    up->buf[1] = buf_get(mgr);
     up->work_buf = -1;
     up->held = true;
     up->state = UP_OPEN;
@@ -492,6 +513,8 @@ static void maybe_closed(struct node_uploads *mgr)
         return;
     cb = mgr->close_cb;
     arg = mgr->close_arg;
+    while (mgr->n_pool > 0)
+        free(mgr->pool[--mgr->n_pool]);
     free(mgr);
     if (cb)
         cb(arg);
