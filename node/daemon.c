@@ -64,7 +64,8 @@ int node_start(struct node **out, uv_loop_t *loop,
     rv = meta_open(meta_dir, &n->meta, errmsg);
     if (rv != SH_OK)
         goto err;
-    rv = shard_store_open(cfg->data_dir, &n->shards, errmsg);
+    rv = shard_store_open_keep(cfg->data_dir, node__upload_spool_keep, n->meta,
+                               &n->shards, errmsg);
     if (rv != SH_OK)
         goto err_after_meta;
     rv = cons_init(&n->cons, loop, n->meta, errmsg);

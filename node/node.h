@@ -73,6 +73,9 @@ int node__uploads_init(struct node_uploads **out, uv_loop_t *loop,
 void node__uploads_close(struct node_uploads *u, void (*cb)(void *arg),
                          void *arg);
 void node__uploads_backend(struct node_uploads *u, struct api_backend *be);
+/* shard_keep_fn for shard_store_open_keep: keep spools of recorded upload
+ * sessions (arg: the struct meta). */
+bool node__upload_spool_keep(void *arg, const char *spool_name);
 
 struct node_reads; /* blob_read.c */
 void node__reads_init(struct node_reads **out, uv_loop_t *loop,

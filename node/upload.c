@@ -47,6 +47,10 @@ struct api_upload {
     struct digest_ctx *sha256;  /* hash of every byte spooled */
     uint64_t offset;            /* bytes accepted (buffered or spooled) */
     bool held;                  /* a request is using the session */
+    bool recorded;              /* u/<uuid> is in leveldb (pool writes it
+                                   with the first spooled bytes) */
+    bool keep;                  /* shutdown: keep spool and record so the
+                                   next start resumes the session */
     uint64_t last_used;         /* loop time (ms) of the last release */
     int error;                  /* sticky spool error */
 
@@ -115,7 +119,9 @@ static void session_free(struct api_upload *up)
     struct node_uploads *mgr = up->mgr;
 
     SH_QUEUE_REMOVE(&up->link);
-    if (up->w)
+    if (up->w && up->keep)
+        (void)shard_writer_close(up->w);
+    else if (up->w)
         shard_writer_abort(up->w);
     if (up->sha256)
         digest_ctx_free(up->sha256);
@@ -128,13 +134,78 @@ static void session_free(struct api_upload *up)
     maybe_closed(mgr);
 }
 
+static void session_finalize(struct api_upload *up);
+
+static void forget_work(uv_work_t *w)
+{
+    struct api_upload *up = w->data;
+    struct meta_batch *b = meta_batch_new();
+    struct sh_buf key = SH_BUF_INIT;
+
+    meta_key_upload(&key, up->uuid);
+    meta_batch_del(b, key.data, key.len);
+    /* Not synced: a record that survives a crash points at a spool that is
+     * gone or finished, and is dropped at the next start. */
+    (void)meta_batch_write(up->mgr->meta, b, false);
+    meta_batch_free(b);
+    sh_buf_release(&key);
+}
+
+static void forget_done(uv_work_t *w, int status)
+{
+    struct api_upload *up = w->data;
+    (void)status;
+    up->working = false;
+    session_finalize(up);
+}
+
+/* Drop the session's record (in the pool), then free it. */
+static void session_finalize(struct api_upload *up)
+{
+    if (!up->recorded || up->keep) {
+        session_free(up);
+        return;
+    }
+    up->recorded = false;
+    up->working = true;
+    up->work.data = up;
+    uv_queue_work(up->mgr->loop, &up->work, forget_work, forget_done);
+}
+
 /* Mark DONE and free now, or when the work in flight returns. */
 static void session_end(struct api_upload *up)
 {
     up->state = UP_DONE;
     up->resume = NULL;
     if (!up->working)
-        session_free(up);
+        session_finalize(up);
+}
+
+/* Pool: remember the session in leveldb so a restart can resume it. */
+static void record_put(struct api_upload *up)
+{
+    Shoal__UploadRecord rec = SHOAL__UPLOAD_RECORD__INIT;
+    struct meta_batch *b = meta_batch_new();
+    struct sh_buf key = SH_BUF_INIT;
+    uint8_t *val;
+    size_t vlen;
+
+    rec.version = SH_RECORD_VERSION;
+    rec.uuid = up->uuid;
+    rec.repo = up->repo;
+    rec.owner_node = 1;
+    rec.started_unix = (uint64_t)time(NULL);
+    vlen = shoal__upload_record__get_packed_size(&rec);
+    val = sh_malloc(vlen);
+    shoal__upload_record__pack(&rec, val);
+    meta_key_upload(&key, up->uuid);
+    meta_batch_put(b, key.data, key.len, val, vlen);
+    /* Not synced, like the spooled bytes it describes: upload sessions are
+     * not acknowledged data until their blob is committed. */
+    (void)meta_batch_write(up->mgr->meta, b, false);
+    meta_batch_free(b);
+    sh_buf_release(&key);
+    free(val);
 }
 
 static void make_uuid(char *out)
@@ -165,6 +236,10 @@ static void spool_work(uv_work_t *w)
     struct api_upload *up = w->data;
     int b = up->work_buf;
 
+    if (!up->recorded) {
+        record_put(up);
+        up->recorded = true;
+    }
     /* Hash and spool in cache-sized pieces so each byte is read from
      * memory once for both passes. */
     for (size_t off = 0; off < up->len[b]; off += UP_PIECE) {
@@ -193,7 +268,7 @@ static void spool_done(uv_work_t *w, int status)
     if (up->work_status != SH_OK && up->error == SH_OK)
         up->error = up->work_status;
     if (up->state == UP_DONE) {
-        session_free(up);
+        session_finalize(up);
         return;
     }
     kick(up);
@@ -486,6 +561,83 @@ static void expiry_cb(uv_timer_t *t)
     }
 }
 
+static void resume_hash(void *arg, const void *data, size_t len)
+{
+    digest_ctx_update(arg, data, len);
+}
+
+bool node__upload_spool_keep(void *arg, const char *spool_name)
+{
+    struct sh_buf key = SH_BUF_INIT;
+    bool has;
+    meta_key_upload(&key, spool_name);
+    has = meta_has(arg, key.data, key.len);
+    sh_buf_release(&key);
+    return has;
+}
+
+/* Start-up: reopen every recorded session whose spool is still there, so
+ * clients can continue (GET status tells them where); drop the others. */
+static void uploads_resume(struct node_uploads *mgr)
+{
+    struct sh_buf prefix = SH_BUF_INIT;
+    struct meta_batch *drop = meta_batch_new();
+    struct meta_iter *it;
+    unsigned resumed = 0, dropped = 0;
+    uint64_t bytes = 0;
+
+    meta_key_upload_prefix(&prefix);
+    it = meta_iter_new(mgr->meta, prefix.data, prefix.len, NULL, 0);
+    for (; meta_iter_valid(it); meta_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = meta_iter_key(it, &klen);
+        const char *v = meta_iter_value(it, &vlen);
+        Shoal__UploadRecord *rec =
+            shoal__upload_record__unpack(NULL, vlen, (const uint8_t *)v);
+        struct api_upload *up = NULL;
+
+        if (rec != NULL && rec->version == SH_RECORD_VERSION &&
+            strlen(rec->uuid) == 36 && rec->repo[0] != '\0') {
+            up = sh_calloc(1, sizeof *up);
+            up->mgr = mgr;
+            memcpy(up->uuid, rec->uuid, 37);
+            up->sha256 = digest_ctx_new(DIGEST_SHA256);
+            if (shard_writer_resume(mgr->shards, up->uuid, resume_hash,
+                                    up->sha256, &up->w) != SH_OK) {
+                digest_ctx_free(up->sha256);
+                free(up);
+                up = NULL;
+            }
+        }
+        if (up == NULL) {
+            meta_batch_del(drop, k, klen);
+            dropped++;
+        } else {
+            up->repo = sh_strdup(rec->repo);
+            up->offset = shard_writer_size(up->w);
+            up->buf[0] = buf_get(mgr);
+            up->buf[1] = buf_get(mgr);
+            up->work_buf = -1;
+            up->state = UP_OPEN;
+            up->recorded = true;
+            up->last_used = uv_now(mgr->loop);
+            mgr->live++;
+            SH_QUEUE_PUSH(&mgr->sessions, &up->link);
+            resumed++;
+            bytes += up->offset;
+        }
+        if (rec != NULL)
+            shoal__upload_record__free_unpacked(rec, NULL);
+    }
+    meta_iter_free(it);
+    (void)meta_batch_write(mgr->meta, drop, false);
+    meta_batch_free(drop);
+    sh_buf_release(&prefix);
+    if (resumed > 0 || dropped > 0)
+        SH_INFO("resumed %u upload session(s) (%llu bytes), dropped %u",
+                resumed, (unsigned long long)bytes, dropped);
+}
+
 int node__uploads_init(struct node_uploads **out, uv_loop_t *loop,
                        struct shard_store *shards, struct meta *meta,
                        struct cons *cons, unsigned expiry_s)
@@ -500,6 +652,7 @@ int node__uploads_init(struct node_uploads **out, uv_loop_t *loop,
     uv_timer_init(loop, &mgr->expiry);
     mgr->expiry.data = mgr;
     uv_timer_start(&mgr->expiry, expiry_cb, 10000, 10000);
+    uploads_resume(mgr);
     *out = mgr;
     return SH_OK;
 }
@@ -540,8 +693,14 @@ void node__uploads_close(struct node_uploads *mgr, void (*cb)(void *arg),
     while (q != &mgr->sessions) {
         struct api_upload *up = SH_QUEUE_DATA(q, struct api_upload, link);
         q = SH_QUEUE_NEXT(q);
-        if (up->state == UP_OPEN)
+        if (up->state == UP_OPEN) {
+            /* Not the client's end: the session resumes at the next start
+             * (its record stays; a record not yet written by the pool
+             * means nothing was spooled worth keeping). */
+            up->keep = up->recorded || up->working;
+            up->recorded = false;
             session_end(up);
+        }
     }
     uv_close((uv_handle_t *)&mgr->expiry, expiry_closed);
 }

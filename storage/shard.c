@@ -133,8 +133,10 @@ int shard_store_delete(struct shard_store *s, const char *name, unsigned idx)
     return rv;
 }
 
-/* Remove every file in the spool: writers that never finished. */
-static int spool_clean(const char *spool, char *errmsg)
+/* Remove every file in the spool that `keep` does not claim: writers that
+ * never finished and that nobody will resume. */
+static int spool_clean(const char *spool, shard_keep_fn keep, void *arg,
+                       char *errmsg)
 {
     char eb[128];
     struct dirent *e;
@@ -151,6 +153,8 @@ static int spool_clean(const char *spool, char *errmsg)
     }
     while ((e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (keep != NULL && keep(arg, e->d_name))
             continue;
         if (unlinkat(dirfd(d), e->d_name, 0) != 0) {
             rv = storage__errno(errno);
@@ -173,6 +177,15 @@ static int spool_clean(const char *spool, char *errmsg)
 
 int shard_store_open(const char *dir, struct shard_store **out, char *errmsg)
 {
+    return shard_store_open_keep(dir, NULL, NULL, out, errmsg);
+}
+
+int shard_store_open_keep(const char *dir,
+                          shard_keep_fn keep,
+                          void *arg,
+                          struct shard_store **out,
+                          char *errmsg)
+{
     struct shard_store *s = sh_malloc(sizeof *s);
     int rv;
 
@@ -189,7 +202,7 @@ int shard_store_open(const char *dir, struct shard_store **out, char *errmsg)
         shard_store_close(s);
         return rv;
     }
-    rv = spool_clean(s->spool, errmsg);
+    rv = spool_clean(s->spool, keep, arg, errmsg);
     if (rv != 0) {
         shard_store_close(s);
         return rv;

@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "storage/durable.h"
@@ -84,6 +85,75 @@ int shard_writer_open(struct shard_store *s,
     w->buf = sh_malloc(SHARD_WRITE_BUF);
     *out = w;
     return 0;
+}
+
+static void writer_checksum(struct shard_writer *w,
+                            const unsigned char *p,
+                            size_t len);
+
+int shard_writer_resume(struct shard_store *s,
+                        const char *spool_name,
+                        shard_resume_fn each,
+                        void *arg,
+                        struct shard_writer **out)
+{
+    char eb[128];
+    struct shard_writer *w;
+    struct stat st;
+    char *path;
+    int fd;
+    int rv;
+
+    *out = NULL;
+    path = shard__spool_path(s, spool_name);
+    if (path == NULL)
+        return SH_EINVAL;
+    fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        rv = storage__errno(errno);
+        if (rv != SH_ENOTFOUND)
+            SH_ERROR("unable to reopen spool '%s': %s", path,
+                     strerror_r(errno, eb, sizeof eb));
+        if (fd >= 0)
+            close(fd);
+        free(path);
+        return rv;
+    }
+    w = sh_calloc(1, sizeof *w);
+    w->store = s;
+    w->spool_path = path;
+    w->fd = fd;
+    w->buf = sh_malloc(SHARD_WRITE_BUF);
+    /* Rebuild the checksum state from what is on disk, feeding the caller
+     * the same bytes (it rebuilds its digest). */
+    while (w->flushed < (uint64_t)st.st_size) {
+        uint64_t left = (uint64_t)st.st_size - w->flushed;
+        size_t n = left < SHARD_WRITE_BUF ? (size_t)left : SHARD_WRITE_BUF;
+        rv = storage__pread_all(fd, w->buf, n, w->flushed);
+        if (rv != 0) {
+            SH_ERROR("unable to read spool '%s': %s", path, sh_strerror(rv));
+            shard_writer_abort(w);
+            return rv == SH_ECORRUPT ? SH_EIO : rv;
+        }
+        writer_checksum(w, w->buf, n);
+        if (each != NULL)
+            each(arg, w->buf, n);
+        w->flushed += n;
+        w->size += n;
+    }
+    w->writeback = w->flushed;
+    *out = w;
+    return 0;
+}
+
+static int writer_flush(struct shard_writer *w);
+static void writer_free(struct shard_writer *w);
+
+int shard_writer_close(struct shard_writer *w)
+{
+    int rv = w->err != 0 ? w->err : writer_flush(w);
+    writer_free(w);
+    return rv;
 }
 
 static void table_push(struct shard_writer *w, uint32_t crc)

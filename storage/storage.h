@@ -164,6 +164,14 @@ struct shard_store; /* opaque: the shard directory of this node */
  * files left by a crash are removed here: they were never acknowledged. */
 int shard_store_open(const char *dir, struct shard_store **out, char *errmsg);
 void shard_store_close(struct shard_store *s);
+/* The same, but spool files for which keep(arg, name) is true stay (upload
+ * sessions their owner will resume with shard_writer_resume). */
+typedef bool (*shard_keep_fn)(void *arg, const char *spool_name);
+int shard_store_open_keep(const char *dir,
+                          shard_keep_fn keep,
+                          void *arg,
+                          struct shard_store **out,
+                          char *errmsg);
 
 /* Path of the finished shard file for (name, index): name is a digest.
  * Returns malloc'ed string. */
@@ -183,6 +191,16 @@ struct shard_writer; /* opaque */
 int shard_writer_open(struct shard_store *s,
                       const char *spool_name,
                       struct shard_writer **out);
+/* Reopen an existing spool file (after a restart) and continue it: the
+ * checksum state is rebuilt by reading the file back, and each piece read
+ * is passed to each(arg, data, len) (may be NULL) so the caller can rebuild
+ * its own state, e.g. a digest.  SH_ENOTFOUND if the spool is gone. */
+typedef void (*shard_resume_fn)(void *arg, const void *data, size_t len);
+int shard_writer_resume(struct shard_store *s,
+                        const char *spool_name,
+                        shard_resume_fn each,
+                        void *arg,
+                        struct shard_writer **out);
 int shard_writer_append(struct shard_writer *w, const void *data, size_t len);
 uint64_t shard_writer_size(const struct shard_writer *w);
 /* Digest of everything appended so far, computed by reading the spool file
@@ -198,6 +216,10 @@ int shard_writer_rehash(struct shard_writer *w,
  * returned (content-addressed: same name, same bytes).  The writer is freed
  * in every case. */
 int shard_writer_finish(struct shard_writer *w, const char *name, unsigned idx);
+/* Write out buffered bytes, close and free the writer, leaving the spool
+ * file for shard_writer_resume (not fsynced: spools are never acknowledged
+ * data). */
+int shard_writer_close(struct shard_writer *w);
 /* Discard the spool file and free the writer. */
 void shard_writer_abort(struct shard_writer *w);
 

@@ -333,6 +333,71 @@ static void test_map(void **state)
     free(data);
 }
 
+static void hash_each(void *arg, const void *data, size_t len)
+{
+    digest_ctx_update(arg, data, len);
+}
+
+static bool keep_only_b(void *arg, const char *name)
+{
+    (void)arg;
+    return strcmp(name, "up-b") == 0;
+}
+
+/* A spool left by shard_writer_close survives a reopen that keeps it, is
+ * resumed with its checksum state and the caller's digest rebuilt, and
+ * finishes into a shard identical to one written in one go. */
+static void test_resume(void **state)
+{
+    struct fixture *f = *state;
+    size_t n = 2 * BS + 777, cut = BS + 333;
+    unsigned char *data = pattern(n, 21);
+    unsigned char *got = sh_malloc(n);
+    char errmsg[SH_ERRMSG_SIZE] = "";
+    char want[DIGEST_MAX_STR], have[DIGEST_MAX_STR];
+    struct shard_writer *w, *wa;
+    struct shard_reader *r;
+    struct digest_ctx *c;
+    char *spool_a;
+
+    digest_compute(DIGEST_SHA256, data, n, want);
+    assert_int_equal(shard_writer_open(f->s, "up-a", &wa), 0);
+    assert_int_equal(shard_writer_append(wa, data, 10), 0);
+    assert_int_equal(shard_writer_close(wa), 0);
+    assert_int_equal(shard_writer_open(f->s, "up-b", &w), 0);
+    assert_int_equal(shard_writer_append(w, data, cut), 0);
+    assert_int_equal(shard_writer_close(w), 0);
+
+    /* Reopen the store keeping only up-b. */
+    shard_store_close(f->s);
+    assert_int_equal(shard_store_open_keep(f->dir, keep_only_b, NULL, &f->s,
+                                           errmsg), 0);
+    spool_a = sh_asprintf("%s/spool/up-a", f->dir);
+    assert_int_equal(access(spool_a, F_OK), -1);
+    assert_int_equal(shard_writer_resume(f->s, "up-a", NULL, NULL, &wa),
+                     SH_ENOTFOUND);
+    assert_null(wa);
+
+    c = digest_ctx_new(DIGEST_SHA256);
+    assert_int_equal(shard_writer_resume(f->s, "up-b", hash_each, c, &w), 0);
+    assert_int_equal(shard_writer_size(w), cut);
+    digest_ctx_update(c, data + cut, n - cut);
+    digest_ctx_final(c, have);
+    digest_ctx_free(c);
+    assert_string_equal(have, want);
+    assert_int_equal(shard_writer_append(w, data + cut, n - cut), 0);
+    assert_int_equal(shard_writer_finish(w, NAME_A, 0), 0);
+
+    assert_int_equal(shard_reader_open(f->s, NAME_A, 0, &r), 0);
+    assert_int_equal(shard_reader_size(r), n);
+    assert_int_equal(shard_reader_read(r, 0, got, n), 0);
+    assert_memory_equal(got, data, n);
+    shard_reader_close(r);
+    free(spool_a);
+    free(data);
+    free(got);
+}
+
 /* Open must fail with `want` after `damage` is done to the shard file. */
 static void expect_open_fails(struct fixture *f,
                               void (*damage)(const char *path, size_t n),
@@ -596,6 +661,7 @@ int main(void)
         T(test_corrupt_block),           T(test_bad_files),
         T(test_finish_onto_existing),    T(test_writer_errors),
         T(test_rehash),                  T(test_map),
+        T(test_resume),
         T(test_spool_cleanup_and_usage), T(test_store_open_error),
     };
 #undef T

@@ -1,0 +1,649 @@
+/* consensus/fsm.c and apply.c: encoded commands applied to a real meta
+ * store.  Each test checks what a command writes, that a refused command
+ * (absent target or malformed bytes) writes nothing at all (a full dump of
+ * the database before and after), and reads state back only through
+ * storage.h. */
+#include "consensus/fsm.h"
+
+#include "fixture.h"
+
+#define REPO "library/app"
+#define MANIFEST "{\"schemaVersion\":2}"
+#define DESCRIPTOR "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\"}"
+
+static int setup(void **state)
+{
+    struct fx_meta *f = sh_malloc(sizeof *f);
+
+    fx_meta_open(f);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fx_meta *f = *state;
+
+    fx_meta_close(f);
+    free(f);
+    return 0;
+}
+
+/* Encode and apply one command. */
+static int apply(struct meta *m, Shoal__Command *cmd, bool sync)
+{
+    size_t len;
+    uint8_t *buf = sh_command_encode(cmd, &len);
+    int rv = fsm_apply(m, buf, len, sync);
+
+    free(buf);
+    return rv;
+}
+
+static void apply_ok(struct meta *m, Shoal__Command *cmd)
+{
+    assert_int_equal(apply(m, cmd, true), SH_OK);
+}
+
+/* Apply raw bytes and check they are refused with `want` and that the
+ * database is byte for byte what it was. */
+static void assert_refused_bytes(struct meta *m,
+                                 const uint8_t *buf,
+                                 size_t len,
+                                 int want)
+{
+    char *before = fx_dump(m);
+    char *after;
+
+    assert_int_equal(fsm_apply(m, buf, len, true), want);
+    after = fx_dump(m);
+    assert_string_equal(after, before);
+    free(before);
+    free(after);
+}
+
+static void assert_refused(struct meta *m, Shoal__Command *cmd, int want)
+{
+    size_t len;
+    uint8_t *buf = sh_command_encode(cmd, &len);
+
+    assert_refused_bytes(m, buf, len, want);
+    free(buf);
+}
+
+/* ---- state accessors, through storage.h only ---- */
+
+static bool has_repo(struct meta *m, const char *repo)
+{
+    struct sh_buf k = SH_BUF_INIT;
+    size_t vlen = 99;
+    char *v;
+
+    meta_key_repo(&k, repo);
+    v = fx_get(m, &k, &vlen);
+    sh_buf_release(&k);
+    if (v == NULL)
+        return false;
+    assert_int_equal(vlen, 0); /* the repository record is empty */
+    free(v);
+    return true;
+}
+
+/* The digest a tag points at, or NULL. */
+static char *tag_of(struct meta *m, const char *repo, const char *tag)
+{
+    struct sh_buf k = SH_BUF_INIT;
+    size_t vlen;
+    char *v;
+
+    meta_key_tag(&k, repo, tag);
+    v = fx_get(m, &k, &vlen);
+    sh_buf_release(&k);
+    if (v != NULL)
+        assert_int_equal(strlen(v), vlen);
+    return v;
+}
+
+static void assert_tag(struct meta *m, const char *repo, const char *tag,
+                       const char *digest)
+{
+    char *v = tag_of(m, repo, tag);
+
+    if (digest == NULL) {
+        assert_null(v);
+        return;
+    }
+    assert_non_null(v);
+    assert_string_equal(v, digest);
+    free(v);
+}
+
+/* The stored manifest record, or NULL. */
+static Shoal__ManifestRecord *manifest_of(struct meta *m, const char *repo,
+                                          const char *digest)
+{
+    struct sh_buf k = SH_BUF_INIT;
+    Shoal__ManifestRecord *rec;
+    size_t vlen;
+    char *v;
+
+    meta_key_manifest(&k, repo, digest);
+    v = fx_get(m, &k, &vlen);
+    sh_buf_release(&k);
+    if (v == NULL)
+        return NULL;
+    rec = shoal__manifest_record__unpack(NULL, vlen, (const uint8_t *)v);
+    free(v);
+    assert_non_null(rec);
+    return rec;
+}
+
+static bool has_manifest(struct meta *m, const char *repo, const char *digest)
+{
+    Shoal__ManifestRecord *rec = manifest_of(m, repo, digest);
+
+    if (rec == NULL)
+        return false;
+    shoal__manifest_record__free_unpacked(rec, NULL);
+    return true;
+}
+
+static Shoal__BlobRecord *blob_of(struct meta *m, const char *digest)
+{
+    struct sh_buf k = SH_BUF_INIT;
+    Shoal__BlobRecord *rec;
+    size_t vlen;
+    char *v;
+
+    meta_key_blob(&k, digest);
+    v = fx_get(m, &k, &vlen);
+    sh_buf_release(&k);
+    if (v == NULL)
+        return NULL;
+    rec = shoal__blob_record__unpack(NULL, vlen, (const uint8_t *)v);
+    free(v);
+    assert_non_null(rec);
+    return rec;
+}
+
+static bool has_link(struct meta *m, const char *repo, const char *digest)
+{
+    struct sh_buf k = SH_BUF_INIT;
+    bool yes;
+
+    meta_key_link(&k, repo, digest);
+    yes = meta_has(m, k.data, k.len);
+    sh_buf_release(&k);
+    return yes;
+}
+
+/* The referrer descriptor of `digest` under `subject`, or NULL. */
+static char *referrer_of(struct meta *m, const char *repo, const char *subject,
+                         const char *digest, size_t *vlen)
+{
+    struct sh_buf k = SH_BUF_INIT;
+    char *v;
+
+    meta_key_referrer(&k, repo, subject, digest);
+    v = fx_get(m, &k, vlen);
+    sh_buf_release(&k);
+    return v;
+}
+
+/* Last components of every key under a prefix, joined by ','. */
+static char *list(struct meta *m, const struct sh_buf *prefix)
+{
+    struct sh_buf out = SH_BUF_INIT;
+    struct meta_iter *it = meta_iter_new(m, prefix->data, prefix->len, NULL, 0);
+
+    for (; meta_iter_valid(it); meta_iter_next(it)) {
+        size_t klen, n;
+        const char *k = meta_iter_key(it, &klen);
+        const char *last = meta_key_last(k, klen, &n);
+        if (out.len)
+            sh_buf_addch(&out, ',');
+        sh_buf_add(&out, last, n);
+    }
+    meta_iter_free(it);
+    return sh_buf_detach(&out, NULL);
+}
+
+static void assert_tags(struct meta *m, const char *repo, const char *want)
+{
+    struct sh_buf p = SH_BUF_INIT;
+    char *got;
+
+    meta_key_tag_prefix(&p, repo);
+    got = list(m, &p);
+    assert_string_equal(got, want);
+    free(got);
+    sh_buf_release(&p);
+}
+
+static void assert_referrers(struct meta *m, const char *repo,
+                             const char *subject, const char *want)
+{
+    struct sh_buf p = SH_BUF_INIT;
+    char *got;
+
+    meta_key_referrer_prefix(&p, repo, subject);
+    got = list(m, &p);
+    assert_string_equal(got, want);
+    free(got);
+    sh_buf_release(&p);
+}
+
+/* ------------------------------------------------------------ manifests */
+
+static void test_put_manifest(void **state)
+{
+    struct fx_meta *f = *state;
+    struct fx_cmd c;
+    Shoal__ManifestRecord *rec;
+
+    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, NULL, NULL,
+                                   NULL));
+    assert_true(has_repo(f->m, REPO));
+    rec = manifest_of(f->m, REPO, DIGEST_A);
+    assert_non_null(rec);
+    assert_int_equal(rec->version, SH_RECORD_VERSION);
+    assert_string_equal(rec->media_type,
+                        "application/vnd.oci.image.manifest.v1+json");
+    assert_int_equal(rec->content.len, strlen(MANIFEST));
+    assert_memory_equal(rec->content.data, MANIFEST, strlen(MANIFEST));
+    assert_string_equal(rec->subject, "");
+    assert_int_equal(rec->created_unix, 1700000000);
+    shoal__manifest_record__free_unpacked(rec, NULL);
+    assert_tags(f->m, REPO, "");
+    /* Exactly the repository and the manifest. */
+    assert_int_equal(fx_count_keys(f->m), 2);
+    assert_false(has_repo(f->m, "library"));
+    assert_false(has_manifest(f->m, "other", DIGEST_A));
+}
+
+static void test_put_manifest_tag(void **state)
+{
+    struct fx_meta *f = *state;
+    struct fx_cmd c;
+
+    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, "latest",
+                                   NULL, NULL));
+    assert_true(has_repo(f->m, REPO));
+    assert_true(has_manifest(f->m, REPO, DIGEST_A));
+    assert_tag(f->m, REPO, "latest", DIGEST_A);
+    assert_int_equal(fx_count_keys(f->m), 3);
+
+    /* A second manifest takes the tag over; the first stays. */
+    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_B, "{}", "latest", NULL,
+                                   NULL));
+    assert_tag(f->m, REPO, "latest", DIGEST_B);
+    assert_true(has_manifest(f->m, REPO, DIGEST_A));
+    assert_true(has_manifest(f->m, REPO, DIGEST_B));
+    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, "v1", NULL,
+                                   NULL));
+    assert_tags(f->m, REPO, "latest,v1");
+    assert_tag(f->m, REPO, "v1", DIGEST_A);
+    assert_int_equal(fx_count_keys(f->m), 5);
+}
+
+static void test_put_manifest_subject(void **state)
+{
+    struct fx_meta *f = *state;
+    struct fx_cmd c;
+    Shoal__ManifestRecord *rec;
+    size_t vlen;
+    char *v;
+
+    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_B, MANIFEST, NULL,
+                                   DIGEST_S, DESCRIPTOR));
+    v = referrer_of(f->m, REPO, DIGEST_S, DIGEST_B, &vlen);
+    assert_non_null(v);
+    assert_int_equal(vlen, strlen(DESCRIPTOR));
+    assert_memory_equal(v, DESCRIPTOR, vlen);
+    free(v);
+    rec = manifest_of(f->m, REPO, DIGEST_B);
+    assert_non_null(rec);
+    assert_string_equal(rec->subject, DIGEST_S);
+    shoal__manifest_record__free_unpacked(rec, NULL);
+    assert_referrers(f->m, REPO, DIGEST_S, DIGEST_B);
+    /* The subject itself need not exist; nothing else is written. */
+    assert_false(has_manifest(f->m, REPO, DIGEST_S));
+    assert_int_equal(fx_count_keys(f->m), 3);
+
+    /* A second referrer of the same subject, with a tag. */
+    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_C, "{}", "sig", DIGEST_S,
+                                   "{\"d\":1}"));
+    assert_referrers(f->m, REPO, DIGEST_S, DIGEST_B "," DIGEST_C);
+    v = referrer_of(f->m, REPO, DIGEST_S, DIGEST_C, &vlen);
+    assert_non_null(v);
+    assert_string_equal(v, "{\"d\":1}");
+    free(v);
+    assert_referrers(f->m, "other", DIGEST_S, "");
+}
+
+/* A repository with two tags on A, one on B, A referring to S, plus the
+ * same digest in a neighbouring repository: deleting A in REPO removes
+ * its manifest, its two tags and its referrer entry, nothing else. */
+static void test_delete_manifest(void **state)
+{
+    struct fx_meta *f = *state;
+    struct fx_cmd c;
+    size_t vlen;
+    char *v;
+
+    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, "latest",
+                                   DIGEST_S, DESCRIPTOR));
+    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, "v1", DIGEST_S,
+                                   DESCRIPTOR));
+    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_B, "{}", "v2", DIGEST_S,
+                                   "{\"b\":1}"));
+    apply_ok(f->m, fx_put_manifest(&c, REPO "/sub", DIGEST_A, MANIFEST,
+                                   "latest", DIGEST_S, DESCRIPTOR));
+    apply_ok(f->m, fx_put_manifest(&c, "other", DIGEST_A, MANIFEST, "latest",
+                                   NULL, NULL));
+    apply_ok(f->m, fx_blob_commit(&c, REPO, DIGEST_C, 10));
+    assert_tags(f->m, REPO, "latest,v1,v2");
+    assert_referrers(f->m, REPO, DIGEST_S, DIGEST_A "," DIGEST_B);
+    int before = fx_count_keys(f->m);
+
+    apply_ok(f->m, fx_delete_manifest(&c, REPO, DIGEST_A));
+    assert_false(has_manifest(f->m, REPO, DIGEST_A));
+    assert_tags(f->m, REPO, "v2");
+    assert_tag(f->m, REPO, "v2", DIGEST_B);
+    assert_referrers(f->m, REPO, DIGEST_S, DIGEST_B);
+    v = referrer_of(f->m, REPO, DIGEST_S, DIGEST_A, &vlen);
+    assert_null(v);
+    assert_int_equal(fx_count_keys(f->m), before - 4);
+
+    /* Untouched: the repository, B, the blob, and the other repositories
+     * holding the same digest. */
+    assert_true(has_repo(f->m, REPO));
+    assert_true(has_manifest(f->m, REPO, DIGEST_B));
+    assert_true(has_link(f->m, REPO, DIGEST_C));
+    assert_true(has_manifest(f->m, REPO "/sub", DIGEST_A));
+    assert_tag(f->m, REPO "/sub", "latest", DIGEST_A);
+    assert_referrers(f->m, REPO "/sub", DIGEST_S, DIGEST_A);
+    assert_true(has_manifest(f->m, "other", DIGEST_A));
+    assert_tag(f->m, "other", "latest", DIGEST_A);
+
+    /* Deleting it again finds nothing and changes nothing. */
+    assert_refused(f->m, fx_delete_manifest(&c, REPO, DIGEST_A), SH_ENOTFOUND);
+}
+
+static void test_delete_manifest_without_subject(void **state)
+{
+    struct fx_meta *f = *state;
+    struct fx_cmd c;
+
+    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, "t", NULL,
+                                   NULL));
+    apply_ok(f->m, fx_delete_manifest(&c, REPO, DIGEST_A));
+    assert_false(has_manifest(f->m, REPO, DIGEST_A));
+    assert_tags(f->m, REPO, "");
+    assert_int_equal(fx_count_keys(f->m), 1); /* the repository stays */
+    assert_true(has_repo(f->m, REPO));
+}
+
+static void test_delete_tag(void **state)
+{
+    struct fx_meta *f = *state;
+    struct fx_cmd c;
+
+    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, "a", NULL,
+                                   NULL));
+    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, "b", NULL,
+                                   NULL));
+    apply_ok(f->m, fx_put_manifest(&c, "other", DIGEST_A, MANIFEST, "a", NULL,
+                                   NULL));
+    apply_ok(f->m, fx_delete_tag(&c, REPO, "a"));
+    assert_tags(f->m, REPO, "b");
+    assert_tags(f->m, "other", "a");
+    assert_true(has_manifest(f->m, REPO, DIGEST_A));
+}
+
+/* Deletes of something absent: SH_ENOTFOUND, and not one byte changes,
+ * even when the same name exists nearby. */
+static void test_delete_absent(void **state)
+{
+    struct fx_meta *f = *state;
+    struct fx_cmd c;
+
+    /* On an empty database. */
+    assert_refused(f->m, fx_delete_manifest(&c, REPO, DIGEST_A), SH_ENOTFOUND);
+    assert_refused(f->m, fx_delete_tag(&c, REPO, "latest"), SH_ENOTFOUND);
+    assert_refused(f->m, fx_blob_unlink(&c, REPO, DIGEST_A), SH_ENOTFOUND);
+    assert_int_equal(fx_count_keys(f->m), 0);
+
+    /* Near misses. */
+    apply_ok(f->m, fx_put_manifest(&c, "other", DIGEST_A, MANIFEST, "latest",
+                                   DIGEST_S, DESCRIPTOR));
+    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_B, MANIFEST, "v1", NULL,
+                                   NULL));
+    apply_ok(f->m, fx_blob_commit(&c, "other", DIGEST_C, 7));
+    assert_refused(f->m, fx_delete_manifest(&c, REPO, DIGEST_A), SH_ENOTFOUND);
+    assert_refused(f->m, fx_delete_manifest(&c, REPO "/x", DIGEST_B),
+                   SH_ENOTFOUND);
+    assert_refused(f->m, fx_delete_tag(&c, REPO, "latest"), SH_ENOTFOUND);
+    assert_refused(f->m, fx_delete_tag(&c, REPO, "v"), SH_ENOTFOUND);
+    assert_refused(f->m, fx_delete_tag(&c, "other", "v1"), SH_ENOTFOUND);
+    /* The blob exists but is not linked into REPO. */
+    assert_refused(f->m, fx_blob_unlink(&c, REPO, DIGEST_C), SH_ENOTFOUND);
+    assert_refused(f->m, fx_blob_unlink(&c, "other", DIGEST_A), SH_ENOTFOUND);
+}
+
+/* ---------------------------------------------------------------- blobs */
+
+static void test_blob_commit(void **state)
+{
+    struct fx_meta *f = *state;
+    struct fx_cmd c;
+    Shoal__BlobRecord *rec;
+    char *before, *after;
+
+    apply_ok(f->m, fx_blob_commit(&c, REPO, DIGEST_A, 1234));
+    rec = blob_of(f->m, DIGEST_A);
+    assert_non_null(rec);
+    assert_int_equal(rec->version, SH_RECORD_VERSION);
+    assert_string_equal(rec->digest, DIGEST_A);
+    assert_int_equal(rec->size, 1234);
+    assert_non_null(rec->layout);
+    assert_int_equal(rec->layout->k, 1);
+    assert_int_equal(rec->state, SHOAL__BLOB_STATE__BLOB_STATE_ACTIVE);
+    shoal__blob_record__free_unpacked(rec, NULL);
+    assert_true(has_link(f->m, REPO, DIGEST_A));
+    assert_true(has_repo(f->m, REPO));
+    assert_int_equal(fx_count_keys(f->m), 3);
+
+    /* Committed again with another size into another repository: the
+     * first record stays, the new repository gets its link. */
+    apply_ok(f->m, fx_blob_commit(&c, "second", DIGEST_A, 99));
+    rec = blob_of(f->m, DIGEST_A);
+    assert_non_null(rec);
+    assert_int_equal(rec->size, 1234);
+    shoal__blob_record__free_unpacked(rec, NULL);
+    assert_true(has_link(f->m, "second", DIGEST_A));
+    assert_true(has_repo(f->m, "second"));
+    assert_true(has_link(f->m, REPO, DIGEST_A));
+    assert_int_equal(fx_count_keys(f->m), 5);
+
+    /* Committed again into the same repository: nothing changes. */
+    before = fx_dump(f->m);
+    apply_ok(f->m, fx_blob_commit(&c, REPO, DIGEST_A, 5));
+    after = fx_dump(f->m);
+    assert_string_equal(after, before);
+    free(before);
+    free(after);
+}
+
+static void test_blob_link(void **state)
+{
+    struct fx_meta *f = *state;
+    struct fx_cmd c;
+
+    /* Unknown blob. */
+    assert_refused(f->m, fx_blob_link(&c, REPO, DIGEST_A), SH_ENOTFOUND);
+    assert_int_equal(fx_count_keys(f->m), 0);
+    apply_ok(f->m, fx_blob_commit(&c, "src", DIGEST_A, 10));
+    assert_refused(f->m, fx_blob_link(&c, REPO, DIGEST_B), SH_ENOTFOUND);
+
+    /* Known blob: linked, and the repository comes into being. */
+    assert_false(has_repo(f->m, REPO));
+    apply_ok(f->m, fx_blob_link(&c, REPO, DIGEST_A));
+    assert_true(has_link(f->m, REPO, DIGEST_A));
+    assert_true(has_repo(f->m, REPO));
+    assert_true(has_link(f->m, "src", DIGEST_A));
+    assert_int_equal(fx_count_keys(f->m), 5);
+}
+
+static void test_blob_unlink(void **state)
+{
+    struct fx_meta *f = *state;
+    struct fx_cmd c;
+    Shoal__BlobRecord *rec;
+
+    apply_ok(f->m, fx_blob_commit(&c, REPO, DIGEST_A, 10));
+    apply_ok(f->m, fx_blob_link(&c, "other", DIGEST_A));
+    apply_ok(f->m, fx_blob_unlink(&c, REPO, DIGEST_A));
+    assert_false(has_link(f->m, REPO, DIGEST_A));
+    assert_true(has_link(f->m, "other", DIGEST_A));
+    /* The blob record and the repository stay (gc removes blobs). */
+    rec = blob_of(f->m, DIGEST_A);
+    assert_non_null(rec);
+    shoal__blob_record__free_unpacked(rec, NULL);
+    assert_true(has_repo(f->m, REPO));
+    assert_refused(f->m, fx_blob_unlink(&c, REPO, DIGEST_A), SH_ENOTFOUND);
+}
+
+/* ------------------------------------------------------------ malformed */
+
+static uint8_t *pack_version(Shoal__Command *cmd, uint32_t version, size_t *len)
+{
+    uint8_t *buf;
+
+    cmd->version = version;
+    *len = shoal__command__get_packed_size(cmd);
+    buf = sh_malloc(*len);
+    shoal__command__pack(cmd, buf);
+    return buf;
+}
+
+/* Every kind of malformed command, refused with SH_EMALFORMED and without
+ * a byte written. */
+static void refuse_all_malformed(struct meta *m)
+{
+    static const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                      0xff, 0xff, 0xff, 0xff, 0xff};
+    static const uint8_t future_op[] = {0x08, 0x01, 0x82, 0x01, 0x00};
+    struct fx_cmd c;
+    uint8_t *buf;
+    size_t len;
+
+    assert_refused_bytes(m, garbage, sizeof garbage, SH_EMALFORMED);
+    assert_refused_bytes(m, future_op, sizeof future_op, SH_EMALFORMED);
+    assert_refused_bytes(m, (const uint8_t *)"", 0, SH_EMALFORMED);
+    assert_refused_bytes(m, (const uint8_t *)"hello", 5, SH_EMALFORMED);
+
+    /* A valid PutManifest under another version, and truncated. */
+    fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, "latest", NULL, NULL);
+    buf = pack_version(&c.cmd, SH_COMMAND_VERSION + 1, &len);
+    assert_refused_bytes(m, buf, len, SH_EMALFORMED);
+    free(buf);
+    buf = pack_version(&c.cmd, 0, &len);
+    assert_refused_bytes(m, buf, len, SH_EMALFORMED);
+    free(buf);
+    buf = sh_command_encode(&c.cmd, &len);
+    assert_refused_bytes(m, buf, len - 1, SH_EMALFORMED);
+    free(buf);
+
+    /* No op. */
+    fx_cmd_reset(&c);
+    assert_refused(m, &c.cmd, SH_EMALFORMED);
+
+    /* Well-formed envelopes missing what the op needs. */
+    assert_refused(m, fx_put_manifest(&c, "", DIGEST_A, MANIFEST, "t", NULL,
+                                      NULL), SH_EMALFORMED);
+    assert_refused(m, fx_put_manifest(&c, REPO, "", MANIFEST, "t", NULL, NULL),
+                   SH_EMALFORMED);
+    fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, "t", NULL, NULL);
+    c.put_manifest.record = NULL;
+    assert_refused(m, &c.cmd, SH_EMALFORMED);
+    assert_refused(m, fx_delete_manifest(&c, REPO, ""), SH_EMALFORMED);
+    assert_refused(m, fx_delete_manifest(&c, "", DIGEST_A), SH_EMALFORMED);
+    assert_refused(m, fx_delete_tag(&c, REPO, ""), SH_EMALFORMED);
+    assert_refused(m, fx_delete_tag(&c, "", "latest"), SH_EMALFORMED);
+    assert_refused(m, fx_blob_commit(&c, "", DIGEST_A, 1), SH_EMALFORMED);
+    assert_refused(m, fx_blob_commit(&c, REPO, "", 1), SH_EMALFORMED);
+    fx_blob_commit(&c, REPO, DIGEST_A, 1);
+    c.blob_commit.record = NULL;
+    assert_refused(m, &c.cmd, SH_EMALFORMED);
+    assert_refused(m, fx_blob_link(&c, "", DIGEST_A), SH_EMALFORMED);
+    assert_refused(m, fx_blob_link(&c, REPO, ""), SH_EMALFORMED);
+    assert_refused(m, fx_blob_unlink(&c, "", DIGEST_A), SH_EMALFORMED);
+    assert_refused(m, fx_blob_unlink(&c, REPO, ""), SH_EMALFORMED);
+}
+
+static void test_malformed_empty_db(void **state)
+{
+    struct fx_meta *f = *state;
+
+    refuse_all_malformed(f->m);
+    assert_int_equal(fx_count_keys(f->m), 0);
+}
+
+static void test_malformed_populated_db(void **state)
+{
+    struct fx_meta *f = *state;
+    struct fx_cmd c;
+
+    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, "latest",
+                                   DIGEST_S, DESCRIPTOR));
+    apply_ok(f->m, fx_blob_commit(&c, REPO, DIGEST_B, 10));
+    assert_int_equal(fx_count_keys(f->m), 6);
+    {
+        /* The dump really sees the state it compares. */
+        char *dump = fx_dump(f->m);
+        assert_non_null(strstr(dump, "r/" REPO "=\n"));
+        assert_non_null(strstr(dump, "t/" REPO "\\00latest=" DIGEST_A "\n"));
+        free(dump);
+    }
+    refuse_all_malformed(f->m);
+    /* Blob present but the link refused as malformed: no link appears. */
+    assert_refused(f->m, fx_blob_link(&c, "", DIGEST_B), SH_EMALFORMED);
+    assert_int_equal(fx_count_keys(f->m), 6);
+}
+
+/* Unsynced applies are just as visible to the next read. */
+static void test_apply_unsynced(void **state)
+{
+    struct fx_meta *f = *state;
+    struct fx_cmd c;
+
+    assert_int_equal(apply(f->m, fx_blob_commit(&c, REPO, DIGEST_A, 1), false),
+                     SH_OK);
+    assert_int_equal(apply(f->m, fx_blob_link(&c, "b", DIGEST_A), false), SH_OK);
+    assert_true(has_link(f->m, "b", DIGEST_A));
+    assert_int_equal(apply(f->m, fx_blob_link(&c, "b", DIGEST_B), false),
+                     SH_ENOTFOUND);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_put_manifest),
+        T(test_put_manifest_tag),
+        T(test_put_manifest_subject),
+        T(test_delete_manifest),
+        T(test_delete_manifest_without_subject),
+        T(test_delete_tag),
+        T(test_delete_absent),
+        T(test_blob_commit),
+        T(test_blob_link),
+        T(test_blob_unlink),
+        T(test_malformed_empty_db),
+        T(test_malformed_populated_db),
+        T(test_apply_unsynced),
+    };
+#undef T
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

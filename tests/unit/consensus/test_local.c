@@ -1,0 +1,484 @@
+/* consensus/local.c through the public consensus.h API, on a real uv loop
+ * and a real meta store: proposals complete once each, in submission
+ * order, with their own statuses, never from inside cons_propose; close
+ * completes what is pending and then calls back; the loop closes with no
+ * handle left behind. */
+#include "consensus/consensus.h"
+
+#include "fixture.h"
+
+struct fixture {
+    struct fx_meta meta; /* store in a temporary directory */
+    uv_loop_t loop;      /* the loop cons runs on */
+    struct cons *c;      /* under test; freed by its close */
+    bool closing;        /* cons_close was called */
+    int closed;          /* close callbacks seen */
+    int close_seq;       /* completion number of the close callback */
+    bool close_inside;   /* the close callback fired inside a call */
+};
+
+/* One proposal and what its callback saw. */
+struct prop {
+    struct cons_propose_req req;
+    int calls;   /* callbacks: must end at exactly 1 */
+    int status;  /* status of the last callback */
+    int seq;     /* completion number of the last callback */
+    bool inside; /* a callback fired while cons_propose/close ran */
+};
+
+static int seq;      /* completion counter shared by proposals and close */
+static bool in_call; /* true while cons_propose or cons_close runs */
+
+static void prop_cb(struct cons_propose_req *req, int status)
+{
+    struct prop *p = req->data;
+
+    assert_ptr_equal(&p->req, req);
+    p->calls++;
+    p->status = status;
+    p->seq = seq++;
+    p->inside |= in_call;
+}
+
+static void close_cb(void *arg)
+{
+    struct fixture *f = arg;
+
+    f->closed++;
+    f->close_seq = seq++;
+    f->close_inside |= in_call;
+    f->c = NULL;
+}
+
+static int propose_cb(struct fixture *f, struct prop *p, Shoal__Command *cmd,
+                      cons_propose_cb cb)
+{
+    int rv;
+
+    memset(p, 0, sizeof *p);
+    p->status = -1;
+    p->seq = -1;
+    p->req.data = p;
+    p->req.cb = cb;
+    in_call = true;
+    rv = cons_propose(f->c, &p->req, cmd);
+    in_call = false;
+    return rv;
+}
+
+static void propose(struct fixture *f, struct prop *p, Shoal__Command *cmd)
+{
+    assert_int_equal(propose_cb(f, p, cmd, prop_cb), SH_OK);
+}
+
+static void close_cons(struct fixture *f)
+{
+    f->closing = true;
+    in_call = true;
+    cons_close(f->c, close_cb, f);
+    in_call = false;
+}
+
+static void assert_done(const struct prop *p, int status, int order)
+{
+    assert_int_equal(p->calls, 1);
+    assert_int_equal(p->status, status);
+    assert_int_equal(p->seq, order);
+    assert_false(p->inside);
+}
+
+/* ---- loop teardown (raft test/lib/loop.h TEAR_DOWN_LOOP) ---- */
+
+static void walk_cb(uv_handle_t *h, void *arg)
+{
+    int *alive = arg;
+
+    fprintf(stderr, "leftover handle: %s (active %d, closing %d)\n",
+            uv_handle_type_name(uv_handle_get_type(h)), uv_is_active(h),
+            uv_is_closing(h));
+    (*alive)++;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = sh_calloc(1, sizeof *f);
+    char errmsg[SH_ERRMSG_SIZE] = "";
+
+    fx_meta_open(&f->meta);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(cons_init(&f->c, &f->loop, f->meta.m, errmsg), SH_OK);
+    assert_non_null(f->c);
+    assert_string_equal(errmsg, "");
+    seq = 0;
+    in_call = false;
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    int alive = 0;
+    int rv;
+
+    /* Every test closes cons itself; this only rescues a failed one. */
+    if (!f->closing) {
+        f->closing = true;
+        cons_close(f->c, close_cb, f);
+    }
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    rv = uv_loop_close(&f->loop);
+    if (rv != 0) {
+        uv_walk(&f->loop, walk_cb, &alive);
+        fail_msg("uv_loop_close: %s (%d), %d handle(s) left", uv_strerror(rv),
+                 rv, alive);
+    }
+    assert_int_equal(f->closed, 1);
+    assert_false(f->close_inside);
+    fx_meta_close(&f->meta);
+    free(f);
+    return 0;
+}
+
+/* Run the loop until nothing is left to do. */
+static void run(struct fixture *f)
+{
+    assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+}
+
+/* ---- state, through storage.h ---- */
+
+static bool has_link(struct meta *m, const char *repo, const char *digest)
+{
+    struct sh_buf k = SH_BUF_INIT;
+    bool yes;
+
+    meta_key_link(&k, repo, digest);
+    yes = meta_has(m, k.data, k.len);
+    sh_buf_release(&k);
+    return yes;
+}
+
+static bool has_tag(struct meta *m, const char *repo, const char *tag)
+{
+    struct sh_buf k = SH_BUF_INIT;
+    bool yes;
+
+    meta_key_tag(&k, repo, tag);
+    yes = meta_has(m, k.data, k.len);
+    sh_buf_release(&k);
+    return yes;
+}
+
+static bool has_manifest(struct meta *m, const char *repo, const char *digest)
+{
+    struct sh_buf k = SH_BUF_INIT;
+    bool yes;
+
+    meta_key_manifest(&k, repo, digest);
+    yes = meta_has(m, k.data, k.len);
+    sh_buf_release(&k);
+    return yes;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+static void test_init_close(void **state)
+{
+    struct fixture *f = *state;
+
+    close_cons(f);
+    /* The close callback is asynchronous, like uv_close. */
+    assert_int_equal(f->closed, 0);
+    run(f);
+    assert_int_equal(f->closed, 1);
+    assert_int_equal(fx_count_keys(f->meta.m), 0);
+}
+
+/* Five proposals in one loop iteration, two of them refused by the FSM:
+ * each completes once, in order, with its own status, and the refused
+ * ones change nothing while the others apply. */
+static void test_propose_order(void **state)
+{
+    struct fixture *f = *state;
+    struct prop p[5];
+    struct fx_cmd c;
+
+    propose(f, &p[0], fx_blob_commit(&c, "a", DIGEST_A, 10));
+    propose(f, &p[1], fx_blob_link(&c, "b", DIGEST_A));
+    propose(f, &p[2], fx_blob_link(&c, "b", DIGEST_B)); /* unknown blob */
+    propose(f, &p[3], fx_put_manifest(&c, "a", DIGEST_C, "{}", "latest", NULL,
+                                      NULL));
+    propose(f, &p[4], fx_delete_tag(&c, "a", "nope")); /* absent tag */
+    /* Nothing completes before the loop runs. */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(p[i].calls, 0);
+
+    run(f);
+    assert_done(&p[0], SH_OK, 0);
+    assert_done(&p[1], SH_OK, 1);
+    assert_done(&p[2], SH_ENOTFOUND, 2);
+    assert_done(&p[3], SH_OK, 3);
+    assert_done(&p[4], SH_ENOTFOUND, 4);
+    assert_true(has_link(f->meta.m, "a", DIGEST_A));
+    assert_true(has_link(f->meta.m, "b", DIGEST_A));
+    assert_false(has_link(f->meta.m, "b", DIGEST_B));
+    assert_true(has_manifest(f->meta.m, "a", DIGEST_C));
+    assert_true(has_tag(f->meta.m, "a", "latest"));
+    /* r/a r/b b/A l/a/A l/b/A m/a/C t/a/latest */
+    assert_int_equal(fx_count_keys(f->meta.m), 7);
+
+    close_cons(f);
+    run(f);
+    assert_int_equal(f->closed, 1);
+    assert_int_equal(f->close_seq, 5);
+}
+
+/* More proposals than one group holds: all complete in order. */
+static void test_propose_many(void **state)
+{
+    enum { N = 600 };
+    struct fixture *f = *state;
+    struct prop *p = sh_calloc(N, sizeof *p);
+    struct fx_cmd c;
+    int links = 0;
+
+    propose(f, &p[0], fx_blob_commit(&c, "repo0", DIGEST_A, 1));
+    for (int i = 1; i < N; i++) {
+        char repo[32];
+        snprintf(repo, sizeof repo, "repo%d", i);
+        /* Every 100th names a blob that does not exist. */
+        propose(f, &p[i], fx_blob_link(&c, repo, i % 100 ? DIGEST_A : DIGEST_B));
+    }
+    run(f);
+    for (int i = 0; i < N; i++)
+        assert_done(&p[i], i % 100 || i == 0 ? SH_OK : SH_ENOTFOUND, i);
+    for (int i = 0; i < N; i++) {
+        char repo[32];
+        snprintf(repo, sizeof repo, "repo%d", i);
+        links += has_link(f->meta.m, repo, DIGEST_A);
+    }
+    assert_int_equal(links, N - (N / 100 - 1));
+    free(p);
+    close_cons(f);
+    run(f);
+}
+
+/* A proposal made from a completion callback completes later, with its
+ * own status, and not from inside that nested cons_propose. */
+static struct prop nested;
+static struct fixture *nested_f;
+
+static void propose_again_cb(struct cons_propose_req *req, int status)
+{
+    struct fx_cmd c;
+
+    prop_cb(req, status);
+    assert_int_equal(propose_cb(nested_f, &nested,
+                                fx_blob_link(&c, "second", DIGEST_A), prop_cb),
+                     SH_OK);
+}
+
+static void test_propose_from_callback(void **state)
+{
+    struct fixture *f = *state;
+    struct prop first, second;
+    struct fx_cmd c;
+
+    nested_f = f;
+    assert_int_equal(propose_cb(f, &first, fx_blob_commit(&c, "r", DIGEST_A, 1),
+                                propose_again_cb),
+                     SH_OK);
+    propose(f, &second, fx_blob_unlink(&c, "r", DIGEST_B)); /* refused */
+    run(f);
+    assert_done(&first, SH_OK, 0);
+    assert_done(&second, SH_ENOTFOUND, 1);
+    assert_done(&nested, SH_OK, 2);
+    assert_true(has_link(f->meta.m, "second", DIGEST_A));
+    close_cons(f);
+    run(f);
+    assert_int_equal(f->close_seq, 3);
+}
+
+/* Close before the loop ran: every proposal is canceled, in order, then
+ * the close callback; nothing reached the store.  Proposals after close
+ * are refused and never call back. */
+static void test_close_pending(void **state)
+{
+    struct fixture *f = *state;
+    struct prop p[3], late;
+    struct fx_cmd c;
+
+    propose(f, &p[0], fx_blob_commit(&c, "a", DIGEST_A, 10));
+    propose(f, &p[1], fx_put_manifest(&c, "a", DIGEST_C, "{}", "t", NULL, NULL));
+    propose(f, &p[2], fx_blob_link(&c, "b", DIGEST_A));
+    close_cons(f);
+    assert_int_equal(propose_cb(f, &late, fx_blob_commit(&c, "z", DIGEST_B, 1),
+                                prop_cb),
+                     SH_ESHUTDOWN);
+    assert_int_equal(f->closed, 0);
+    run(f);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(p[i].calls, 1);
+        assert_int_equal(p[i].status, SH_ECANCELED);
+        assert_int_equal(p[i].seq, i);
+    }
+    assert_int_equal(late.calls, 0);
+    assert_int_equal(f->closed, 1);
+    assert_int_equal(f->close_seq, 3);
+    assert_int_equal(fx_count_keys(f->meta.m), 0);
+}
+
+/* A work item that holds the (single) thread-pool thread until posted, so
+ * a group can be caught in flight. */
+struct blocker {
+    uv_work_t work;
+    uv_sem_t go;
+    int done;
+};
+
+static void blocker_work(uv_work_t *w)
+{
+    struct blocker *b = w->data;
+
+    uv_sem_wait(&b->go);
+}
+
+static void blocker_done(uv_work_t *w, int status)
+{
+    struct blocker *b = w->data;
+
+    assert_int_equal(status, 0);
+    b->done++;
+}
+
+/* Close with a group in flight and one proposal behind it: the group
+ * completes with its real statuses, the queued one is canceled, then the
+ * close callback fires.  A proposal after close is refused. */
+static void test_close_inflight(void **state)
+{
+    struct fixture *f = *state;
+    struct blocker b;
+    struct prop p[3], late;
+    struct fx_cmd c;
+
+    b.done = 0;
+    b.work.data = &b;
+    assert_int_equal(uv_sem_init(&b.go, 0), 0);
+    assert_int_equal(uv_queue_work(&f->loop, &b.work, blocker_work,
+                                   blocker_done),
+                     0);
+
+    propose(f, &p[0], fx_blob_commit(&c, "a", DIGEST_A, 10));
+    propose(f, &p[1], fx_blob_link(&c, "a", DIGEST_B)); /* refused */
+    /* One iteration: the idle callback hands both to the thread pool,
+     * where they wait behind the blocker. */
+    assert_int_not_equal(uv_run(&f->loop, UV_RUN_NOWAIT), 0);
+    assert_int_equal(p[0].calls + p[1].calls, 0);
+    propose(f, &p[2], fx_blob_link(&c, "b", DIGEST_A));
+
+    close_cons(f);
+    assert_int_equal(propose_cb(f, &late, fx_blob_commit(&c, "z", DIGEST_B, 1),
+                                prop_cb),
+                     SH_ESHUTDOWN);
+    /* Nothing can complete while the group is held. */
+    assert_int_equal(p[0].calls + p[1].calls + p[2].calls, 0);
+    assert_int_equal(f->closed, 0);
+
+    uv_sem_post(&b.go);
+    run(f);
+    uv_sem_destroy(&b.go);
+    assert_int_equal(b.done, 1);
+    assert_done(&p[0], SH_OK, 0);
+    assert_done(&p[1], SH_ENOTFOUND, 1);
+    assert_done(&p[2], SH_ECANCELED, 2);
+    assert_int_equal(late.calls, 0);
+    assert_int_equal(f->closed, 1);
+    assert_int_equal(f->close_seq, 3);
+    /* The in-flight group was applied; the canceled one was not. */
+    assert_true(has_link(f->meta.m, "a", DIGEST_A));
+    assert_false(has_link(f->meta.m, "b", DIGEST_A));
+}
+
+/* DISABLED (bug): consensus/local.c group_done (lines 67-85) and
+ * cons_close (lines 165-173).  group_done clears c->busy (line 71) before
+ * running the callbacks, so a cons_close called from a completion callback sees
+ * busy == false and runs finish_close (uv_close of c->idle) at once; when
+ * the loop over the group ends, group_done sees c->closing and runs
+ * finish_close a second time (line 82): uv_close on a closing handle (libuv asserts
+ * and aborts; without asserts the handle is queued twice and `c` freed
+ * twice).  Expected: the rest of the group completes with its statuses
+ * and the close callback fires exactly once.  Registered only with
+ * -DSHOAL_TEST_KNOWN_BUGS until fixed. */
+static struct fixture *closing_f;
+
+static void close_from_cb(struct cons_propose_req *req, int status)
+{
+    prop_cb(req, status);
+    closing_f->closing = true;
+    cons_close(closing_f->c, close_cb, closing_f);
+}
+
+static void test_close_from_callback(void **state)
+{
+    struct fixture *f = *state;
+    struct prop p[2];
+    struct fx_cmd c;
+
+    closing_f = f;
+    assert_int_equal(propose_cb(f, &p[0], fx_blob_commit(&c, "a", DIGEST_A, 1),
+                                close_from_cb),
+                     SH_OK);
+    propose(f, &p[1], fx_blob_link(&c, "b", DIGEST_A));
+    run(f);
+    assert_done(&p[0], SH_OK, 0);
+    assert_done(&p[1], SH_OK, 1);
+    assert_int_equal(f->closed, 1);
+    assert_int_equal(f->close_seq, 2);
+}
+
+/* DISABLED (deviation from STYLE habit 5, libuv handle.rst):
+ * consensus/local.c cons_close (lines 166-173) with no group in flight
+ * calls finish_close directly, which runs each pending request's
+ * callback with SH_ECANCELED from inside cons_close.  Expected: canceled
+ * callbacks run asynchronously, from the loop, as the close callback
+ * already does.  Registered only with -DSHOAL_TEST_KNOWN_BUGS until
+ * fixed. */
+static void test_close_cancels_asynchronously(void **state)
+{
+    struct fixture *f = *state;
+    struct prop p;
+    struct fx_cmd c;
+
+    propose(f, &p, fx_blob_commit(&c, "a", DIGEST_A, 1));
+    close_cons(f);
+    assert_int_equal(p.calls, 0);
+    run(f);
+    assert_done(&p, SH_ECANCELED, 0);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+    const struct CMUnitTest tests[] = {
+        T(test_init_close),
+        T(test_propose_order),
+        T(test_propose_many),
+        T(test_propose_from_callback),
+        T(test_close_pending),
+        T(test_close_inflight),
+#ifdef SHOAL_TEST_KNOWN_BUGS
+        T(test_close_from_callback),
+        T(test_close_cancels_asynchronously),
+#endif
+    };
+#undef T
+#ifndef SHOAL_TEST_KNOWN_BUGS
+    (void)test_close_from_callback;          /* disabled: see its comment */
+    (void)test_close_cancels_asynchronously; /* disabled: see its comment */
+#endif
+    /* One thread-pool thread: test_close_inflight holds it to catch a
+     * group in flight.  Must be set before the first uv_queue_work. */
+    setenv("UV_THREADPOOL_SIZE", "1", 1);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
