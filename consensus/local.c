@@ -68,7 +68,8 @@ static void group_done(uv_work_t *work, int status)
 {
     struct cons *c = work->data;
     (void)status;
-    c->busy = false;
+    /* Still busy while the callbacks run: one of them may call cons_close,
+     * which must then leave the finishing to us. */
     while (!SH_QUEUE_IS_EMPTY(&c->inflight)) {
         sh_queue *q = SH_QUEUE_HEAD(&c->inflight);
         struct cons_propose_req *req =
@@ -78,6 +79,7 @@ static void group_done(uv_work_t *work, int status)
         req->buf = NULL;
         req->cb(req, req->status);
     }
+    c->busy = false;
     if (c->closing)
         finish_close(c);
     else
@@ -105,7 +107,10 @@ static void idle_cb(uv_idle_t *idle)
 {
     struct cons *c = idle->data;
     uv_idle_stop(idle);
-    start_group(c);
+    if (c->closing)
+        finish_close(c);
+    else
+        start_group(c);
 }
 
 int cons_init(struct cons **out, uv_loop_t *loop, struct meta *meta, char *errmsg)
@@ -167,7 +172,11 @@ void cons_close(struct cons *c, void (*cb)(void *arg), void *arg)
     c->closing = true;
     c->close_cb = cb;
     c->close_arg = arg;
-    uv_idle_stop(&c->idle);
-    if (!c->busy)
-        finish_close(c);
+    /* Cancelled callbacks run from the loop, never from inside this call
+     * (STYLE habit 5): the idle handle finishes the close, or group_done
+     * does when a group is in flight. */
+    if (c->busy)
+        uv_idle_stop(&c->idle);
+    else
+        uv_idle_start(&c->idle, idle_cb);
 }

@@ -144,37 +144,47 @@ static char *trim(char *s)
 int node_config_load(struct node_config *cfg, const char *path, char *errmsg)
 {
     FILE *f = fopen(path, "r");
-    char line[1024];
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
     int lineno = 0;
+    int rv = SH_OK;
 
     if (f == NULL) {
         sh_errmsg_printf(errmsg, "unable to open config '%s'", path);
         return SH_EIO;
     }
-    while (fgets(line, sizeof line, f) != NULL) {
+    /* Whole lines of any length (getline), so a long value is never split
+     * and line numbers stay true. */
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        bool has_nul = memchr(line, '\0', (size_t)len) != NULL;
         char *s = trim(line);
         char *eq;
-        int rv;
 
         lineno++;
+        if (has_nul) {
+            sh_errmsg_printf(errmsg, "%s:%d: NUL byte in line", path, lineno);
+            rv = SH_EINVAL;
+            break;
+        }
         if (*s == '\0' || *s == '#')
             continue;
         eq = strchr(s, '=');
         if (eq == NULL) {
             sh_errmsg_printf(errmsg, "%s:%d: expected 'name = value'", path, lineno);
-            fclose(f);
-            return SH_EINVAL;
+            rv = SH_EINVAL;
+            break;
         }
         *eq = '\0';
         rv = node_config_set(cfg, trim(s), trim(eq + 1), errmsg);
         if (rv != SH_OK) {
             sh_errmsg_wrapf(errmsg, "%s:%d", path, lineno);
-            fclose(f);
-            return rv;
+            break;
         }
     }
+    free(line);
     fclose(f);
-    return SH_OK;
+    return rv;
 }
 
 void node_config_usage(FILE *out)

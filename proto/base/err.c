@@ -35,15 +35,10 @@ void sh_errmsg_wrapf(char *msg, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(ctx, sizeof ctx, fmt, ap);
     va_end(ap);
-    /* Truncation is fine: the head of the message matters most. */
-    size_t n = strnlen(ctx, SH_ERRMSG_SIZE - 1);
-    memcpy(msg, ctx, n);
-    if (n + 2 < SH_ERRMSG_SIZE) {
-        msg[n++] = ':';
-        msg[n++] = ' ';
-    }
-    size_t rest = SH_ERRMSG_SIZE - 1 - n;
-    size_t olen = strnlen(old, rest);
-    memcpy(msg + n, old, olen);
-    msg[n + olen] = '\0';
+    /* Build the whole text, then keep its head (the most useful part). */
+    char full[2 * SH_ERRMSG_SIZE + 2];
+    snprintf(full, sizeof full, "%s: %s", ctx, old);
+    size_t n = strnlen(full, SH_ERRMSG_SIZE - 1);
+    memcpy(msg, full, n);
+    msg[n] = '\0';
 }

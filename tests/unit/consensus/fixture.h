@@ -62,8 +62,7 @@ static inline char *fx_dump(struct meta *m)
         const char *k = meta_iter_key(it, &klen);
         const char *v = meta_iter_value(it, &vlen);
         for (int part = 0; part < 2; part++) {
-            const unsigned char *p =
-                (const unsigned char *)(part ? v : k);
+            const unsigned char *p = (const unsigned char *)(part ? v : k);
             size_t n = part ? vlen : klen;
             for (size_t i = 0; i < n; i++) {
                 if (p[i] > 0x20 && p[i] < 0x7f && p[i] != '\\' && p[i] != '=')
@@ -92,7 +91,9 @@ static inline int fx_count_keys(struct meta *m)
 
 /* Value of `key` (built by a meta_key_* call); NULL if absent.  Caller
  * frees. */
-static inline char *fx_get(struct meta *m, const struct sh_buf *key, size_t *vlen)
+static inline char *fx_get(struct meta *m,
+                           const struct sh_buf *key,
+                           size_t *vlen)
 {
     char *v = NULL;
     int rv = meta_get(m, key->data, key->len, &v, vlen);
@@ -156,7 +157,8 @@ static inline Shoal__Command *fx_put_manifest(struct fx_cmd *c,
 {
     fx_cmd_reset(c);
     c->manifest.version = SH_RECORD_VERSION;
-    c->manifest.media_type = (char *)"application/vnd.oci.image.manifest.v1+json";
+    c->manifest.media_type =
+        (char *)"application/vnd.oci.image.manifest.v1+json";
     c->manifest.content.data = (uint8_t *)content;
     c->manifest.content.len = strlen(content);
     if (subject != NULL)

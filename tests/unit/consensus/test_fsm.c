@@ -9,7 +9,8 @@
 
 #define REPO "library/app"
 #define MANIFEST "{\"schemaVersion\":2}"
-#define DESCRIPTOR "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\"}"
+#define DESCRIPTOR \
+    "{\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\"}"
 
 static int setup(void **state)
 {
@@ -104,7 +105,9 @@ static char *tag_of(struct meta *m, const char *repo, const char *tag)
     return v;
 }
 
-static void assert_tag(struct meta *m, const char *repo, const char *tag,
+static void assert_tag(struct meta *m,
+                       const char *repo,
+                       const char *tag,
                        const char *digest)
 {
     char *v = tag_of(m, repo, tag);
@@ -119,7 +122,8 @@ static void assert_tag(struct meta *m, const char *repo, const char *tag,
 }
 
 /* The stored manifest record, or NULL. */
-static Shoal__ManifestRecord *manifest_of(struct meta *m, const char *repo,
+static Shoal__ManifestRecord *manifest_of(struct meta *m,
+                                          const char *repo,
                                           const char *digest)
 {
     struct sh_buf k = SH_BUF_INIT;
@@ -178,8 +182,11 @@ static bool has_link(struct meta *m, const char *repo, const char *digest)
 }
 
 /* The referrer descriptor of `digest` under `subject`, or NULL. */
-static char *referrer_of(struct meta *m, const char *repo, const char *subject,
-                         const char *digest, size_t *vlen)
+static char *referrer_of(struct meta *m,
+                         const char *repo,
+                         const char *subject,
+                         const char *digest,
+                         size_t *vlen)
 {
     struct sh_buf k = SH_BUF_INIT;
     char *v;
@@ -220,8 +227,10 @@ static void assert_tags(struct meta *m, const char *repo, const char *want)
     sh_buf_release(&p);
 }
 
-static void assert_referrers(struct meta *m, const char *repo,
-                             const char *subject, const char *want)
+static void assert_referrers(struct meta *m,
+                             const char *repo,
+                             const char *subject,
+                             const char *want)
 {
     struct sh_buf p = SH_BUF_INIT;
     char *got;
@@ -241,8 +250,8 @@ static void test_put_manifest(void **state)
     struct fx_cmd c;
     Shoal__ManifestRecord *rec;
 
-    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, NULL, NULL,
-                                   NULL));
+    apply_ok(f->m,
+             fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, NULL, NULL, NULL));
     assert_true(has_repo(f->m, REPO));
     rec = manifest_of(f->m, REPO, DIGEST_A);
     assert_non_null(rec);
@@ -266,21 +275,21 @@ static void test_put_manifest_tag(void **state)
     struct fx_meta *f = *state;
     struct fx_cmd c;
 
-    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, "latest",
-                                   NULL, NULL));
+    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, "latest", NULL,
+                                   NULL));
     assert_true(has_repo(f->m, REPO));
     assert_true(has_manifest(f->m, REPO, DIGEST_A));
     assert_tag(f->m, REPO, "latest", DIGEST_A);
     assert_int_equal(fx_count_keys(f->m), 3);
 
     /* A second manifest takes the tag over; the first stays. */
-    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_B, "{}", "latest", NULL,
-                                   NULL));
+    apply_ok(f->m,
+             fx_put_manifest(&c, REPO, DIGEST_B, "{}", "latest", NULL, NULL));
     assert_tag(f->m, REPO, "latest", DIGEST_B);
     assert_true(has_manifest(f->m, REPO, DIGEST_A));
     assert_true(has_manifest(f->m, REPO, DIGEST_B));
-    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, "v1", NULL,
-                                   NULL));
+    apply_ok(f->m,
+             fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, "v1", NULL, NULL));
     assert_tags(f->m, REPO, "latest,v1");
     assert_tag(f->m, REPO, "v1", DIGEST_A);
     assert_int_equal(fx_count_keys(f->m), 5);
@@ -294,8 +303,8 @@ static void test_put_manifest_subject(void **state)
     size_t vlen;
     char *v;
 
-    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_B, MANIFEST, NULL,
-                                   DIGEST_S, DESCRIPTOR));
+    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_B, MANIFEST, NULL, DIGEST_S,
+                                   DESCRIPTOR));
     v = referrer_of(f->m, REPO, DIGEST_S, DIGEST_B, &vlen);
     assert_non_null(v);
     assert_int_equal(vlen, strlen(DESCRIPTOR));
@@ -375,8 +384,8 @@ static void test_delete_manifest_without_subject(void **state)
     struct fx_meta *f = *state;
     struct fx_cmd c;
 
-    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, "t", NULL,
-                                   NULL));
+    apply_ok(f->m,
+             fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, "t", NULL, NULL));
     apply_ok(f->m, fx_delete_manifest(&c, REPO, DIGEST_A));
     assert_false(has_manifest(f->m, REPO, DIGEST_A));
     assert_tags(f->m, REPO, "");
@@ -389,12 +398,12 @@ static void test_delete_tag(void **state)
     struct fx_meta *f = *state;
     struct fx_cmd c;
 
-    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, "a", NULL,
-                                   NULL));
-    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, "b", NULL,
-                                   NULL));
-    apply_ok(f->m, fx_put_manifest(&c, "other", DIGEST_A, MANIFEST, "a", NULL,
-                                   NULL));
+    apply_ok(f->m,
+             fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, "a", NULL, NULL));
+    apply_ok(f->m,
+             fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, "b", NULL, NULL));
+    apply_ok(f->m,
+             fx_put_manifest(&c, "other", DIGEST_A, MANIFEST, "a", NULL, NULL));
     apply_ok(f->m, fx_delete_tag(&c, REPO, "a"));
     assert_tags(f->m, REPO, "b");
     assert_tags(f->m, "other", "a");
@@ -417,8 +426,8 @@ static void test_delete_absent(void **state)
     /* Near misses. */
     apply_ok(f->m, fx_put_manifest(&c, "other", DIGEST_A, MANIFEST, "latest",
                                    DIGEST_S, DESCRIPTOR));
-    apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_B, MANIFEST, "v1", NULL,
-                                   NULL));
+    apply_ok(f->m,
+             fx_put_manifest(&c, REPO, DIGEST_B, MANIFEST, "v1", NULL, NULL));
     apply_ok(f->m, fx_blob_commit(&c, "other", DIGEST_C, 7));
     assert_refused(f->m, fx_delete_manifest(&c, REPO, DIGEST_A), SH_ENOTFOUND);
     assert_refused(f->m, fx_delete_manifest(&c, REPO "/x", DIGEST_B),
@@ -560,8 +569,9 @@ static void refuse_all_malformed(struct meta *m)
     assert_refused(m, &c.cmd, SH_EMALFORMED);
 
     /* Well-formed envelopes missing what the op needs. */
-    assert_refused(m, fx_put_manifest(&c, "", DIGEST_A, MANIFEST, "t", NULL,
-                                      NULL), SH_EMALFORMED);
+    assert_refused(m,
+                   fx_put_manifest(&c, "", DIGEST_A, MANIFEST, "t", NULL, NULL),
+                   SH_EMALFORMED);
     assert_refused(m, fx_put_manifest(&c, REPO, "", MANIFEST, "t", NULL, NULL),
                    SH_EMALFORMED);
     fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, "t", NULL, NULL);
@@ -620,7 +630,8 @@ static void test_apply_unsynced(void **state)
 
     assert_int_equal(apply(f->m, fx_blob_commit(&c, REPO, DIGEST_A, 1), false),
                      SH_OK);
-    assert_int_equal(apply(f->m, fx_blob_link(&c, "b", DIGEST_A), false), SH_OK);
+    assert_int_equal(apply(f->m, fx_blob_link(&c, "b", DIGEST_A), false),
+                     SH_OK);
     assert_true(has_link(f->m, "b", DIGEST_A));
     assert_int_equal(apply(f->m, fx_blob_link(&c, "b", DIGEST_B), false),
                      SH_ENOTFOUND);

@@ -50,7 +50,9 @@ static void close_cb(void *arg)
     f->c = NULL;
 }
 
-static int propose_cb(struct fixture *f, struct prop *p, Shoal__Command *cmd,
+static int propose_cb(struct fixture *f,
+                      struct prop *p,
+                      Shoal__Command *cmd,
                       cons_propose_cb cb)
 {
     int rv;
@@ -207,8 +209,8 @@ static void test_propose_order(void **state)
     propose(f, &p[0], fx_blob_commit(&c, "a", DIGEST_A, 10));
     propose(f, &p[1], fx_blob_link(&c, "b", DIGEST_A));
     propose(f, &p[2], fx_blob_link(&c, "b", DIGEST_B)); /* unknown blob */
-    propose(f, &p[3], fx_put_manifest(&c, "a", DIGEST_C, "{}", "latest", NULL,
-                                      NULL));
+    propose(f, &p[3],
+            fx_put_manifest(&c, "a", DIGEST_C, "{}", "latest", NULL, NULL));
     propose(f, &p[4], fx_delete_tag(&c, "a", "nope")); /* absent tag */
     /* Nothing completes before the loop runs. */
     for (int i = 0; i < 5; i++)
@@ -248,7 +250,8 @@ static void test_propose_many(void **state)
         char repo[32];
         snprintf(repo, sizeof repo, "repo%d", i);
         /* Every 100th names a blob that does not exist. */
-        propose(f, &p[i], fx_blob_link(&c, repo, i % 100 ? DIGEST_A : DIGEST_B));
+        propose(f, &p[i],
+                fx_blob_link(&c, repo, i % 100 ? DIGEST_A : DIGEST_B));
     }
     run(f);
     for (int i = 0; i < N; i++)
@@ -310,12 +313,13 @@ static void test_close_pending(void **state)
     struct fx_cmd c;
 
     propose(f, &p[0], fx_blob_commit(&c, "a", DIGEST_A, 10));
-    propose(f, &p[1], fx_put_manifest(&c, "a", DIGEST_C, "{}", "t", NULL, NULL));
+    propose(f, &p[1],
+            fx_put_manifest(&c, "a", DIGEST_C, "{}", "t", NULL, NULL));
     propose(f, &p[2], fx_blob_link(&c, "b", DIGEST_A));
     close_cons(f);
-    assert_int_equal(propose_cb(f, &late, fx_blob_commit(&c, "z", DIGEST_B, 1),
-                                prop_cb),
-                     SH_ESHUTDOWN);
+    assert_int_equal(
+        propose_cb(f, &late, fx_blob_commit(&c, "z", DIGEST_B, 1), prop_cb),
+        SH_ESHUTDOWN);
     assert_int_equal(f->closed, 0);
     run(f);
     for (int i = 0; i < 3; i++) {
@@ -365,9 +369,8 @@ static void test_close_inflight(void **state)
     b.done = 0;
     b.work.data = &b;
     assert_int_equal(uv_sem_init(&b.go, 0), 0);
-    assert_int_equal(uv_queue_work(&f->loop, &b.work, blocker_work,
-                                   blocker_done),
-                     0);
+    assert_int_equal(
+        uv_queue_work(&f->loop, &b.work, blocker_work, blocker_done), 0);
 
     propose(f, &p[0], fx_blob_commit(&c, "a", DIGEST_A, 10));
     propose(f, &p[1], fx_blob_link(&c, "a", DIGEST_B)); /* refused */
@@ -378,9 +381,9 @@ static void test_close_inflight(void **state)
     propose(f, &p[2], fx_blob_link(&c, "b", DIGEST_A));
 
     close_cons(f);
-    assert_int_equal(propose_cb(f, &late, fx_blob_commit(&c, "z", DIGEST_B, 1),
-                                prop_cb),
-                     SH_ESHUTDOWN);
+    assert_int_equal(
+        propose_cb(f, &late, fx_blob_commit(&c, "z", DIGEST_B, 1), prop_cb),
+        SH_ESHUTDOWN);
     /* Nothing can complete while the group is held. */
     assert_int_equal(p[0].calls + p[1].calls + p[2].calls, 0);
     assert_int_equal(f->closed, 0);
@@ -400,16 +403,9 @@ static void test_close_inflight(void **state)
     assert_false(has_link(f->meta.m, "b", DIGEST_A));
 }
 
-/* DISABLED (bug): consensus/local.c group_done (lines 67-85) and
- * cons_close (lines 165-173).  group_done clears c->busy (line 71) before
- * running the callbacks, so a cons_close called from a completion callback sees
- * busy == false and runs finish_close (uv_close of c->idle) at once; when
- * the loop over the group ends, group_done sees c->closing and runs
- * finish_close a second time (line 82): uv_close on a closing handle (libuv asserts
- * and aborts; without asserts the handle is queued twice and `c` freed
- * twice).  Expected: the rest of the group completes with its statuses
- * and the close callback fires exactly once.  Registered only with
- * -DSHOAL_TEST_KNOWN_BUGS until fixed. */
+/* cons_close from inside a completion callback: the rest of the group
+ * completes with its own statuses and the close callback fires once (a
+ * regression test: a double finish_close once aborted in libuv). */
 static struct fixture *closing_f;
 
 static void close_from_cb(struct cons_propose_req *req, int status)
@@ -437,13 +433,8 @@ static void test_close_from_callback(void **state)
     assert_int_equal(f->close_seq, 2);
 }
 
-/* DISABLED (deviation from STYLE habit 5, libuv handle.rst):
- * consensus/local.c cons_close (lines 166-173) with no group in flight
- * calls finish_close directly, which runs each pending request's
- * callback with SH_ECANCELED from inside cons_close.  Expected: canceled
- * callbacks run asynchronously, from the loop, as the close callback
- * already does.  Registered only with -DSHOAL_TEST_KNOWN_BUGS until
- * fixed. */
+/* Requests canceled by cons_close get their callback from the loop, never
+ * from inside cons_close (STYLE habit 5). */
 static void test_close_cancels_asynchronously(void **state)
 {
     struct fixture *f = *state;
@@ -461,22 +452,12 @@ int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_init_close),
-        T(test_propose_order),
-        T(test_propose_many),
-        T(test_propose_from_callback),
-        T(test_close_pending),
-        T(test_close_inflight),
-#ifdef SHOAL_TEST_KNOWN_BUGS
-        T(test_close_from_callback),
-        T(test_close_cancels_asynchronously),
-#endif
+        T(test_init_close),          T(test_propose_order),
+        T(test_propose_many),        T(test_propose_from_callback),
+        T(test_close_pending),       T(test_close_inflight),
+        T(test_close_from_callback), T(test_close_cancels_asynchronously),
     };
 #undef T
-#ifndef SHOAL_TEST_KNOWN_BUGS
-    (void)test_close_from_callback;          /* disabled: see its comment */
-    (void)test_close_cancels_asynchronously; /* disabled: see its comment */
-#endif
     /* One thread-pool thread: test_close_inflight holds it to catch a
      * group in flight.  Must be set before the first uv_queue_work. */
     setenv("UV_THREADPOOL_SIZE", "1", 1);

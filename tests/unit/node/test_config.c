@@ -51,7 +51,8 @@ static void assert_defaults(const struct node_config *c)
 
 /* Field by field; strings must be the very same allocation (an error
  * must not even replace a string with an equal copy). */
-static void assert_same(const struct node_config *a, const struct node_config *b)
+static void assert_same(const struct node_config *a,
+                        const struct node_config *b)
 {
     assert_ptr_equal(a->listen, b->listen);
     assert_ptr_equal(a->data_dir, b->data_dir);
@@ -92,7 +93,9 @@ static void set_ok(struct node_config *c, const char *name, const char *value)
 }
 
 /* The value is refused with exactly `want` and nothing changes. */
-static void set_bad(struct node_config *c, const char *name, const char *value,
+static void set_bad(struct node_config *c,
+                    const char *name,
+                    const char *value,
                     const char *want)
 {
     char errmsg[SH_ERRMSG_SIZE] = "";
@@ -191,8 +194,8 @@ static void test_set_int(void **state)
         const struct int_opt *o = &int_opts[i];
         int *field = (int *)(void *)((char *)&f->cfg + o->offset);
         char text[64], want[SH_ERRMSG_SIZE];
-        const char *bad[] = {"", "abc", "10s", "1.5", "0x10", "12 ", "-",
-                             "99999999999999999999"};
+        const char *bad[] = {"",     "abc", "10s", "1.5",
+                             "0x10", "12 ", "-",   "99999999999999999999"};
 
         /* Both bounds are accepted. */
         snprintf(text, sizeof text, "%ld", o->min);
@@ -208,13 +211,13 @@ static void test_set_int(void **state)
         /* One past each bound, and text that is not a number. */
         snprintf(text, sizeof text, "%ld", o->min - 1);
         snprintf(want, sizeof want,
-                 "option '%s' takes a number from %ld to %ld, not '%s'", o->name,
-                 o->min, o->max, text);
+                 "option '%s' takes a number from %ld to %ld, not '%s'",
+                 o->name, o->min, o->max, text);
         set_bad(&f->cfg, o->name, text, want);
         snprintf(text, sizeof text, "%ld", o->max + 1);
         snprintf(want, sizeof want,
-                 "option '%s' takes a number from %ld to %ld, not '%s'", o->name,
-                 o->min, o->max, text);
+                 "option '%s' takes a number from %ld to %ld, not '%s'",
+                 o->name, o->min, o->max, text);
         set_bad(&f->cfg, o->name, text, want);
         for (size_t j = 0; j < sizeof bad / sizeof bad[0]; j++) {
             snprintf(want, sizeof want,
@@ -291,7 +294,10 @@ static void test_load(void **state)
 }
 
 /* Load `text` and expect `rv` with "<path>:" + want. */
-static void load_bad(struct fixture *f, const char *text, int rv, const char *want)
+static void load_bad(struct fixture *f,
+                     const char *text,
+                     int rv,
+                     const char *want)
 {
     char errmsg[SH_ERRMSG_SIZE] = "";
     char *path = write_config(f, "bad.conf", text);
@@ -311,13 +317,13 @@ static void test_load_errors(void **state)
 
     load_bad(f, "# fine\nlisten = 1.2.3.4:5\njust words\n", SH_EINVAL,
              "3: expected 'name = value'");
-    load_bad(f, "\n\n\n\nheader-timeout = 0\n", SH_EINVAL,
-             "5: option 'header-timeout' takes a number from 1 to 3600, not '0'");
+    load_bad(
+        f, "\n\n\n\nheader-timeout = 0\n", SH_EINVAL,
+        "5: option 'header-timeout' takes a number from 1 to 3600, not '0'");
     load_bad(f, "nope = 1\n", SH_EINVAL, "1: unknown option 'nope'");
     load_bad(f, "# c\n= value\n", SH_EINVAL, "2: unknown option ''");
     load_bad(f, "data =   \n", SH_EINVAL, "1: option 'data' needs a value");
-    load_bad(f, "log-level = loud\n", SH_EINVAL,
-             "1: unknown log level 'loud'");
+    load_bad(f, "log-level = loud\n", SH_EINVAL, "1: unknown log level 'loud'");
     load_bad(f, "a\r\nb = c\r\n", SH_EINVAL, "1: expected 'name = value'");
 
     /* A file that cannot be opened. */
@@ -329,15 +335,9 @@ static void test_load_errors(void **state)
     free(path);
 }
 
-/* DISABLED (bug): node/config.c node_config_load (lines 144-178) reads
- * with fgets (line 154) into a 1024-byte buffer (line 147) and treats each
- * fgets result as a line.  A line of 1023 or more characters is split: the head is applied
- * as if it were the whole line (here data_dir is set to a truncated path)
- * and the tail is parsed as the next line, so the error names a line
- * that does not exist ("<path>:2: expected 'name = value'" for a
- * one-line file).  Expected: the long line is applied whole, or refused
- * as "<path>:1: ..." with the config unchanged.  Registered only with
- * -DSHOAL_TEST_KNOWN_BUGS until fixed. */
+/* A line longer than any fixed buffer is read whole: applied as one
+ * line, or refused as "<path>:1: ..." (a regression test: fgets into 1024
+ * bytes once split it and reported a line that does not exist). */
 static void test_load_long_line(void **state)
 {
     struct fixture *f = *state;
@@ -408,7 +408,7 @@ static void test_release(void **state)
     assert_null(c.data_dir);
     assert_null(c.log_level);
     assert_int_equal(c.threadpool, 3); /* only strings are released */
-    node_config_release(&c);          /* twice is harmless */
+    node_config_release(&c);           /* twice is harmless */
     assert_null(c.listen);
     /* A released config can be filled again. */
     node_config_defaults(&c);
@@ -421,23 +421,12 @@ int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_defaults),
-        T(test_set_string),
-        T(test_set_log_level),
-        T(test_set_bool),
-        T(test_set_int),
-        T(test_set_unknown),
-        T(test_load),
-        T(test_load_errors),
-        T(test_usage),
+        T(test_defaults),       T(test_set_string),  T(test_set_log_level),
+        T(test_set_bool),       T(test_set_int),     T(test_set_unknown),
+        T(test_load),           T(test_load_errors), T(test_usage),
         T(test_release),
-#ifdef SHOAL_TEST_KNOWN_BUGS
         T(test_load_long_line),
-#endif
     };
 #undef T
-#ifndef SHOAL_TEST_KNOWN_BUGS
-    (void)test_load_long_line; /* disabled: see its comment */
-#endif
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -271,8 +271,8 @@ static void assert_refused(const uint8_t *data, size_t len)
 
 static void test_decode_garbage(void **state)
 {
-    static const uint8_t overlong_varint[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-                                              0xff, 0xff, 0xff, 0xff, 0xff};
+    static const uint8_t overlong_varint[] = {
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
     static const uint8_t field_zero[] = {0x00, 0x01};
     /* Field 10 (put_manifest), length 50, but only 2 bytes follow. */
     static const uint8_t short_body[] = {0x08, 0x01, 0x52, 0x32, 0x0a, 0x00};
