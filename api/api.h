@@ -136,6 +136,28 @@ struct api_backend {
     void (*blob_forget)(void *data, const char *digest);
 };
 
+/* ------------------------------------------------------ extra routes */
+
+/* Handler of a route registered by the process (health, metrics, admin).
+ * It answers through api_resp_* like the OCI handlers. */
+typedef void (*api_route_fn)(struct api_req *req, void *arg);
+
+/* Serve GET and HEAD of exactly `path` (outside /v2/) with `fn`.  `path`
+ * is copied.  Register before api_server_listen. */
+void api_route_add(struct api_server *s, const char *path, api_route_fn fn,
+                   void *arg);
+
+/* Counters since start, for metrics.  Read on the loop thread. */
+struct api_stats {
+    uint64_t conns_accepted;   /* connections accepted */
+    uint64_t conns_open;       /* connections open now */
+    uint64_t requests;         /* requests routed */
+    uint64_t responses[6];     /* by status class: [1]=1xx ... [5]=5xx */
+    uint64_t bytes_in;         /* request body bytes received */
+    uint64_t bytes_out;        /* response bytes queued, headers included */
+};
+void api_server_stats(const struct api_server *s, struct api_stats *out);
+
 /* ------------------------------------------------------------- server */
 
 struct api_config {

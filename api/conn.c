@@ -100,6 +100,7 @@ void api__conn_write_copy(struct api_conn *c, const void *data, size_t len)
 
     if (c->closing || len == 0)
         return;
+    c->srv->stats.bytes_out += len;
     wr = sh_malloc(sizeof *wr + len);
     wr->cb = NULL;
     wr->arg = NULL;
@@ -169,6 +170,7 @@ void api__conn_write_user(struct api_conn *c,
         uv_idle_start(&d->idle, deferred_run);
         return;
     }
+    c->srv->stats.bytes_out += len;
     wr = sh_malloc(sizeof *wr);
     wr->cb = cb;
     wr->arg = arg;
@@ -347,6 +349,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
     struct api_req *req = c->req;
 
     req->body_seen += len;
+    c->srv->stats.bytes_in += len;
     if (req->hooks.on_body && !req->resp_done) {
         if (!req->hooks.on_body(req, at, len)) {
             http_parser_pause(p, 1);
@@ -613,6 +616,7 @@ void api__conn_close(struct api_conn *c)
         return;
     c->closing = true;
     c->close_pending = 2;
+    c->srv->stats.conns_open--;
     SH_QUEUE_REMOVE(&c->queue);
     c->srv->open_handles++; /* until conn_closed */
     uv_close((uv_handle_t *)&c->timer, conn_closed);
@@ -627,6 +631,8 @@ static void free_unaccepted(uv_handle_t *h)
 /* Common setup of a connection whose socket is open in c->tcp. */
 static void conn_setup(struct api_server *s, struct api_conn *c)
 {
+    s->stats.conns_accepted++;
+    s->stats.conns_open++;
     uv_timer_init(s->loop, &c->timer);
     c->timer.data = c;
     http_parser_init(&c->parser, HTTP_REQUEST);

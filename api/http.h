@@ -88,6 +88,12 @@ struct api_conn {
     uint64_t reqs_served;     /* keep-alive statistics */
 };
 
+struct api_route {
+    char *path;                 /* exact path, owned */
+    api_route_fn fn;
+    void *arg;
+};
+
 struct api_server {
     uv_loop_t *loop;            /* borrowed */
     uv_tcp_t listener;          /* bound socket */
@@ -102,6 +108,9 @@ struct api_server {
     unsigned open_handles;      /* connections closing (+ the listener
                                    once closing): freed at 0 */
     int port;                   /* bound port */
+    struct api_route *routes;   /* extra routes, owned */
+    size_t n_routes;
+    struct api_stats stats;     /* counters (loop thread only) */
     http_parser_settings settings;
 };
 

@@ -61,6 +61,8 @@ static void head_build(struct api_req *req,
                        const char *content_type,
                        uint64_t content_length)
 {
+    if (status >= 100 && status < 600)
+        req->srv->stats.responses[status / 100]++;
     sh_buf_addf(out, "HTTP/1.1 %d %s\r\n", status, reason(status));
     sh_buf_addstr(out, "Docker-Distribution-API-Version: registry/2.0\r\n");
     if (content_type != NULL)

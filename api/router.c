@@ -173,7 +173,16 @@ void api__route(struct api_req *req)
     }
     if (qmark)
         req->query = sh_strdup(qmark + 1);
+    req->srv->stats.requests++;
 
+    for (size_t i = 0; i < req->srv->n_routes; i++) {
+        const struct api_route *r = &req->srv->routes[i];
+        if (strcmp(req->path, r->path) != 0)
+            continue;
+        if (h_get_or_head(req))
+            r->fn(req, r->arg);
+        return;
+    }
     if (strcmp(req->path, "/v2/") == 0 || strcmp(req->path, "/v2") == 0) {
         h_base(req);
         return;

@@ -88,11 +88,29 @@ int api_server_port(const struct api_server *s)
     return s->port;
 }
 
+void api_route_add(struct api_server *s, const char *path, api_route_fn fn,
+                   void *arg)
+{
+    s->routes = sh_realloc(s->routes, (s->n_routes + 1) * sizeof *s->routes);
+    s->routes[s->n_routes].path = sh_strdup(path);
+    s->routes[s->n_routes].fn = fn;
+    s->routes[s->n_routes].arg = arg;
+    s->n_routes++;
+}
+
+void api_server_stats(const struct api_server *s, struct api_stats *out)
+{
+    *out = s->stats;
+}
+
 void api__server_handle_closed(struct api_server *s)
 {
     if (--s->open_handles == 0 && s->closing) {
         void (*cb)(void *) = s->close_cb;
         void *arg = s->close_arg;
+        for (size_t i = 0; i < s->n_routes; i++)
+            free(s->routes[i].path);
+        free(s->routes);
         free(s);
         if (cb)
             cb(arg);

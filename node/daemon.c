@@ -12,6 +12,7 @@ struct node {
     struct cons *cons;             /* state machine */
     struct node_dataplane dp;      /* uploads and reads */
     struct api_server *api;        /* public API */
+    struct node_admin *admin;      /* health and metrics routes */
     int draining;                  /* data-plane parts still closing */
     void (*stop_cb)(void *arg);
     void *stop_arg;
@@ -92,8 +93,10 @@ int node_start(struct node **out, uv_loop_t *loop,
     free((char *)acfg.host);
     acfg.host = host;
     rv = api_server_init(&n->api, loop, &acfg, n->meta, n->cons, &be, errmsg);
-    if (rv == SH_OK)
+    if (rv == SH_OK) {
+        node__admin_init(&n->admin, loop, n->api, n->dp.uploads, n->shards);
         rv = api_server_listen(n->api, errmsg);
+    }
     free(host);
     host = NULL;
     if (rv != SH_OK)
@@ -107,6 +110,8 @@ err_after_api:
     /* The listener failed: nothing is connected, close synchronously enough
      * for a process about to exit. */
     api_server_close(n->api, NULL, NULL);
+    if (n->admin != NULL)
+        node__admin_close(n->admin, NULL, NULL);
     node__uploads_close(n->dp.uploads, NULL, NULL);
     node__reads_close(n->dp.reads, NULL, NULL);
     cons_close(n->cons, NULL, NULL);
@@ -140,8 +145,8 @@ static void cons_closed(void *arg)
         cb(cb_arg);
 }
 
-/* The data plane's work items use consensus and storage: both close only
- * once uploads and reads have drained. */
+/* The data plane's and admin's work items use consensus and storage: both
+ * close only once uploads, reads and the usage walk have drained. */
 static void dataplane_closed(void *arg)
 {
     struct node *n = arg;
@@ -152,7 +157,8 @@ static void dataplane_closed(void *arg)
 static void api_closed(void *arg)
 {
     struct node *n = arg;
-    n->draining = 2;
+    n->draining = 3;
+    node__admin_close(n->admin, dataplane_closed, n);
     node__uploads_close(n->dp.uploads, dataplane_closed, n);
     node__reads_close(n->dp.reads, dataplane_closed, n);
 }

@@ -119,7 +119,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "serve") == 0)
         return serve(argc - 2, argv + 2);
     if (strcmp(argv[1], "version") == 0) {
-        printf("shoal %s\n", "0.1.0");
+        printf("shoal %s\n", SHOAL_VERSION);
         return 0;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "help") == 0) {

@@ -77,6 +77,22 @@ void node__uploads_backend(struct node_uploads *u, struct api_backend *be);
  * sessions (arg: the struct meta). */
 bool node__upload_spool_keep(void *arg, const char *spool_name);
 
+/* Counters of upload.c, for metrics. */
+struct node_upload_stats {
+    uint64_t sessions;          /* open now */
+    uint64_t committed;         /* blobs committed */
+    uint64_t committed_bytes;   /* their bytes */
+    uint64_t digest_mismatches; /* commits refused for a wrong digest */
+};
+void node__uploads_stats(const struct node_uploads *u,
+                         struct node_upload_stats *out);
+
+struct node_admin; /* admin.c: /healthz, /readyz, /metrics */
+void node__admin_init(struct node_admin **out, uv_loop_t *loop,
+                      struct api_server *api, struct node_uploads *uploads,
+                      struct shard_store *shards);
+void node__admin_close(struct node_admin *a, void (*cb)(void *arg), void *arg);
+
 struct node_reads; /* blob_read.c */
 void node__reads_init(struct node_reads **out, uv_loop_t *loop,
                       struct shard_store *shards);

@@ -86,6 +86,7 @@ struct node_uploads {
     uint64_t expiry_ms;         /* idle limit */
     bool closing;               /* node__uploads_close was called */
     unsigned live;              /* sessions not yet freed */
+    struct node_upload_stats stats; /* counters for metrics */
     bool timer_closed;          /* expiry timer's close callback ran */
     void (*close_cb)(void *arg);
     void *close_arg;
@@ -434,9 +435,13 @@ static void commit_applied(struct cons_propose_req *preq, int status)
     api_upload_cb cb = up->commit_cb;
     void *arg = up->commit_arg;
 
-    if (status != SH_OK)
+    if (status != SH_OK) {
         SH_ERROR("blob %s: commit failed: %s", up->digest, sh_strerror(status));
-    else
+    } else {
+        up->mgr->stats.committed++;
+        up->mgr->stats.committed_bytes += up->size;
+    }
+    if (status == SH_OK)
         SH_INFO("blob %s committed (%llu bytes) in %s", up->digest,
                 (unsigned long long)up->size, up->repo);
     session_end(up);
@@ -486,8 +491,10 @@ static void finish_done(uv_work_t *w, int status)
     (void)status;
     up->working = false;
     if (up->work_status != SH_OK) {
-        if (up->work_status == SH_EDIGEST)
+        if (up->work_status == SH_EDIGEST) {
             SH_INFO("upload %s: digest mismatch for %s", up->uuid, up->digest);
+            up->mgr->stats.digest_mismatches++;
+        }
         commit_fail(up, up->work_status);
         return;
     }
@@ -703,6 +710,13 @@ void node__uploads_close(struct node_uploads *mgr, void (*cb)(void *arg),
         }
     }
     uv_close((uv_handle_t *)&mgr->expiry, expiry_closed);
+}
+
+void node__uploads_stats(const struct node_uploads *mgr,
+                         struct node_upload_stats *out)
+{
+    *out = mgr->stats;
+    out->sessions = mgr->live;
 }
 
 void node__uploads_backend(struct node_uploads *mgr, struct api_backend *be)
