@@ -6,7 +6,11 @@
  *   "b/" digest                            blob record (global)
  *   "l/" repo "\0" digest                  blob linked into a repository
  *   "f/" repo "\0" subject "\0" digest     referrer of `subject`
- *   "u/" uuid                              upload session
+ *   "u/" uuid                              upload session (local)
+ *   "s/applied"                            last applied log index (local)
+ *
+ * Replicated families (what a Raft snapshot carries): r, t, m, b, l, f.
+ * Local families (this node's own bookkeeping): u, s.
  *
  * The happy path is: a builder resets the caller's buffer and writes the key;
  * prefix builders end with the '\0' separator, so a scan of repository "a"
@@ -115,6 +119,29 @@ void meta_key_upload(struct sh_buf *key, const char *uuid)
 void meta_key_upload_prefix(struct sh_buf *key)
 {
     key_start(key, 'u');
+}
+
+void meta_key_applied(struct sh_buf *key)
+{
+    key_start(key, 's');
+    sh_buf_addstr(key, "applied");
+}
+
+bool meta_key_replicated(const char *key, size_t klen)
+{
+    if (klen < 2 || key[1] != '/')
+        return false;
+    switch (key[0]) {
+        case 'r':
+        case 't':
+        case 'm':
+        case 'b':
+        case 'l':
+        case 'f':
+            return true;
+        default:
+            return false;
+    }
 }
 
 /* The last component: what follows the last '\0', or for single-component
