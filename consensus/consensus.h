@@ -1,9 +1,11 @@
 /* consensus: the replicated state machine.
  *
- * Every change to registry metadata is a `Shoal__Command` proposed here and
- * applied, in log order, to the leveldb state by the FSM (fsm.c).  Today a
- * single node applies its own log directly (local.c); the cluster issue puts
- * canonical/raft in front of the same FSM without changing this interface.
+ * Every change to registry metadata is a `Shoal__Command` proposed here,
+ * appended to the Raft log (canonical/raft with its libuv I/O and TCP
+ * transport, on the caller's loop) and applied, in log order, to the
+ * leveldb state by the FSM (fsm.c).  Today a node forms a cluster of one
+ * (bootstrap); joining, forwarding and read index come with the cluster
+ * issue behind this same interface.
  *
  * Depends on storage and proto. */
 #ifndef SHOAL_CONSENSUS_H
@@ -16,6 +18,15 @@
 
 struct cons; /* opaque */
 
+struct cons_config {
+    uint64_t id;                 /* this server's Raft id, >= 1 */
+    const char *address;         /* Raft TCP address HOST:PORT */
+    const char *dir;             /* Raft log and snapshots (created) */
+    bool bootstrap;              /* no state yet: form a one-voter cluster */
+    unsigned snapshot_threshold; /* applied entries between snapshots */
+    unsigned snapshot_trailing;  /* entries kept behind a snapshot */
+};
+
 struct cons_propose_req;
 typedef void (*cons_propose_cb)(struct cons_propose_req *req, int status);
 
@@ -24,20 +35,28 @@ struct cons_propose_req {
     void *data;         /* free for the caller */
     cons_propose_cb cb; /* status: the FSM's result for this command */
     /* private */
-    sh_queue queue;
-    uint8_t *buf;
+    sh_queue queue;   /* waiting for a leader */
+    uint8_t *buf;     /* encoded command until handed to raft */
     size_t len;
-    int status;
+    uint64_t since;   /* loop time when proposed */
+    struct cons *c;
 };
 
-/* Create the state machine over `meta` (borrowed, must outlive cons). */
-int cons_init(struct cons **out, uv_loop_t *loop, struct meta *meta, char *errmsg);
+/* Create the state machine over `meta` (borrowed, must outlive cons) and
+ * start Raft.  Returns SH_* with errmsg on failure (nothing left open). */
+int cons_init(struct cons **out, uv_loop_t *loop, struct meta *meta,
+              const struct cons_config *cfg, char *errmsg);
+
+/* True while this server is the Raft leader. */
+bool cons_is_leader(struct cons *c);
 
 /* Propose `cmd` (encoded immediately; the caller may free it on return).
- * When 0 is returned, req->cb fires exactly once, after the command has been
- * applied and made durable (status SH_OK) or refused (status != 0; nothing
- * was applied).  Never from inside this call.  On a non-zero return the
- * callback does not fire. */
+ * When 0 is returned, req->cb fires exactly once, never from inside this
+ * call: SH_OK once the command is durable in the Raft log (fsync) and
+ * applied here; the FSM's refusal (nothing applied); SH_EUNAVAILABLE when
+ * no leader appeared within CONS_LEADER_WAIT_MS (nothing applied);
+ * SH_ECANCELED on close.  On a non-zero return the callback does not fire. */
+#define CONS_LEADER_WAIT_MS 5000
 int cons_propose(struct cons *c, struct cons_propose_req *req, Shoal__Command *cmd);
 
 /* Close: pending proposals complete with SH_ECANCELED, then cb(arg). */

@@ -4,16 +4,18 @@
  * nothing. */
 #include "fsm.h"
 
-int fsm_apply(struct meta *m, const uint8_t *buf, size_t len, bool sync)
+#include <stdlib.h>
+
+/* Decode and add the command's changes to `b`; the command's result. */
+static int fsm_fill(struct meta *m, struct meta_batch *b, const uint8_t *buf,
+                    size_t len)
 {
     Shoal__Command *cmd;
-    struct meta_batch *b;
     int rv;
 
     rv = sh_command_decode(buf, len, &cmd);
     if (rv != SH_OK)
         return rv;
-    b = meta_batch_new();
     switch (cmd->op_case) {
         case SHOAL__COMMAND__OP_PUT_MANIFEST:
             rv = fsm__apply_put_manifest(m, b, cmd->put_manifest);
@@ -36,9 +38,68 @@ int fsm_apply(struct meta *m, const uint8_t *buf, size_t len, bool sync)
         default:
             rv = SH_EMALFORMED;
     }
+    sh_command_free(cmd);
+    return rv;
+}
+
+int fsm_apply(struct meta *m, const uint8_t *buf, size_t len, bool sync)
+{
+    struct meta_batch *b = meta_batch_new();
+    int rv = fsm_fill(m, b, buf, len);
+
     if (rv == SH_OK)
         rv = meta_batch_write(m, b, sync);
     meta_batch_free(b);
-    sh_command_free(cmd);
+    return rv;
+}
+
+static uint64_t applied_read(struct meta *m)
+{
+    struct sh_buf key = SH_BUF_INIT;
+    uint64_t index = 0;
+    char *val;
+    size_t vlen;
+
+    meta_key_applied(&key);
+    if (meta_get(m, key.data, key.len, &val, &vlen) == SH_OK) {
+        if (vlen == 8) {
+            for (int i = 7; i >= 0; i--)
+                index = index << 8 | (unsigned char)val[i];
+        }
+        free(val);
+    }
+    sh_buf_release(&key);
+    return index;
+}
+
+int fsm_apply_entry(struct meta *m, uint64_t index, const uint8_t *buf,
+                    size_t len, uint64_t *applied)
+{
+    struct sh_buf key = SH_BUF_INIT;
+    struct meta_batch *b;
+    unsigned char idx[8];
+    int rv, wrv;
+
+    if (*applied == 0)
+        *applied = applied_read(m);
+    if (index <= *applied)
+        return SH_OK; /* replayed after a restart: already in the state */
+    b = meta_batch_new();
+    rv = fsm_fill(m, b, buf, len);
+    if (rv != SH_OK) {
+        /* Refused: nothing of the command, but the index moves on. */
+        meta_batch_free(b);
+        b = meta_batch_new();
+    }
+    for (int i = 0; i < 8; i++)
+        idx[i] = (unsigned char)(index >> (8 * i));
+    meta_key_applied(&key);
+    meta_batch_put(b, key.data, key.len, idx, sizeof idx);
+    wrv = meta_batch_write(m, b, false);
+    meta_batch_free(b);
+    sh_buf_release(&key);
+    if (wrv != SH_OK)
+        return wrv;
+    *applied = index;
     return rv;
 }

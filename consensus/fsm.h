@@ -15,6 +15,16 @@
  * same state and command give the same result on every node. */
 int fsm_apply(struct meta *m, const uint8_t *buf, size_t len, bool sync);
 
+/* Apply the Raft log entry `index` holding an encoded command.  Entries at
+ * or below the stored applied index (kept in the same batch as each
+ * command's changes) were applied before a restart and are skipped, so a
+ * log replayed on top of the state it produced changes nothing.  A refused
+ * command still advances the applied index.  Not synced: the Raft log is
+ * the durable record, leveldb a view rebuilt from snapshot + log.
+ * `*applied` caches the stored index (0 = not read yet). */
+int fsm_apply_entry(struct meta *m, uint64_t index, const uint8_t *buf,
+                    size_t len, uint64_t *applied);
+
 /* Per-command appliers (apply_*.c): add the command's changes to `b`,
  * reading current state from `m`. */
 int fsm__apply_put_manifest(struct meta *m, struct meta_batch *b,

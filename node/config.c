@@ -46,6 +46,12 @@ static const struct opt opts[] = {
      "seconds after which an idle upload session is discarded"},
     {"threadpool", OPT_INT, F(threadpool), "8", 1, 128,
      "threads for disk I/O, hashing and fsync"},
+    {"node-id", OPT_INT, F(node_id), "1", 1, 1000000,
+     "this node's id in the cluster (Raft server id)"},
+    {"raft", OPT_STRING, F(raft), "auto", 0, 0,
+     "Raft address HOST:PORT; auto = the listen host, listen port + 1"},
+    {"snapshot-threshold", OPT_INT, F(snapshot_threshold), "4096", 16, 10000000,
+     "Raft log entries applied between snapshots (bounds the log)"},
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])

@@ -69,7 +69,23 @@ int node_start(struct node **out, uv_loop_t *loop,
                                &n->shards, errmsg);
     if (rv != SH_OK)
         goto err_after_meta;
-    rv = cons_init(&n->cons, loop, n->meta, errmsg);
+    {
+        struct cons_config ccfg;
+        char *raft_dir = sh_asprintf("%s/raft", cfg->data_dir);
+        char *raft_addr = strcmp(cfg->raft, "auto") == 0
+                              ? sh_asprintf("%s:%d", host, acfg.port + 1)
+                              : sh_strdup(cfg->raft);
+        memset(&ccfg, 0, sizeof ccfg);
+        ccfg.id = (uint64_t)cfg->node_id;
+        ccfg.address = raft_addr;
+        ccfg.dir = raft_dir;
+        ccfg.bootstrap = true; /* one-node cluster; --join comes next */
+        ccfg.snapshot_threshold = (unsigned)cfg->snapshot_threshold;
+        ccfg.snapshot_trailing = (unsigned)cfg->snapshot_threshold;
+        rv = cons_init(&n->cons, loop, n->meta, &ccfg, errmsg);
+        free(raft_dir);
+        free(raft_addr);
+    }
     if (rv != SH_OK)
         goto err_after_shards;
     node__uploads_init(&n->dp.uploads, loop, n->shards, n->meta, n->cons,
@@ -89,9 +105,6 @@ int node_start(struct node **out, uv_loop_t *loop,
     acfg.body_timeout_ms = (unsigned)cfg->body_timeout_s * 1000;
     acfg.trust_forwarded = cfg->trust_forwarded;
     acfg.absolute_location = cfg->absolute_location;
-    rv = split_listen(cfg->listen, &host, &acfg.port, errmsg);
-    free((char *)acfg.host);
-    acfg.host = host;
     rv = api_server_init(&n->api, loop, &acfg, n->meta, n->cons, &be, errmsg);
     if (rv == SH_OK) {
         node__admin_init(&n->admin, loop, n->api, n->dp.uploads, n->shards);

@@ -29,6 +29,9 @@ struct node_config {
     int max_headers;           /* header count */
     int upload_expiry_s;       /* idle upload sessions are discarded after */
     int threadpool;            /* libuv thread pool size */
+    int node_id;               /* Raft server id */
+    char *raft;                /* Raft address HOST:PORT, or "auto" */
+    int snapshot_threshold;    /* Raft entries between snapshots */
 };
 
 /* Fill every field with its default (the table in config.c). */

@@ -47,6 +47,9 @@ static void assert_defaults(const struct node_config *c)
     assert_int_equal(c->max_headers, 100);
     assert_int_equal(c->upload_expiry_s, 3600);
     assert_int_equal(c->threadpool, 8);
+    assert_int_equal(c->node_id, 1);
+    assert_string_equal(c->raft, "auto");
+    assert_int_equal(c->snapshot_threshold, 4096);
 }
 
 /* Field by field; strings must be the very same allocation (an error
@@ -66,6 +69,9 @@ static void assert_same(const struct node_config *a,
     assert_int_equal(a->max_headers, b->max_headers);
     assert_int_equal(a->upload_expiry_s, b->upload_expiry_s);
     assert_int_equal(a->threadpool, b->threadpool);
+    assert_int_equal(a->node_id, b->node_id);
+    assert_ptr_equal(a->raft, b->raft);
+    assert_int_equal(a->snapshot_threshold, b->snapshot_threshold);
 }
 
 static void test_defaults(void **state)
@@ -184,6 +190,8 @@ static const struct int_opt int_opts[] = {
     {"max-headers", F(max_headers), 8, 128},
     {"upload-expiry", F(upload_expiry_s), 10, 604800},
     {"threadpool", F(threadpool), 1, 128},
+    {"node-id", F(node_id), 1, 1000000},
+    {"snapshot-threshold", F(snapshot_threshold), 16, 10000000},
 };
 
 static void test_set_int(void **state)
@@ -382,7 +390,7 @@ static void test_usage(void **state)
     fclose(mem);
     for (size_t i = 0; i < len; i++)
         lines += out[i] == '\n';
-    assert_int_equal(lines, 12); /* one per option */
+    assert_int_equal(lines, 15); /* one per option */
     assert_non_null(strstr(out, "  --listen "));
     assert_non_null(strstr(out, "(default: 127.0.0.1:5000)\n"));
     assert_non_null(strstr(out, "  --data "));

@@ -1,0 +1,425 @@
+/* The Raft instance: canonical/raft with its libuv I/O backend and TCP
+ * transport, on the node's loop, in front of the FSM.
+ *
+ * The happy path: cons_init sets up transport, I/O and FSM, bootstraps a
+ * one-voter configuration when asked and there is no state yet, and starts
+ * Raft (which restores the last snapshot and replays the log after it into
+ * the FSM) -> cons_propose hands the encoded command to raft_apply -> Raft
+ * makes it durable in its log (fsync) and commits it -> the FSM applies it
+ * to leveldb (fsm_apply_entry) -> the request's callback gets the FSM's
+ * result.
+ *
+ * Possible failure modes are: no leader yet (proposals wait on the pending
+ * queue, retried every CONS_RETRY_MS, and fail with SH_EUNAVAILABLE after
+ * CONS_LEADER_WAIT_MS: nothing applied); leadership lost while a proposal
+ * is in flight (RAFT_LEADERSHIPLOST / RAFT_NOTLEADER: SH_EUNAVAILABLE, the
+ * entry may still commit later, which the caller reports as unavailable
+ * and a retry makes idempotent); close (pending proposals SH_ECANCELED,
+ * in-flight ones complete first: Raft closes once they have). */
+#include <raft.h>
+#include <raft/uv.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "consensus/consensus.h"
+#include "fsm.h"
+#include "snapshot.h"
+
+#define CONS_RETRY_MS 20
+
+struct cons {
+    uv_loop_t *loop;                   /* borrowed */
+    struct meta *meta;                 /* borrowed */
+    struct raft raft;                  /* the Raft instance */
+    struct raft_io io;                 /* libuv I/O backend */
+    struct raft_uv_transport transport; /* TCP transport */
+    struct raft_fsm fsm;               /* our state machine */
+    uint64_t applied;                  /* FSM applied-index cache */
+    sh_queue pending;                  /* proposals waiting for a leader */
+    unsigned inflight;                 /* proposals handed to raft_apply */
+    uv_timer_t retry;                  /* retries pending proposals */
+    bool closing;                      /* cons_close was called */
+    bool raft_closing;                 /* raft_close was called */
+    int close_pending;                 /* raft + timer still closing */
+    void (*close_cb)(void *arg);
+    void *close_arg;
+    char *dir;                         /* owned: Raft directory */
+    char *address;                     /* owned: Raft address */
+};
+
+struct apply_req {
+    struct raft_apply raft;            /* data = this */
+    struct cons_propose_req *req;
+};
+
+/* ------------------------------------------------------------------ FSM */
+
+/* Log entries are framed as [u32 length, little-endian][command][zero
+ * padding to a multiple of 8]: libraft's on-disk format needs entry sizes
+ * that are multiples of 8 (other sizes load back as corrupt segments). */
+#define ENTRY_HEAD 4
+
+static size_t entry_size(size_t len)
+{
+    return (ENTRY_HEAD + len + 7) & ~(size_t)7;
+}
+
+static int fsm_apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf,
+                        void **result)
+{
+    struct cons *c = fsm->data;
+    /* Raft sets last_applied after this returns: this entry is the next. */
+    uint64_t index = raft_last_applied(&c->raft) + 1;
+    const unsigned char *p = buf->base;
+    size_t len;
+    int rv;
+
+    if (buf->len < ENTRY_HEAD) {
+        len = SIZE_MAX;
+    } else {
+        len = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 |
+              (size_t)p[3] << 24;
+    }
+    if (len > buf->len - ENTRY_HEAD || buf->len < ENTRY_HEAD)
+        rv = fsm_apply_entry(c->meta, index, NULL, 0, &c->applied);
+    else
+        rv = fsm_apply_entry(c->meta, index, p + ENTRY_HEAD, len, &c->applied);
+
+    if (rv == SH_EIO)
+        SH_ERROR("unable to apply log entry %llu to the state",
+                 (unsigned long long)index);
+    *result = (void *)(intptr_t)rv;
+    return 0; /* a refused command is a result, not a Raft failure */
+}
+
+static int fsm_snapshot_cb(struct raft_fsm *fsm, struct raft_buffer *bufs[],
+                           unsigned *n_bufs)
+{
+    struct cons *c = fsm->data;
+    struct sh_buf snap = SH_BUF_INIT;
+    int rv = snap_encode(c->meta, raft_last_applied(&c->raft), &snap);
+
+    if (rv != SH_OK) {
+        sh_buf_release(&snap);
+        return RAFT_IOERR;
+    }
+    *bufs = raft_malloc(sizeof **bufs);
+    if (*bufs == NULL) {
+        sh_buf_release(&snap);
+        return RAFT_NOMEM;
+    }
+    (*bufs)[0].len = snap.len;
+    (*bufs)[0].base = raft_malloc(snap.len ? snap.len : 1);
+    if ((*bufs)[0].base == NULL) {
+        raft_free(*bufs);
+        sh_buf_release(&snap);
+        return RAFT_NOMEM;
+    }
+    memcpy((*bufs)[0].base, snap.data, snap.len);
+    *n_bufs = 1;
+    sh_buf_release(&snap);
+    SH_INFO("snapshot at index %llu (%zu bytes)",
+            (unsigned long long)raft_last_applied(&c->raft), (*bufs)[0].len);
+    return 0;
+}
+
+static int fsm_restore_cb(struct raft_fsm *fsm, struct raft_buffer *buf)
+{
+    struct cons *c = fsm->data;
+    uint64_t applied = 0;
+    int rv = snap_restore(c->meta, buf->base, buf->len, &applied);
+
+    raft_free(buf->base); /* ours on success (raft.h contract) */
+    if (rv != SH_OK) {
+        SH_ERROR("unable to restore snapshot: %s", sh_strerror(rv));
+        return RAFT_MALFORMED;
+    }
+    c->applied = applied;
+    SH_INFO("restored snapshot at index %llu", (unsigned long long)applied);
+    return 0;
+}
+
+/* ------------------------------------------------------------ proposals */
+
+static int translate(int raft_rv)
+{
+    switch (raft_rv) {
+        case 0:
+            return SH_OK;
+        case RAFT_NOTLEADER:
+        case RAFT_LEADERSHIPLOST:
+            return SH_EUNAVAILABLE;
+        case RAFT_CANCELED:
+            return SH_ECANCELED;
+        case RAFT_NOMEM:
+            return SH_ENOMEM;
+        case RAFT_SHUTDOWN:
+            return SH_ESHUTDOWN;
+        default:
+            return SH_EIO;
+    }
+}
+
+static void raft_closed(struct raft *r);
+static void retry_cb(uv_timer_t *t);
+static void retry_closed(uv_handle_t *h);
+
+static void applied_cb(struct raft_apply *r, int status, void *result)
+{
+    struct apply_req *a = r->data;
+    struct cons_propose_req *req = a->req;
+    struct cons *c = req->c;
+
+    free(a);
+    c->inflight--;
+    req->cb(req, status == 0 ? (int)(intptr_t)result : translate(status));
+    /* Closing waits for in-flight entries (closing Raft while one of its
+     * appends is in flight spins forever in libraft 0.15), and closes from
+     * the next iteration, not from inside Raft's apply loop. */
+    if (c->closing && c->inflight == 0)
+        uv_timer_start(&c->retry, retry_cb, 0, 0);
+}
+
+/* Hand one proposal to Raft.  False (request untouched) when this server
+ * is not the leader; otherwise the request is Raft's, or failed and its
+ * callback has run. */
+static bool submit(struct cons *c, struct cons_propose_req *req)
+{
+    struct apply_req *a;
+    struct raft_buffer buf;
+    int rv;
+
+    if (raft_state(&c->raft) != RAFT_LEADER)
+        return false;
+    buf.len = entry_size(req->len);
+    buf.base = raft_malloc(buf.len);
+    if (buf.base == NULL)
+        return false;
+    memset(buf.base, 0, buf.len);
+    ((unsigned char *)buf.base)[0] = (unsigned char)req->len;
+    ((unsigned char *)buf.base)[1] = (unsigned char)(req->len >> 8);
+    ((unsigned char *)buf.base)[2] = (unsigned char)(req->len >> 16);
+    ((unsigned char *)buf.base)[3] = (unsigned char)(req->len >> 24);
+    memcpy((unsigned char *)buf.base + ENTRY_HEAD, req->buf, req->len);
+    a = sh_malloc(sizeof *a);
+    a->raft.data = a;
+    a->req = req;
+    rv = raft_apply(&c->raft, &a->raft, &buf, 1, applied_cb);
+    if (rv == RAFT_NOTLEADER) {
+        raft_free(buf.base);
+        free(a);
+        return false;
+    }
+    free(req->buf);
+    req->buf = NULL;
+    if (rv != 0) {
+        raft_free(buf.base);
+        free(a);
+        req->cb(req, translate(rv));
+    } else {
+        c->inflight++;
+    }
+    return true;
+}
+
+static void fail_req(struct cons_propose_req *req, int status)
+{
+    free(req->buf);
+    req->buf = NULL;
+    req->cb(req, status);
+}
+
+static void retry_cb(uv_timer_t *t)
+{
+    struct cons *c = t->data;
+    uint64_t now = uv_now(c->loop);
+    sh_queue todo;
+
+    if (c->closing) {
+        while (!SH_QUEUE_IS_EMPTY(&c->pending)) {
+            sh_queue *q = SH_QUEUE_HEAD(&c->pending);
+            SH_QUEUE_REMOVE(q);
+            fail_req(SH_QUEUE_DATA(q, struct cons_propose_req, queue),
+                     SH_ECANCELED);
+        }
+        if (c->inflight == 0 && !c->raft_closing) {
+            c->raft_closing = true;
+            raft_close(&c->raft, raft_closed);
+            uv_close((uv_handle_t *)&c->retry, retry_closed);
+        }
+        return;
+    }
+
+    /* Take the whole queue: callbacks may propose again. */
+    SH_QUEUE_INIT(&todo);
+    while (!SH_QUEUE_IS_EMPTY(&c->pending)) {
+        sh_queue *q = SH_QUEUE_HEAD(&c->pending);
+        SH_QUEUE_REMOVE(q);
+        SH_QUEUE_PUSH(&todo, q);
+    }
+    while (!SH_QUEUE_IS_EMPTY(&todo)) {
+        sh_queue *q = SH_QUEUE_HEAD(&todo);
+        struct cons_propose_req *req =
+            SH_QUEUE_DATA(q, struct cons_propose_req, queue);
+        SH_QUEUE_REMOVE(q);
+        if (c->closing)
+            fail_req(req, SH_ECANCELED);
+        else if (submit(c, req))
+            continue;
+        else if (now - req->since >= CONS_LEADER_WAIT_MS)
+            fail_req(req, SH_EUNAVAILABLE);
+        else
+            SH_QUEUE_PUSH(&c->pending, q);
+    }
+    if (!SH_QUEUE_IS_EMPTY(&c->pending) && !c->closing)
+        uv_timer_start(&c->retry, retry_cb, CONS_RETRY_MS, 0);
+}
+
+int cons_propose(struct cons *c, struct cons_propose_req *req, Shoal__Command *cmd)
+{
+    PRE(req->cb != NULL);
+    if (c->closing)
+        return SH_ESHUTDOWN;
+    req->c = c;
+    req->buf = sh_command_encode(cmd, &req->len);
+    req->since = uv_now(c->loop);
+    /* Always through the queue: the callback never fires from inside this
+     * call, and proposals of one loop iteration reach raft_apply together
+     * (raft's I/O batches their log writes into one fsync). */
+    SH_QUEUE_PUSH(&c->pending, &req->queue);
+    uv_timer_start(&c->retry, retry_cb, 0, 0);
+    return SH_OK;
+}
+
+bool cons_is_leader(struct cons *c)
+{
+    return raft_state(&c->raft) == RAFT_LEADER;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+int cons_init(struct cons **out, uv_loop_t *loop, struct meta *meta,
+              const struct cons_config *cfg, char *errmsg)
+{
+    struct cons *c = sh_calloc(1, sizeof *c);
+    struct raft_configuration conf;
+    int rv;
+
+    c->loop = loop;
+    c->meta = meta;
+    c->dir = sh_strdup(cfg->dir);
+    c->address = sh_strdup(cfg->address);
+    SH_QUEUE_INIT(&c->pending);
+    rv = durable_mkdirs(c->dir);
+    if (rv != SH_OK) {
+        sh_errmsg_printf(errmsg, "unable to create raft directory '%s'", c->dir);
+        goto err;
+    }
+    c->fsm.version = 1;
+    c->fsm.data = c;
+    c->fsm.apply = fsm_apply_cb;
+    c->fsm.snapshot = fsm_snapshot_cb;
+    c->fsm.restore = fsm_restore_cb;
+    rv = raft_uv_tcp_init(&c->transport, loop);
+    if (rv != 0) {
+        sh_errmsg_printf(errmsg, "raft transport: %s", raft_strerror(rv));
+        goto err;
+    }
+    rv = raft_uv_init(&c->io, loop, c->dir, &c->transport);
+    if (rv != 0) {
+        sh_errmsg_printf(errmsg, "raft i/o in '%s': %s", c->dir,
+                         c->io.errmsg[0] ? c->io.errmsg : raft_strerror(rv));
+        goto err_after_transport;
+    }
+    rv = raft_init(&c->raft, &c->io, &c->fsm, cfg->id, c->address);
+    if (rv != 0) {
+        sh_errmsg_printf(errmsg, "raft: %s", raft_errmsg(&c->raft));
+        goto err_after_io;
+    }
+    c->raft.data = c;
+    if (cfg->snapshot_threshold > 0)
+        raft_set_snapshot_threshold(&c->raft, cfg->snapshot_threshold);
+    if (cfg->snapshot_trailing > 0)
+        raft_set_snapshot_trailing(&c->raft, cfg->snapshot_trailing);
+    if (cfg->bootstrap) {
+        raft_configuration_init(&conf);
+        rv = raft_configuration_add(&conf, cfg->id, c->address, RAFT_VOTER);
+        if (rv == 0)
+            rv = raft_bootstrap(&c->raft, &conf);
+        raft_configuration_close(&conf);
+        if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) {
+            sh_errmsg_printf(errmsg, "raft bootstrap: %s", raft_errmsg(&c->raft));
+            goto err_after_raft;
+        }
+    }
+    rv = raft_start(&c->raft);
+    if (rv != 0) {
+        sh_errmsg_printf(errmsg, "raft start (address '%s'): %s", c->address,
+                         raft_errmsg(&c->raft));
+        goto err_after_raft;
+    }
+    uv_timer_init(loop, &c->retry);
+    c->retry.data = c;
+    *out = c;
+    return SH_OK;
+
+err_after_raft:
+    /* raft_init succeeded: closing raft also closes the I/O backend. */
+    raft_close(&c->raft, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    raft_uv_close(&c->io);
+    raft_uv_tcp_close(&c->transport);
+    free(c->dir);
+    free(c->address);
+    free(c);
+    return SH_EIO;
+err_after_io:
+    raft_uv_close(&c->io);
+err_after_transport:
+    raft_uv_tcp_close(&c->transport);
+err:
+    free(c->dir);
+    free(c->address);
+    free(c);
+    return SH_EIO;
+}
+
+static void close_done(struct cons *c)
+{
+    void (*cb)(void *) = c->close_cb;
+    void *arg = c->close_arg;
+
+    if (--c->close_pending > 0)
+        return;
+    raft_uv_close(&c->io);
+    raft_uv_tcp_close(&c->transport);
+    free(c->dir);
+    free(c->address);
+    free(c);
+    if (cb)
+        cb(arg);
+}
+
+static void raft_closed(struct raft *r)
+{
+    close_done(r->data);
+}
+
+static void retry_closed(uv_handle_t *h)
+{
+    close_done(h->data);
+}
+
+void cons_close(struct cons *c, void (*cb)(void *arg), void *arg)
+{
+    PRE(!c->closing);
+    c->closing = true;
+    c->close_cb = cb;
+    c->close_arg = arg;
+    c->close_pending = 2;
+    /* From the loop, never from inside this call: proposals still waiting
+     * for a leader are canceled, then Raft closes once nothing is in
+     * flight (retry_cb). */
+    uv_timer_start(&c->retry, retry_cb, 0, 0);
+}
