@@ -44,11 +44,21 @@ static int setup(void)
     sh_log_level = SH_LOG_ERROR + 1; /* quiet */
     fx.loop = uv_default_loop();
     meta_dir = sh_asprintf("%s/meta", dir);
+    struct cons_config ccfg;
+    char *raft_dir = sh_asprintf("%s/raft", dir);
+    memset(&ccfg, 0, sizeof ccfg);
+    ccfg.id = 1;
+    ccfg.address = "127.0.0.1:0"; /* a cluster of one: nobody connects */
+    ccfg.dir = raft_dir;
+    ccfg.bootstrap = true;
     if (meta_open(meta_dir, &fx.meta, errmsg) != SH_OK ||
         shard_store_open(dir, &fx.shards, errmsg) != SH_OK ||
-        cons_init(&fx.cons, fx.loop, fx.meta, errmsg) != SH_OK)
+        cons_init(&fx.cons, fx.loop, fx.meta, &ccfg, errmsg) != SH_OK) {
+        fprintf(stderr, "fuzz_http: %s\n", errmsg);
         return -1;
+    }
     free(meta_dir);
+    free(raft_dir);
     node__uploads_init(&fx.dp.uploads, fx.loop, fx.shards, fx.meta, fx.cons,
                        3600);
     node__reads_init(&fx.dp.reads, fx.loop, fx.shards);

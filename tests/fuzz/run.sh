@@ -8,8 +8,11 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 secs=${1:-60}
 cd "$root"
 CC=clang cmake -S . -B build-fuzz -DSHOAL_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build-fuzz -j"$(nproc)" --target all >/dev/null
-for bin in build-fuzz/tests/fuzz_*; do
+targets=()
+for src in tests/fuzz/fuzz_*.c; do targets+=("$(basename "$src" .c)"); done
+cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]}" >/dev/null
+for t in "${targets[@]}"; do
+  bin=build-fuzz/tests/$t
   name=$(basename "$bin"); name=${name#fuzz_}
   scratch=$(mktemp -d)
   extra=()
