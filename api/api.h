@@ -147,6 +147,14 @@ typedef void (*api_route_fn)(struct api_req *req, void *arg);
 void api_route_add(struct api_server *s, const char *path, api_route_fn fn,
                    void *arg);
 
+/* Serve POST of exactly `path` with `fn`, called with the whole request
+ * body (at most 64 KiB; larger bodies get 413 without calling fn).  The
+ * body is valid during the call. */
+typedef void (*api_post_fn)(struct api_req *req, const char *body, size_t len,
+                            void *arg);
+void api_route_add_post(struct api_server *s, const char *path, api_post_fn fn,
+                        void *arg);
+
 /* Counters since start, for metrics.  Read on the loop thread. */
 struct api_stats {
     uint64_t conns_accepted;   /* connections accepted */

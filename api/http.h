@@ -90,7 +90,8 @@ struct api_conn {
 
 struct api_route {
     char *path;                 /* exact path, owned */
-    api_route_fn fn;
+    api_route_fn fn;            /* GET/HEAD handler, or NULL */
+    api_post_fn post;           /* POST handler, or NULL */
     void *arg;
 };
 

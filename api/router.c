@@ -158,6 +158,63 @@ static void route_v2(struct api_req *req, char *rest)
     }
 }
 
+/* POST routes: collect the body (capped), then call the handler. */
+#define POST_MAX (64 * 1024)
+
+struct post_state {
+    const struct api_route *route;
+    struct sh_buf body;
+    bool too_big;
+};
+
+static bool post_body(struct api_req *req, const char *data, size_t len)
+{
+    struct post_state *st = req->hdata;
+    if (st->too_big || st->body.len + len > POST_MAX)
+        st->too_big = true;
+    else
+        sh_buf_add(&st->body, data, len);
+    return true;
+}
+
+static void post_free(struct api_req *req, void *arg)
+{
+    struct post_state *st = arg;
+    (void)req;
+    sh_buf_release(&st->body);
+    free(st);
+}
+
+static void post_end(struct api_req *req)
+{
+    struct post_state *st = req->hdata;
+
+    req->hdata = NULL;
+    api_req_on_abort(req, NULL, NULL);
+    if (st->too_big)
+        api__resp_error_status(req, 413, "SIZE_INVALID", "body too large");
+    else
+        st->route->post(req, st->body.data, st->body.len, st->route->arg);
+    post_free(req, st);
+}
+
+static void post_start(struct api_req *req, const struct api_route *r)
+{
+    struct post_state *st = sh_calloc(1, sizeof *st);
+
+    if (req->has_length && req->content_length > POST_MAX) {
+        free(st);
+        api__resp_error_status(req, 413, "SIZE_INVALID", "body too large");
+        return;
+    }
+    st->route = r;
+    sh_buf_init(&st->body);
+    req->hdata = st;
+    req->hooks.on_body = post_body;
+    req->hooks.on_end = post_end;
+    api_req_on_abort(req, post_free, st);
+}
+
 void api__route(struct api_req *req)
 {
     const char *url = req->url.data;
@@ -179,8 +236,14 @@ void api__route(struct api_req *req)
         const struct api_route *r = &req->srv->routes[i];
         if (strcmp(req->path, r->path) != 0)
             continue;
-        if (h_get_or_head(req))
+        if (r->post != NULL && req->method == HTTP_POST) {
+            post_start(req, r);
+            return;
+        }
+        if (r->fn != NULL && h_get_or_head(req))
             r->fn(req, r->arg);
+        else if (r->fn == NULL)
+            api_resp_error(req, "UNSUPPORTED", NULL);
         return;
     }
     if (strcmp(req->path, "/v2/") == 0 || strcmp(req->path, "/v2") == 0) {

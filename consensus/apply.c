@@ -171,3 +171,24 @@ int fsm__apply_blob_unlink(struct meta *m, struct meta_batch *b,
     sh_buf_release(&key);
     return rv;
 }
+
+int fsm__apply_member_put(struct meta *m, struct meta_batch *b,
+                          const Shoal__MemberPut *op)
+{
+    struct sh_buf key = SH_BUF_INIT;
+    size_t vlen;
+    uint8_t *val;
+
+    (void)m;
+    if (op->record == NULL || op->record->id == 0 ||
+        !need(op->record->raft_address) || !need(op->record->url))
+        return SH_EMALFORMED;
+    meta_key_member(&key, op->record->id);
+    vlen = shoal__member_record__get_packed_size(op->record);
+    val = sh_malloc(vlen);
+    shoal__member_record__pack(op->record, val);
+    meta_batch_put(b, key.data, key.len, val, vlen);
+    free(val);
+    sh_buf_release(&key);
+    return SH_OK;
+}

@@ -59,6 +59,18 @@ bool cons_is_leader(struct cons *c);
 #define CONS_LEADER_WAIT_MS 5000
 int cons_propose(struct cons *c, struct cons_propose_req *req, Shoal__Command *cmd);
 
+/* Add server `id` at Raft `address` as a voter (it catches up first).
+ * Leader only.  Returns SH_OK (cb(arg, status) follows, from the loop:
+ * SH_OK once it votes, SH_EBUSY when another membership change was in
+ * progress, else an error), SH_EEXIST when it already votes (no callback),
+ * SH_ENOTLEADER or SH_EBUSY (no callback). */
+typedef void (*cons_member_cb)(void *arg, int status);
+int cons_member_add(struct cons *c, uint64_t id, const char *address,
+                    cons_member_cb cb, void *arg);
+
+/* The leader as this server knows it: id 0 when none. */
+uint64_t cons_leader_id(struct cons *c);
+
 /* Close: pending proposals complete with SH_ECANCELED, then cb(arg). */
 void cons_close(struct cons *c, void (*cb)(void *arg), void *arg);
 

@@ -39,5 +39,7 @@ int fsm__apply_blob_link(struct meta *m, struct meta_batch *b,
                          const Shoal__BlobLink *op);
 int fsm__apply_blob_unlink(struct meta *m, struct meta_batch *b,
                            const Shoal__BlobUnlink *op);
+int fsm__apply_member_put(struct meta *m, struct meta_batch *b,
+                          const Shoal__MemberPut *op);
 
 #endif

@@ -297,6 +297,101 @@ bool cons_is_leader(struct cons *c)
     return raft_state(&c->raft) == RAFT_LEADER;
 }
 
+/* ----------------------------------------------------------- membership */
+
+struct member_op {
+    struct raft_change change; /* data = this */
+    struct cons *c;
+    uint64_t id;
+    cons_member_cb cb;
+    void *arg;
+};
+
+static int translate_change(int rv)
+{
+    switch (rv) {
+        case 0:
+            return SH_OK;
+        case RAFT_NOTLEADER:
+        case RAFT_LEADERSHIPLOST:
+            return SH_ENOTLEADER;
+        case RAFT_CANTCHANGE:
+            return SH_EBUSY;
+        case RAFT_CANCELED:
+            return SH_ECANCELED;
+        default:
+            return SH_EIO;
+    }
+}
+
+static void member_done(struct member_op *op, int status)
+{
+    op->cb(op->arg, status);
+    free(op);
+}
+
+static void assigned_cb(struct raft_change *ch, int status)
+{
+    struct member_op *op = ch->data;
+    member_done(op, translate_change(status));
+}
+
+/* Added as a spare: now promote it (Raft catches it up first). */
+static void added_cb(struct raft_change *ch, int status)
+{
+    struct member_op *op = ch->data;
+    int rv;
+
+    if (status != 0) {
+        member_done(op, translate_change(status));
+        return;
+    }
+    rv = raft_assign(&op->c->raft, &op->change, op->id, RAFT_VOTER,
+                     assigned_cb);
+    if (rv != 0)
+        member_done(op, rv == RAFT_BADROLE ? SH_OK : translate_change(rv));
+}
+
+int cons_member_add(struct cons *c, uint64_t id, const char *address,
+                    cons_member_cb cb, void *arg)
+{
+    struct member_op *op;
+    int rv;
+
+    if (c->closing)
+        return SH_ESHUTDOWN;
+    if (raft_state(&c->raft) != RAFT_LEADER)
+        return SH_ENOTLEADER;
+    op = sh_calloc(1, sizeof *op);
+    op->change.data = op;
+    op->c = c;
+    op->id = id;
+    op->cb = cb;
+    op->arg = arg;
+    rv = raft_add(&c->raft, &op->change, id, address, added_cb);
+    if (rv == RAFT_DUPLICATEID) {
+        /* Known already (a retry, or a restart): make sure it votes. */
+        rv = raft_assign(&c->raft, &op->change, id, RAFT_VOTER, assigned_cb);
+        if (rv == RAFT_BADROLE) {
+            free(op);
+            return SH_EEXIST; /* already a voter: nothing to do */
+        }
+    }
+    if (rv != 0) {
+        free(op);
+        return translate_change(rv);
+    }
+    return SH_OK;
+}
+
+uint64_t cons_leader_id(struct cons *c)
+{
+    raft_id id = 0;
+    const char *address = NULL;
+    raft_leader(&c->raft, &id, &address);
+    return id;
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 int cons_init(struct cons **out, uv_loop_t *loop, struct meta *meta,

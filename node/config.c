@@ -50,6 +50,10 @@ static const struct opt opts[] = {
      "this node's id in the cluster (Raft server id)"},
     {"raft", OPT_STRING, F(raft), "auto", 0, 0,
      "Raft address HOST:PORT; auto = the listen host, listen port + 1"},
+    {"join", OPT_STRING, F(join), "none", 0, 0,
+     "URL of any member of the cluster to join; none = form a new one"},
+    {"url", OPT_STRING, F(url), "auto", 0, 0,
+     "this node's public URL for other nodes; auto = http://LISTEN"},
     {"snapshot-threshold", OPT_INT, F(snapshot_threshold), "4096", 16, 10000000,
      "Raft log entries applied between snapshots (bounds the log)"},
 };

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "node.h"
+#include "peer.h"
 
 struct node {
     uv_loop_t *loop;               /* borrowed */
@@ -13,6 +14,8 @@ struct node {
     struct node_dataplane dp;      /* uploads and reads */
     struct api_server *api;        /* public API */
     struct node_admin *admin;      /* health and metrics routes */
+    struct peer_client *peer;      /* HTTP client to other nodes */
+    struct node_members *members;  /* join and member records */
     int draining;                  /* data-plane parts still closing */
     void (*stop_cb)(void *arg);
     void *stop_arg;
@@ -49,6 +52,7 @@ int node_start(struct node **out, uv_loop_t *loop,
     struct api_backend be;
     char *meta_dir = NULL;
     char *host = NULL;
+    char *raft_addr = NULL;
     int rv;
 
     n->loop = loop;
@@ -69,22 +73,22 @@ int node_start(struct node **out, uv_loop_t *loop,
                                &n->shards, errmsg);
     if (rv != SH_OK)
         goto err_after_meta;
+    raft_addr = strcmp(cfg->raft, "auto") == 0
+                    ? sh_asprintf("%s:%d", host, acfg.port + 1)
+                    : sh_strdup(cfg->raft);
     {
         struct cons_config ccfg;
         char *raft_dir = sh_asprintf("%s/raft", cfg->data_dir);
-        char *raft_addr = strcmp(cfg->raft, "auto") == 0
-                              ? sh_asprintf("%s:%d", host, acfg.port + 1)
-                              : sh_strdup(cfg->raft);
         memset(&ccfg, 0, sizeof ccfg);
         ccfg.id = (uint64_t)cfg->node_id;
         ccfg.address = raft_addr;
         ccfg.dir = raft_dir;
-        ccfg.bootstrap = true; /* one-node cluster; --join comes next */
+        /* Form a new cluster of one, unless joining an existing one. */
+        ccfg.bootstrap = strcmp(cfg->join, "none") == 0;
         ccfg.snapshot_threshold = (unsigned)cfg->snapshot_threshold;
         ccfg.snapshot_trailing = (unsigned)cfg->snapshot_threshold;
         rv = cons_init(&n->cons, loop, n->meta, &ccfg, errmsg);
         free(raft_dir);
-        free(raft_addr);
     }
     if (rv != SH_OK)
         goto err_after_shards;
@@ -110,10 +114,20 @@ int node_start(struct node **out, uv_loop_t *loop,
         node__admin_init(&n->admin, loop, n->api, n->dp.uploads, n->shards);
         rv = api_server_listen(n->api, errmsg);
     }
-    free(host);
-    host = NULL;
     if (rv != SH_OK)
         goto err_after_api;
+    peer_client_init(&n->peer, loop);
+    {
+        char *url = strcmp(cfg->url, "auto") == 0
+                        ? sh_asprintf("http://%s:%d", host, node_port(n))
+                        : sh_strdup(cfg->url);
+        node__members_init(&n->members, loop, n->cons, n->meta, n->peer, n->api,
+                           (uint64_t)cfg->node_id, raft_addr, url,
+                           strcmp(cfg->join, "none") == 0 ? NULL : cfg->join);
+        free(url);
+    }
+    free(host);
+    free(raft_addr);
     SH_INFO("shoal listening on %s (data in %s)", cfg->listen, cfg->data_dir);
     free(meta_dir);
     *out = n;
@@ -135,6 +149,7 @@ err_after_meta:
     meta_close(n->meta);
 err:
     free(host);
+    free(raft_addr);
     free(meta_dir);
     free(n);
     return rv;
@@ -160,17 +175,24 @@ static void cons_closed(void *arg)
 
 /* The data plane's and admin's work items use consensus and storage: both
  * close only once uploads, reads and the usage walk have drained. */
+static void peer_closed(void *arg)
+{
+    struct node *n = arg;
+    cons_close(n->cons, cons_closed, n);
+}
+
 static void dataplane_closed(void *arg)
 {
     struct node *n = arg;
     if (--n->draining == 0)
-        cons_close(n->cons, cons_closed, n);
+        peer_client_close(n->peer, peer_closed, n);
 }
 
 static void api_closed(void *arg)
 {
     struct node *n = arg;
-    n->draining = 3;
+    n->draining = 4;
+    node__members_close(n->members, dataplane_closed, n);
     node__admin_close(n->admin, dataplane_closed, n);
     node__uploads_close(n->dp.uploads, dataplane_closed, n);
     node__reads_close(n->dp.reads, dataplane_closed, n);

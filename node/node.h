@@ -32,6 +32,8 @@ struct node_config {
     int node_id;               /* Raft server id */
     char *raft;                /* Raft address HOST:PORT, or "auto" */
     int snapshot_threshold;    /* Raft entries between snapshots */
+    char *join;                /* URL of a member to join, or "none" */
+    char *url;                 /* this node's public URL, or "auto" */
 };
 
 /* Fill every field with its default (the table in config.c). */
@@ -95,6 +97,16 @@ void node__admin_init(struct node_admin **out, uv_loop_t *loop,
                       struct api_server *api, struct node_uploads *uploads,
                       struct shard_store *shards);
 void node__admin_close(struct node_admin *a, void (*cb)(void *arg), void *arg);
+
+struct peer_client;
+struct node_members; /* membership.c: join and member records */
+int node__members_init(struct node_members **out, uv_loop_t *loop,
+                       struct cons *cons, struct meta *meta,
+                       struct peer_client *peer, struct api_server *api,
+                       uint64_t id, const char *raft, const char *url,
+                       const char *join);
+void node__members_close(struct node_members *mm, void (*cb)(void *arg),
+                         void *arg);
 
 struct node_reads; /* blob_read.c */
 void node__reads_init(struct node_reads **out, uv_loop_t *loop,

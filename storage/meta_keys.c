@@ -7,9 +7,10 @@
  *   "l/" repo "\0" digest                  blob linked into a repository
  *   "f/" repo "\0" subject "\0" digest     referrer of `subject`
  *   "u/" uuid                              upload session (local)
+ *   "n/" id (16 hex digits)                cluster member
  *   "s/applied"                            last applied log index (local)
  *
- * Replicated families (what a Raft snapshot carries): r, t, m, b, l, f.
+ * Replicated families (what a Raft snapshot carries): r, t, m, b, l, f, n.
  * Local families (this node's own bookkeeping): u, s.
  *
  * The happy path is: a builder resets the caller's buffer and writes the key;
@@ -121,6 +122,17 @@ void meta_key_upload_prefix(struct sh_buf *key)
     key_start(key, 'u');
 }
 
+void meta_key_member(struct sh_buf *key, uint64_t id)
+{
+    key_start(key, 'n');
+    sh_buf_addf(key, "%016llx", (unsigned long long)id);
+}
+
+void meta_key_member_prefix(struct sh_buf *key)
+{
+    key_start(key, 'n');
+}
+
 void meta_key_applied(struct sh_buf *key)
 {
     key_start(key, 's');
@@ -138,6 +150,7 @@ bool meta_key_replicated(const char *key, size_t klen)
         case 'b':
         case 'l':
         case 'f':
+        case 'n':
             return true;
         default:
             return false;

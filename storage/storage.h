@@ -101,9 +101,12 @@ void meta_key_referrer_prefix(struct sh_buf *key,
                               const char *subject);
 void meta_key_upload(struct sh_buf *key, const char *uuid);
 void meta_key_upload_prefix(struct sh_buf *key);
+/* "n/" id: a cluster member (replicated). */
+void meta_key_member(struct sh_buf *key, uint64_t id);
+void meta_key_member_prefix(struct sh_buf *key);
 /* "s/applied": index of the last log entry applied (local). */
 void meta_key_applied(struct sh_buf *key);
-/* True for keys of the replicated families (r t m b l f): the state a Raft
+/* True for keys of the replicated families (r t m b l f n): the state a Raft
  * snapshot carries.  Upload sessions and the applied index are local. */
 bool meta_key_replicated(const char *key, size_t klen);
 /* Extract the last '\0'-separated component of a key (tag name, digest). */

@@ -50,6 +50,8 @@ static void assert_defaults(const struct node_config *c)
     assert_int_equal(c->node_id, 1);
     assert_string_equal(c->raft, "auto");
     assert_int_equal(c->snapshot_threshold, 4096);
+    assert_string_equal(c->join, "none");
+    assert_string_equal(c->url, "auto");
 }
 
 /* Field by field; strings must be the very same allocation (an error
@@ -72,6 +74,8 @@ static void assert_same(const struct node_config *a,
     assert_int_equal(a->node_id, b->node_id);
     assert_ptr_equal(a->raft, b->raft);
     assert_int_equal(a->snapshot_threshold, b->snapshot_threshold);
+    assert_ptr_equal(a->join, b->join);
+    assert_ptr_equal(a->url, b->url);
 }
 
 static void test_defaults(void **state)
@@ -390,7 +394,7 @@ static void test_usage(void **state)
     fclose(mem);
     for (size_t i = 0; i < len; i++)
         lines += out[i] == '\n';
-    assert_int_equal(lines, 15); /* one per option */
+    assert_int_equal(lines, 17); /* one per option */
     assert_non_null(strstr(out, "  --listen "));
     assert_non_null(strstr(out, "(default: 127.0.0.1:5000)\n"));
     assert_non_null(strstr(out, "  --data "));

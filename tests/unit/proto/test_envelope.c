@@ -242,8 +242,35 @@ static void test_blob_link_unlink(void **state)
     sh_command_free(out);
 }
 
+static void test_member_put(void **state)
+{
+    Shoal__Command cmd = SHOAL__COMMAND__INIT;
+    Shoal__MemberPut op = SHOAL__MEMBER_PUT__INIT;
+    Shoal__MemberRecord rec = SHOAL__MEMBER_RECORD__INIT;
+    Shoal__Command *out;
+
+    (void)state;
+    rec.version = SH_RECORD_VERSION;
+    rec.id = 3;
+    rec.raft_address = (char *)"127.0.0.1:6003";
+    rec.url = (char *)"http://127.0.0.1:5003";
+    rec.zone = (char *)"eu-1";
+    rec.state = SHOAL__MEMBER_STATE__MEMBER_STATE_ACTIVE;
+    op.record = &rec;
+    cmd.op_case = SHOAL__COMMAND__OP_MEMBER_PUT;
+    cmd.member_put = &op;
+    out = round_trip(&cmd);
+    assert_int_equal(out->member_put->record->id, 3);
+    assert_string_equal(out->member_put->record->raft_address, "127.0.0.1:6003");
+    assert_string_equal(out->member_put->record->url, "http://127.0.0.1:5003");
+    assert_string_equal(out->member_put->record->zone, "eu-1");
+    assert_int_equal(out->member_put->record->state,
+                     SHOAL__MEMBER_STATE__MEMBER_STATE_ACTIVE);
+    sh_command_free(out);
+}
+
 /* Every op case of the generated oneof is covered above: the list ends at
- * BlobUnlink.  A new op added to command.proto fails here until it gets a
+ * MemberPut.  A new op added to command.proto fails here until it gets a
  * round-trip test. */
 static void test_every_op_covered(void **state)
 {
@@ -256,8 +283,8 @@ static void test_every_op_covered(void **state)
         if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
             ops++;
     }
-    assert_int_equal(ops, 6);
-    assert_int_equal(SHOAL__COMMAND__OP_BLOB_UNLINK, 15);
+    assert_int_equal(ops, 7);
+    assert_int_equal(SHOAL__COMMAND__OP_MEMBER_PUT, 16);
 }
 
 /* Decoding must fail with SH_EMALFORMED and leave *out NULL. */
@@ -345,8 +372,8 @@ static void test_decode_wrong_version(void **state)
 
 static void test_decode_no_op(void **state)
 {
-    /* version = 1, then field 16 (an op from the future), empty. */
-    static const uint8_t future_op[] = {0x08, 0x01, 0x82, 0x01, 0x00};
+    /* version = 1, then field 99 (an op from the future), empty. */
+    static const uint8_t future_op[] = {0x08, 0x01, 0x9a, 0x06, 0x00};
     Shoal__Command cmd = SHOAL__COMMAND__INIT;
     uint8_t *buf;
     size_t len;
@@ -374,6 +401,7 @@ int main(void)
         cmocka_unit_test(test_delete_tag),
         cmocka_unit_test(test_blob_commit),
         cmocka_unit_test(test_blob_link_unlink),
+        cmocka_unit_test(test_member_put),
         cmocka_unit_test(test_every_op_covered),
         cmocka_unit_test(test_decode_garbage),
         cmocka_unit_test(test_decode_wrong_version),

@@ -1,0 +1,443 @@
+/* Cluster membership: joining a cluster and recording members.
+ *
+ * The happy path of a join: the new node starts Raft without bootstrapping
+ * and POSTs {"id","raft","url"} to /internal/v1/join of any member (the
+ * `join` option) -> a follower answers 503 with the leader's URL, which the
+ * joiner tries next -> the leader adds the node to the Raft configuration
+ * as a voter (Raft catches it up first, cons_member_add) and records it
+ * (MemberPut) -> 200.  The joiner retries every second until it gets 200.
+ * A bootstrapping node records itself once it leads.  GET
+ * /internal/v1/members lists the members and the leader.
+ *
+ * Possible failure modes are: a malformed join body (400, nothing
+ * changed), no leader known (503, retry), another membership change in
+ * progress (503, retry), the same id joining with another Raft address
+ * (409, nothing changed). */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node.h"
+#include "peer.h"
+
+#define JOIN_RETRY_MS 1000
+
+struct self_op;
+
+struct node_members {
+    uv_loop_t *loop;            /* borrowed */
+    struct cons *cons;          /* borrowed */
+    struct meta *meta;          /* borrowed */
+    struct peer_client *peer;   /* borrowed */
+    Shoal__MemberRecord self;   /* this node (strings owned) */
+    char *join_url;             /* where to join next, or NULL */
+    bool joined;                /* join done (or bootstrapped) */
+    bool recorded;              /* our MemberPut applied */
+    uv_timer_t timer;           /* join retries, self-record */
+    struct peer_req join_req;   /* the join request in flight */
+    bool join_busy;
+    char *join_body;
+    char *join_target;
+    struct self_op *self_op;    /* our MemberPut in flight, or NULL */
+    bool closing;
+    int close_pending;
+    void (*close_cb)(void *arg);
+    void *close_arg;
+};
+
+/* ------------------------------------------------------------- records */
+
+static Shoal__MemberRecord *member_get(struct meta *m, uint64_t id)
+{
+    struct sh_buf key = SH_BUF_INIT;
+    Shoal__MemberRecord *rec = NULL;
+    char *val;
+    size_t vlen;
+
+    meta_key_member(&key, id);
+    if (meta_get(m, key.data, key.len, &val, &vlen) == SH_OK) {
+        rec = shoal__member_record__unpack(NULL, vlen, (uint8_t *)val);
+        free(val);
+    }
+    sh_buf_release(&key);
+    return rec;
+}
+
+static int propose_member(struct cons *cons, struct cons_propose_req *req,
+                          Shoal__MemberRecord *rec)
+{
+    Shoal__Command cmd = SHOAL__COMMAND__INIT;
+    Shoal__MemberPut op = SHOAL__MEMBER_PUT__INIT;
+
+    rec->version = SH_RECORD_VERSION;
+    op.record = rec;
+    cmd.op_case = SHOAL__COMMAND__OP_MEMBER_PUT;
+    cmd.member_put = &op;
+    return cons_propose(cons, req, &cmd);
+}
+
+/* --------------------------------------------------------- leader side */
+
+struct join_op {
+    struct cons_propose_req preq;
+    struct api_req *req;        /* NULL once the client left */
+    struct node_members *mm;
+    Shoal__MemberRecord rec;    /* strings owned */
+};
+
+static void join_op_free(struct join_op *op)
+{
+    free(op->rec.raft_address);
+    free(op->rec.url);
+    free(op->rec.zone);
+    free(op);
+}
+
+static void join_abort(struct api_req *req, void *arg)
+{
+    struct join_op *op = arg;
+    (void)req;
+    op->req = NULL;
+}
+
+static void join_answer(struct join_op *op, int status)
+{
+    struct api_req *req = op->req;
+    if (req != NULL) {
+        api_req_on_abort(req, NULL, NULL);
+        if (status == SH_OK) {
+            api_resp_send(req, 200, "application/json", "{\"joined\":true}", 15);
+        } else {
+            api_resp_header(req, "Retry-After", "1");
+            api_resp_send(req, 503, "application/json", "{\"joined\":false}", 16);
+        }
+    }
+    join_op_free(op);
+}
+
+static void join_recorded(struct cons_propose_req *preq, int status)
+{
+    join_answer(preq->data, status);
+}
+
+static void join_added(void *arg, int status)
+{
+    struct join_op *op = arg;
+    int rv;
+
+    if (status != SH_OK) {
+        SH_WARN("join of node %llu failed: %s", (unsigned long long)op->rec.id,
+                sh_strerror(status));
+        join_answer(op, status);
+        return;
+    }
+    SH_INFO("node %llu (%s) is a voter", (unsigned long long)op->rec.id,
+            op->rec.raft_address);
+    op->preq.data = op;
+    op->preq.cb = join_recorded;
+    rv = propose_member(op->mm->cons, &op->preq, &op->rec);
+    if (rv != SH_OK)
+        join_answer(op, rv);
+}
+
+static char *leader_url(struct node_members *mm)
+{
+    uint64_t id = cons_leader_id(mm->cons);
+    Shoal__MemberRecord *rec;
+    char *url = NULL;
+
+    if (id == 0)
+        return NULL;
+    rec = member_get(mm->meta, id);
+    if (rec != NULL) {
+        url = sh_strdup(rec->url);
+        shoal__member_record__free_unpacked(rec, NULL);
+    }
+    return url;
+}
+
+static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
+{
+    struct node_members *mm = arg;
+    json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *id = j ? json_object_get(j, "id") : NULL;
+    json_t *raft = j ? json_object_get(j, "raft") : NULL;
+    json_t *url = j ? json_object_get(j, "url") : NULL;
+    json_t *zone = j ? json_object_get(j, "zone") : NULL;
+    Shoal__MemberRecord *known;
+    struct join_op *op;
+    int rv;
+
+    if (!json_is_integer(id) || json_integer_value(id) < 1 ||
+        !json_is_string(raft) || !json_is_string(url) ||
+        strncmp(json_string_value(url), "http", 4) != 0 ||
+        strlen(json_string_value(raft)) > 255 ||
+        strlen(json_string_value(url)) > 1024 ||
+        (zone != NULL && !json_is_string(zone))) {
+        json_decref(j);
+        api_resp_send(req, 400, "application/json",
+                      "{\"error\":\"expected {id, raft, url}\"}", 35);
+        return;
+    }
+    if (!cons_is_leader(mm->cons)) {
+        char *lu = leader_url(mm);
+        json_decref(j);
+        if (lu != NULL)
+            api_resp_header(req, "Location", "%s/internal/v1/join", lu);
+        api_resp_header(req, "Retry-After", "1");
+        api_resp_send(req, 503, "application/json",
+                      "{\"error\":\"not the leader\"}", 26);
+        free(lu);
+        return;
+    }
+    known = member_get(mm->meta, (uint64_t)json_integer_value(id));
+    if (known != NULL &&
+        strcmp(known->raft_address, json_string_value(raft)) != 0) {
+        shoal__member_record__free_unpacked(known, NULL);
+        json_decref(j);
+        api_resp_send(req, 409, "application/json",
+                      "{\"error\":\"node id in use with another address\"}", 47);
+        return;
+    }
+    if (known != NULL)
+        shoal__member_record__free_unpacked(known, NULL);
+
+    op = sh_calloc(1, sizeof *op);
+    op->mm = mm;
+    op->req = req;
+    shoal__member_record__init(&op->rec);
+    op->rec.id = (uint64_t)json_integer_value(id);
+    op->rec.raft_address = sh_strdup(json_string_value(raft));
+    op->rec.url = sh_strdup(json_string_value(url));
+    op->rec.zone = sh_strdup(zone ? json_string_value(zone) : "");
+    op->rec.state = SHOAL__MEMBER_STATE__MEMBER_STATE_ACTIVE;
+    json_decref(j);
+    rv = cons_member_add(mm->cons, op->rec.id, op->rec.raft_address,
+                         join_added, op);
+    if (rv == SH_EEXIST) {
+        /* Already a voter (a restart): record it again and answer. */
+        api_req_on_abort(req, join_abort, op);
+        join_added(op, SH_OK);
+        return;
+    }
+    if (rv != SH_OK) {
+        api_resp_header(req, "Retry-After", "1");
+        api_resp_send(req, 503, "application/json",
+                      "{\"error\":\"membership change in progress\"}", 40);
+        join_op_free(op);
+        return;
+    }
+    api_req_on_abort(req, join_abort, op);
+}
+
+static void h_members(struct api_req *req, void *arg)
+{
+    struct node_members *mm = arg;
+    struct sh_buf prefix = SH_BUF_INIT, out = SH_BUF_INIT;
+    struct meta_iter *it;
+    bool first = true;
+
+    meta_key_member_prefix(&prefix);
+    sh_buf_addf(&out, "{\"self\":%llu,\"leader\":%llu,\"members\":[",
+                (unsigned long long)mm->self.id,
+                (unsigned long long)cons_leader_id(mm->cons));
+    it = meta_iter_new(mm->meta, prefix.data, prefix.len, NULL, 0);
+    for (; meta_iter_valid(it); meta_iter_next(it)) {
+        size_t vlen;
+        const char *v = meta_iter_value(it, &vlen);
+        Shoal__MemberRecord *rec =
+            shoal__member_record__unpack(NULL, vlen, (const uint8_t *)v);
+        if (rec == NULL)
+            continue;
+        sh_buf_addf(&out, "%s{\"id\":%llu,\"raft\":", first ? "" : ",",
+                    (unsigned long long)rec->id);
+        sh_buf_add_json_str(&out, rec->raft_address);
+        sh_buf_addstr(&out, ",\"url\":");
+        sh_buf_add_json_str(&out, rec->url);
+        sh_buf_addstr(&out, ",\"zone\":");
+        sh_buf_add_json_str(&out, rec->zone);
+        sh_buf_addstr(&out, "}");
+        first = false;
+        shoal__member_record__free_unpacked(rec, NULL);
+    }
+    meta_iter_free(it);
+    sh_buf_addstr(&out, "]}");
+    api_resp_send(req, 200, "application/json", out.data, out.len);
+    sh_buf_release(&prefix);
+    sh_buf_release(&out);
+}
+
+/* ---------------------------------------------------------- joiner side */
+
+static void tick(uv_timer_t *t);
+static void members_maybe_closed(struct node_members *mm);
+
+static void join_done(struct peer_req *pr, int status)
+{
+    struct node_members *mm = pr->data;
+    char *loc = NULL;
+
+    mm->join_busy = false;
+    if (status == SH_OK && pr->http_status == 200) {
+        SH_INFO("joined the cluster through %s", mm->join_target);
+        mm->joined = true;
+        mm->recorded = true; /* the leader recorded us */
+    } else {
+        if (status == SH_OK && pr->http_status == 503)
+            loc = peer_resp_header(pr, "Location");
+        SH_INFO("join through %s: %s (retrying)", mm->join_target,
+                status == SH_OK ? "not accepted" : sh_strerror(status));
+        if (loc != NULL) {
+            free(mm->join_target);
+            mm->join_target = loc; /* the leader, next time */
+        }
+    }
+    sh_buf_release(&pr->resp);
+    sh_buf_release(&pr->resp_hdrs);
+    if (mm->closing)
+        members_maybe_closed(mm);
+    else if (!mm->joined)
+        uv_timer_start(&mm->timer, tick, JOIN_RETRY_MS, 0);
+}
+
+static void join_send(struct node_members *mm)
+{
+    memset(&mm->join_req, 0, sizeof mm->join_req);
+    mm->join_req.data = mm;
+    mm->join_req.method = "POST";
+    mm->join_req.url = mm->join_target;
+    mm->join_req.body = mm->join_body;
+    mm->join_req.body_len = strlen(mm->join_body);
+    mm->join_req.timeout_ms = 30000;
+    mm->join_req.cb = join_done;
+    if (peer_send(mm->peer, &mm->join_req) == SH_OK)
+        mm->join_busy = true;
+    else
+        uv_timer_start(&mm->timer, tick, JOIN_RETRY_MS, 0);
+}
+
+/* Our own MemberPut: separately allocated, so closing need not wait for
+ * it (consensus cancels it later; mm is gone by then). */
+struct self_op {
+    struct cons_propose_req req;
+    struct node_members *mm;    /* NULL once mm closed */
+};
+
+static void self_recorded(struct cons_propose_req *req, int status)
+{
+    struct self_op *op = req->data;
+    struct node_members *mm = op->mm;
+
+    free(op);
+    if (mm == NULL)
+        return;
+    mm->self_op = NULL;
+    if (status == SH_OK)
+        mm->recorded = true;
+    else if (!mm->closing)
+        uv_timer_start(&mm->timer, tick, JOIN_RETRY_MS, 0);
+}
+
+static void tick(uv_timer_t *t)
+{
+    struct node_members *mm = t->data;
+
+    if (mm->closing)
+        return;
+    if (!mm->joined) {
+        if (!mm->join_busy)
+            join_send(mm);
+        return;
+    }
+    if (!mm->recorded && mm->self_op == NULL) {
+        /* Bootstrapped: record ourselves (waits for leadership). */
+        struct self_op *op = sh_calloc(1, sizeof *op);
+        op->mm = mm;
+        op->req.data = op;
+        op->req.cb = self_recorded;
+        if (propose_member(mm->cons, &op->req, &mm->self) == SH_OK)
+            mm->self_op = op;
+        else
+            free(op);
+    }
+}
+
+int node__members_init(struct node_members **out, uv_loop_t *loop,
+                       struct cons *cons, struct meta *meta,
+                       struct peer_client *peer, struct api_server *api,
+                       uint64_t id, const char *raft, const char *url,
+                       const char *join)
+{
+    struct node_members *mm = sh_calloc(1, sizeof *mm);
+    json_t *body;
+
+    mm->loop = loop;
+    mm->cons = cons;
+    mm->meta = meta;
+    mm->peer = peer;
+    shoal__member_record__init(&mm->self);
+    mm->self.id = id;
+    mm->self.raft_address = sh_strdup(raft);
+    mm->self.url = sh_strdup(url);
+    mm->self.zone = sh_strdup("");
+    mm->self.state = SHOAL__MEMBER_STATE__MEMBER_STATE_ACTIVE;
+    mm->joined = join == NULL;
+    if (join != NULL) {
+        mm->join_target = sh_asprintf("%s/internal/v1/join", join);
+        body = json_pack("{s:I,s:s,s:s}", "id", (json_int_t)id, "raft", raft,
+                         "url", url);
+        mm->join_body = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+    }
+    uv_timer_init(loop, &mm->timer);
+    mm->timer.data = mm;
+    uv_timer_start(&mm->timer, tick, 0, 0);
+    api_route_add_post(api, "/internal/v1/join", h_join, mm);
+    api_route_add(api, "/internal/v1/members", h_members, mm);
+    *out = mm;
+    return SH_OK;
+}
+
+static void members_maybe_closed(struct node_members *mm)
+{
+    void (*cb)(void *);
+    void *arg;
+
+    if (mm->close_pending > 0 || mm->join_busy)
+        return;
+    cb = mm->close_cb;
+    arg = mm->close_arg;
+    free(mm->self.raft_address);
+    free(mm->self.url);
+    free(mm->self.zone);
+    free(mm->join_target);
+    free(mm->join_body);
+    free(mm);
+    if (cb)
+        cb(arg);
+}
+
+static void members_timer_closed(uv_handle_t *h)
+{
+    struct node_members *mm = h->data;
+    mm->close_pending--;
+    members_maybe_closed(mm);
+}
+
+/* Called after the API closed and before the peer client and consensus
+ * close; cb(arg) once nothing of ours is in flight. */
+void node__members_close(struct node_members *mm, void (*cb)(void *arg),
+                         void *arg)
+{
+    mm->closing = true;
+    mm->close_cb = cb;
+    mm->close_arg = arg;
+    mm->close_pending = 1;
+    if (mm->self_op != NULL) {
+        mm->self_op->mm = NULL;
+        mm->self_op = NULL;
+    }
+    if (mm->join_busy)
+        peer_cancel(&mm->join_req);
+    uv_close((uv_handle_t *)&mm->timer, members_timer_closed);
+}

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# 45_cluster: three nodes form one Raft cluster (the first bootstraps, the
+# others --join through any member: a follower points the joiner at the
+# leader); metadata written on the leader is readable on every node; a
+# follower that restarts rejoins and catches up; after the leader is
+# killed (SIGKILL) the survivors elect a new one that accepts writes, and
+# the old leader catches up when it comes back.
+# (Forwarding writes from followers and blob data across nodes come with
+# the rest of the cluster issue; this test writes through the leader.)
+. "${SHOAL_TESTS:-$(dirname "$0")/..}/lib/lib.sh"
+
+if is_dist; then
+    skip_all "distribution is not a cluster"
+fi
+D=$T_TMP/files
+mkdir -p "$D"
+
+declare -a REGS PIDS DATAS RAFTS PORTS LOGS
+start_node() # start_node I [args...]
+{
+    local i=$1
+    shift
+    if [[ -z ${RAFTS[$i]:-} ]]; then
+        free_port
+        RAFTS[$i]=127.0.0.1:$FREE_PORT
+    fi
+    if [[ -n ${PORTS[$i]:-} ]]; then
+        shoal_start --data "${DATAS[$i]}" --port "${PORTS[$i]}" --node-id "$i" \
+            --raft "${RAFTS[$i]}" "$@"
+    else
+        shoal_start --node-id "$i" --raft "${RAFTS[$i]}" "$@"
+    fi
+    REGS[$i]=$REG PIDS[$i]=$SHOAL_PID DATAS[$i]=$SHOAL_DATA
+    PORTS[$i]=$SHOAL_PORT LOGS[$i]=$SHOAL_LOG
+}
+
+# members_on I: number of members node I knows, and its leader id.
+members_on() { curl -s --max-time 5 "${REGS[$1]}/internal/v1/members"; }
+
+# wait_for DESC SECONDS CMD...: poll until CMD succeeds.
+wait_for()
+{
+    local desc=$1 secs=$2 i
+    shift 2
+    for ((i = 0; i < secs * 10; i++)); do
+        if "$@" >/dev/null 2>&1; then
+            pass "$desc"
+            return 0
+        fi
+        sleep 0.1
+    done
+    fail "$desc (not within $secs s)"
+}
+
+has_members() { [[ $(members_on "$1" | jq '.members | length') == "$2" ]]; }
+leader_of() { members_on "$1" | jq -r '.leader'; }
+manifest_is() # manifest_is I REF FILE
+{
+    curl -s --max-time 5 -o "$T_TMP/m.out" -w '%{http_code}' \
+        "${REGS[$1]}/v2/test/cluster/manifests/$2" | grep -q '^200$' &&
+        cmp -s "$T_TMP/m.out" "$3"
+}
+
+start_node 1
+start_node 2 --join "${REGS[1]}"
+start_node 3 --join "${REGS[2]}" # through a follower
+for i in 1 2 3; do
+    wait_for "node $i knows 3 members" 20 has_members "$i" 3
+done
+expect_eq "node 1 leads" "$(leader_of 2)" 1
+
+# Metadata written on the leader reaches every node.
+REG=${REGS[1]}
+rand_file "$D/config" 300
+push_blob test/cluster "$D/config"
+oci_image_manifest "$D/m1" "$D/config"
+push_manifest test/cluster v1 "$D/m1" application/vnd.oci.image.manifest.v1+json
+M1=$MANIFEST_DIGEST
+for i in 2 3; do
+    wait_for "node $i serves v1 by tag, bytes identical" 10 manifest_is "$i" v1 "$D/m1"
+    wait_for "node $i serves v1 by digest" 10 manifest_is "$i" "$M1" "$D/m1"
+done
+
+# A follower restarts: it rejoins and catches up on what it missed.
+shoal_stop "${PIDS[3]}" "${LOGS[3]}"
+oci_image_manifest "$D/m2" "$D/config"
+jq -c '. + {annotations: {"n": "2"}}' "$D/m2" >"$D/m2b"
+REG=${REGS[1]}
+push_manifest test/cluster v2 "$D/m2b" application/vnd.oci.image.manifest.v1+json
+start_node 3 --join "${REGS[1]}"
+wait_for "restarted node 3 catches up on v2" 15 manifest_is 3 v2 "$D/m2b"
+wait_for "node 3 still serves v1" 5 manifest_is 3 v1 "$D/m1"
+
+# The leader dies: a new one is elected and takes writes.
+shoal_kill9 "${PIDS[1]}"
+newleader=
+for ((t = 0; t < 100; t++)); do
+    l=$(leader_of 2 2>/dev/null || true)
+    if [[ $l == 2 || $l == 3 ]]; then
+        newleader=$l
+        break
+    fi
+    sleep 0.1
+done
+check "a new leader was elected among the survivors ($newleader)" test -n "$newleader"
+if [[ -n $newleader ]]; then
+    REG=${REGS[$newleader]}
+    oci_image_manifest "$D/m3" "$D/config"
+    jq -c '. + {annotations: {"n": "3"}}' "$D/m3" >"$D/m3b"
+    push_manifest test/cluster v3 "$D/m3b" application/vnd.oci.image.manifest.v1+json
+    other=$((5 - newleader))
+    wait_for "node $other sees v3" 10 manifest_is "$other" v3 "$D/m3b"
+    # The old leader comes back as a follower and catches up.
+    start_node 1
+    wait_for "old leader catches up on v3" 15 manifest_is 1 v3 "$D/m3b"
+    wait_for "old leader still serves v1" 5 manifest_is 1 v1 "$D/m1"
+fi
+
+for i in 1 2 3; do
+    if proc_alive "${PIDS[$i]}"; then
+        shoal_stop "${PIDS[$i]}" "${LOGS[$i]}"
+    fi
+done
+finish
