@@ -148,12 +148,13 @@ void api_route_add(struct api_server *s, const char *path, api_route_fn fn,
                    void *arg);
 
 /* Serve POST of exactly `path` with `fn`, called with the whole request
- * body (at most 64 KiB; larger bodies get 413 without calling fn).  The
- * body is valid during the call. */
+ * body (at most `max` bytes; larger bodies get 413 without calling fn).
+ * The body is valid during the call; a handler that answers later installs
+ * api_req_on_abort. */
 typedef void (*api_post_fn)(struct api_req *req, const char *body, size_t len,
                             void *arg);
-void api_route_add_post(struct api_server *s, const char *path, api_post_fn fn,
-                        void *arg);
+void api_route_add_post(struct api_server *s, const char *path, size_t max,
+                        api_post_fn fn, void *arg);
 
 /* Counters since start, for metrics.  Read on the loop thread. */
 struct api_stats {

@@ -92,6 +92,7 @@ struct api_route {
     char *path;                 /* exact path, owned */
     api_route_fn fn;            /* GET/HEAD handler, or NULL */
     api_post_fn post;           /* POST handler, or NULL */
+    size_t post_max;            /* POST body limit */
     void *arg;
 };
 

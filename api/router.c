@@ -158,9 +158,8 @@ static void route_v2(struct api_req *req, char *rest)
     }
 }
 
-/* POST routes: collect the body (capped), then call the handler. */
-#define POST_MAX (64 * 1024)
-
+/* POST routes: collect the body (capped per route), then call the
+ * handler. */
 struct post_state {
     const struct api_route *route;
     struct sh_buf body;
@@ -170,7 +169,7 @@ struct post_state {
 static bool post_body(struct api_req *req, const char *data, size_t len)
 {
     struct post_state *st = req->hdata;
-    if (st->too_big || st->body.len + len > POST_MAX)
+    if (st->too_big || st->body.len + len > st->route->post_max)
         st->too_big = true;
     else
         sh_buf_add(&st->body, data, len);
@@ -202,7 +201,7 @@ static void post_start(struct api_req *req, const struct api_route *r)
 {
     struct post_state *st = sh_calloc(1, sizeof *st);
 
-    if (req->has_length && req->content_length > POST_MAX) {
+    if (req->has_length && req->content_length > r->post_max) {
         free(st);
         api__resp_error_status(req, 413, "SIZE_INVALID", "body too large");
         return;

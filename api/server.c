@@ -95,17 +95,19 @@ void api_route_add(struct api_server *s, const char *path, api_route_fn fn,
     s->routes[s->n_routes].path = sh_strdup(path);
     s->routes[s->n_routes].fn = fn;
     s->routes[s->n_routes].post = NULL;
+    s->routes[s->n_routes].post_max = 0;
     s->routes[s->n_routes].arg = arg;
     s->n_routes++;
 }
 
-void api_route_add_post(struct api_server *s, const char *path, api_post_fn fn,
-                        void *arg)
+void api_route_add_post(struct api_server *s, const char *path, size_t max,
+                        api_post_fn fn, void *arg)
 {
     s->routes = sh_realloc(s->routes, (s->n_routes + 1) * sizeof *s->routes);
     s->routes[s->n_routes].path = sh_strdup(path);
     s->routes[s->n_routes].fn = NULL;
     s->routes[s->n_routes].post = fn;
+    s->routes[s->n_routes].post_max = max;
     s->routes[s->n_routes].arg = arg;
     s->n_routes++;
 }

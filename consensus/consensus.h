@@ -40,12 +40,38 @@ struct cons_propose_req {
     size_t len;
     uint64_t since;   /* loop time when proposed */
     struct cons *c;
+    uint64_t index;   /* log index it was applied at (when SH_OK) */
+    bool forwarded;   /* in flight at the leader */
 };
 
 /* Create the state machine over `meta` (borrowed, must outlive cons) and
  * start Raft.  Returns SH_* with errmsg on failure (nothing left open). */
 int cons_init(struct cons **out, uv_loop_t *loop, struct meta *meta,
               const struct cons_config *cfg, char *errmsg);
+
+/* Propose an already encoded command (one a follower forwarded).  Same
+ * contract as cons_propose; on SH_OK req->index is the log index it was
+ * applied at. */
+int cons_propose_raw(struct cons *c, struct cons_propose_req *req,
+                     const uint8_t *buf, size_t len);
+
+/* Forwarding (follower side).  Proposals made on a follower are handed to
+ * the leader through a transport the node installs; the follower answers
+ * only once it has applied the leader's entry itself (read-your-writes). */
+struct cons_forwarder {
+    void *data;
+    /* Send the encoded command to server `leader_id`; report with
+     * cons_forward_done exactly once, from the loop.  Non-zero: cannot send
+     * now (the proposal waits and is retried). */
+    int (*forward)(void *data, uint64_t leader_id, const uint8_t *buf,
+                   size_t len, struct cons_propose_req *req);
+};
+void cons_set_forwarder(struct cons *c, const struct cons_forwarder *f);
+/* The leader's answer: its status for the command and the index it was
+ * applied at; SH_ENOTLEADER or SH_EUNAVAILABLE make the follower retry
+ * (within CONS_LEADER_WAIT_MS). */
+void cons_forward_done(struct cons *c, struct cons_propose_req *req,
+                       int status, uint64_t index);
 
 /* True while this server is the Raft leader. */
 bool cons_is_leader(struct cons *c);

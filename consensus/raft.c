@@ -37,6 +37,11 @@ struct cons {
     struct raft_fsm fsm;               /* our state machine */
     uint64_t applied;                  /* FSM applied-index cache */
     sh_queue pending;                  /* proposals waiting for a leader */
+    sh_queue waiting;                  /* forwarded, waiting to apply */
+    struct cons_forwarder fwd;         /* follower -> leader transport */
+    unsigned forwarding;               /* proposals at the leader */
+    uint64_t last_fsm_index;           /* index of the latest FSM apply */
+    uint64_t self_id;                  /* this server's id */
     unsigned inflight;                 /* proposals handed to raft_apply */
     uv_timer_t retry;                  /* retries pending proposals */
     bool closing;                      /* cons_close was called */
@@ -65,6 +70,8 @@ static size_t entry_size(size_t len)
     return (ENTRY_HEAD + len + 7) & ~(size_t)7;
 }
 
+static void retry_cb(uv_timer_t *t);
+
 static int fsm_apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf,
                         void **result)
 {
@@ -90,6 +97,9 @@ static int fsm_apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf,
         SH_ERROR("unable to apply log entry %llu to the state",
                  (unsigned long long)index);
     *result = (void *)(intptr_t)rv;
+    c->last_fsm_index = index;
+    if (!SH_QUEUE_IS_EMPTY(&c->waiting))
+        uv_timer_start(&c->retry, retry_cb, 0, 0); /* release waiters */
     return 0; /* a refused command is a result, not a Raft failure */
 }
 
@@ -173,6 +183,7 @@ static void applied_cb(struct raft_apply *r, int status, void *result)
 
     free(a);
     c->inflight--;
+    req->index = status == 0 ? c->last_fsm_index : 0;
     req->cb(req, status == 0 ? (int)(intptr_t)result : translate(status));
     /* Closing waits for in-flight entries (closing Raft while one of its
      * appends is in flight spins forever in libraft 0.15), and closes from
@@ -230,12 +241,86 @@ static void fail_req(struct cons_propose_req *req, int status)
     req->cb(req, status);
 }
 
+/* Follower: hand the proposal to the leader.  False when there is no
+ * leader to forward to (the proposal waits). */
+static bool try_forward(struct cons *c, struct cons_propose_req *req)
+{
+    raft_id id = 0;
+    const char *address = NULL;
+
+    if (c->fwd.forward == NULL)
+        return false;
+    raft_leader(&c->raft, &id, &address);
+    if (id == 0 || id == c->self_id)
+        return false;
+    req->forwarded = true;
+    c->forwarding++;
+    if (c->fwd.forward(c->fwd.data, id, req->buf, req->len, req) != 0) {
+        req->forwarded = false;
+        c->forwarding--;
+        return false;
+    }
+    return true;
+}
+
+/* Complete forwarded proposals whose entry this server has applied, and
+ * fail those that waited too long. */
+static void release_waiters(struct cons *c, uint64_t now)
+{
+    sh_queue *q = SH_QUEUE_NEXT(&c->waiting);
+
+    while (q != &c->waiting) {
+        struct cons_propose_req *req =
+            SH_QUEUE_DATA(q, struct cons_propose_req, queue);
+        q = SH_QUEUE_NEXT(q);
+        if (c->applied >= req->index || c->closing ||
+            now - req->since >= 2 * CONS_LEADER_WAIT_MS) {
+            SH_QUEUE_REMOVE(&req->queue);
+            fail_req(req, c->applied >= req->index ? SH_OK
+                          : c->closing          ? SH_ECANCELED
+                                                : SH_EUNAVAILABLE);
+        }
+    }
+}
+
+void cons_forward_done(struct cons *c, struct cons_propose_req *req,
+                       int status, uint64_t index)
+{
+    PRE(req->forwarded);
+    req->forwarded = false;
+    c->forwarding--;
+    if (!c->closing &&
+        (status == SH_ENOTLEADER || status == SH_EUNAVAILABLE) &&
+        uv_now(c->loop) - req->since < CONS_LEADER_WAIT_MS) {
+        /* Leadership moved or the leader was unreachable: retry. */
+        SH_QUEUE_PUSH(&c->pending, &req->queue);
+        uv_timer_start(&c->retry, retry_cb, CONS_RETRY_MS, 0);
+        return;
+    }
+    if (status != SH_OK || c->closing) {
+        fail_req(req, c->closing ? SH_ECANCELED : status);
+    } else {
+        /* Applied at the leader: answer once applied here too. */
+        req->index = index;
+        SH_QUEUE_PUSH(&c->waiting, &req->queue);
+        uv_timer_start(&c->retry, retry_cb, 0, 0);
+    }
+    if (c->closing && c->forwarding == 0)
+        uv_timer_start(&c->retry, retry_cb, 0, 0);
+}
+
+void cons_set_forwarder(struct cons *c, const struct cons_forwarder *f)
+{
+    c->fwd = *f;
+}
+
 static void retry_cb(uv_timer_t *t)
 {
     struct cons *c = t->data;
     uint64_t now = uv_now(c->loop);
     sh_queue todo;
 
+    release_waiters(c, now);
     if (c->closing) {
         while (!SH_QUEUE_IS_EMPTY(&c->pending)) {
             sh_queue *q = SH_QUEUE_HEAD(&c->pending);
@@ -243,7 +328,7 @@ static void retry_cb(uv_timer_t *t)
             fail_req(SH_QUEUE_DATA(q, struct cons_propose_req, queue),
                      SH_ECANCELED);
         }
-        if (c->inflight == 0 && !c->raft_closing) {
+        if (c->inflight == 0 && c->forwarding == 0 && !c->raft_closing) {
             c->raft_closing = true;
             raft_close(&c->raft, raft_closed);
             uv_close((uv_handle_t *)&c->retry, retry_closed);
@@ -267,22 +352,26 @@ static void retry_cb(uv_timer_t *t)
             fail_req(req, SH_ECANCELED);
         else if (submit(c, req))
             continue;
+        else if (try_forward(c, req))
+            continue;
         else if (now - req->since >= CONS_LEADER_WAIT_MS)
             fail_req(req, SH_EUNAVAILABLE);
         else
             SH_QUEUE_PUSH(&c->pending, q);
     }
-    if (!SH_QUEUE_IS_EMPTY(&c->pending) && !c->closing)
+    if ((!SH_QUEUE_IS_EMPTY(&c->pending) || !SH_QUEUE_IS_EMPTY(&c->waiting)) &&
+        !c->closing)
         uv_timer_start(&c->retry, retry_cb, CONS_RETRY_MS, 0);
 }
 
-int cons_propose(struct cons *c, struct cons_propose_req *req, Shoal__Command *cmd)
+static int propose_buf(struct cons *c, struct cons_propose_req *req,
+                       uint8_t *buf, size_t len)
 {
-    PRE(req->cb != NULL);
-    if (c->closing)
-        return SH_ESHUTDOWN;
     req->c = c;
-    req->buf = sh_command_encode(cmd, &req->len);
+    req->buf = buf;
+    req->len = len;
+    req->index = 0;
+    req->forwarded = false;
     req->since = uv_now(c->loop);
     /* Always through the queue: the callback never fires from inside this
      * call, and proposals of one loop iteration reach raft_apply together
@@ -290,6 +379,31 @@ int cons_propose(struct cons *c, struct cons_propose_req *req, Shoal__Command *c
     SH_QUEUE_PUSH(&c->pending, &req->queue);
     uv_timer_start(&c->retry, retry_cb, 0, 0);
     return SH_OK;
+}
+
+int cons_propose(struct cons *c, struct cons_propose_req *req, Shoal__Command *cmd)
+{
+    size_t len;
+    uint8_t *buf;
+
+    PRE(req->cb != NULL);
+    if (c->closing)
+        return SH_ESHUTDOWN;
+    buf = sh_command_encode(cmd, &len);
+    return propose_buf(c, req, buf, len);
+}
+
+int cons_propose_raw(struct cons *c, struct cons_propose_req *req,
+                     const uint8_t *buf, size_t len)
+{
+    uint8_t *copy;
+
+    PRE(req->cb != NULL);
+    if (c->closing)
+        return SH_ESHUTDOWN;
+    copy = sh_malloc(len ? len : 1);
+    memcpy(copy, buf, len);
+    return propose_buf(c, req, copy, len);
 }
 
 bool cons_is_leader(struct cons *c)
@@ -406,6 +520,8 @@ int cons_init(struct cons **out, uv_loop_t *loop, struct meta *meta,
     c->dir = sh_strdup(cfg->dir);
     c->address = sh_strdup(cfg->address);
     SH_QUEUE_INIT(&c->pending);
+    SH_QUEUE_INIT(&c->waiting);
+    c->self_id = cfg->id;
     rv = durable_mkdirs(c->dir);
     if (rv != SH_OK) {
         sh_errmsg_printf(errmsg, "unable to create raft directory '%s'", c->dir);

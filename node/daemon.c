@@ -16,6 +16,7 @@ struct node {
     struct node_admin *admin;      /* health and metrics routes */
     struct peer_client *peer;      /* HTTP client to other nodes */
     struct node_members *members;  /* join and member records */
+    struct node_forward *forward;  /* follower writes to the leader */
     int draining;                  /* data-plane parts still closing */
     void (*stop_cb)(void *arg);
     void *stop_arg;
@@ -117,6 +118,7 @@ int node_start(struct node **out, uv_loop_t *loop,
     if (rv != SH_OK)
         goto err_after_api;
     peer_client_init(&n->peer, loop);
+    node__forward_init(&n->forward, n->cons, n->meta, n->peer, n->api);
     {
         char *url = strcmp(cfg->url, "auto") == 0
                         ? sh_asprintf("http://%s:%d", host, node_port(n))
@@ -166,6 +168,7 @@ static void cons_closed(void *arg)
     void (*cb)(void *) = n->stop_cb;
     void *cb_arg = n->stop_arg;
 
+    node__forward_free(n->forward);
     shard_store_close(n->shards);
     meta_close(n->meta);
     free(n);

@@ -392,7 +392,7 @@ int node__members_init(struct node_members **out, uv_loop_t *loop,
     uv_timer_init(loop, &mm->timer);
     mm->timer.data = mm;
     uv_timer_start(&mm->timer, tick, 0, 0);
-    api_route_add_post(api, "/internal/v1/join", h_join, mm);
+    api_route_add_post(api, "/internal/v1/join", 64 * 1024, h_join, mm);
     api_route_add(api, "/internal/v1/members", h_members, mm);
     *out = mm;
     return SH_OK;

@@ -108,6 +108,12 @@ int node__members_init(struct node_members **out, uv_loop_t *loop,
 void node__members_close(struct node_members *mm, void (*cb)(void *arg),
                          void *arg);
 
+struct node_forward; /* forward.c: proposals from followers to the leader */
+void node__forward_init(struct node_forward **out, struct cons *cons,
+                        struct meta *meta, struct peer_client *peer,
+                        struct api_server *api);
+void node__forward_free(struct node_forward *f);
+
 struct node_reads; /* blob_read.c */
 void node__reads_init(struct node_reads **out, uv_loop_t *loop,
                       struct shard_store *shards);

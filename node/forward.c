@@ -1,0 +1,178 @@
+/* Writes on any node: a follower forwards each proposal to the leader
+ * over the internal API and answers its client once it has applied the
+ * leader's entry itself.
+ *
+ * The happy path: consensus calls fwd_send with the encoded command ->
+ * POST /internal/v1/propose on the leader (URL from the member records)
+ * -> the leader proposes it (cons_propose_raw) and answers
+ * {"status":S,"index":I} once applied -> cons_forward_done, which waits
+ * for the local apply of index I.
+ *
+ * Possible failure modes are: the leader unknown, unreachable or no longer
+ * the leader (SH_EUNAVAILABLE / SH_ENOTLEADER: consensus retries within
+ * its bound, then 503 to the client, nothing applied by this attempt), a
+ * malformed forwarded command (the leader's FSM refuses it: its status). */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node.h"
+#include "peer.h"
+
+#define PROPOSE_MAX (8u * 1024 * 1024) /* a 4 MiB manifest and its record */
+
+struct node_forward {
+    struct cons *cons;          /* borrowed */
+    struct meta *meta;          /* borrowed */
+    struct peer_client *peer;   /* borrowed */
+};
+
+struct fwd_op {
+    struct peer_req pr;
+    struct node_forward *f;
+    struct cons_propose_req *req;
+    char *url;
+};
+
+static void fwd_done(struct peer_req *pr, int status)
+{
+    struct fwd_op *op = pr->data;
+    int result = SH_EUNAVAILABLE;
+    uint64_t index = 0;
+
+    if (status == SH_OK && pr->http_status == 200) {
+        json_t *j = json_loadb(pr->resp.data, pr->resp.len, 0, NULL);
+        json_t *st = j ? json_object_get(j, "status") : NULL;
+        json_t *ix = j ? json_object_get(j, "index") : NULL;
+        if (json_is_integer(st) && json_is_integer(ix)) {
+            result = (int)json_integer_value(st);
+            index = (uint64_t)json_integer_value(ix);
+        }
+        json_decref(j);
+    } else if (status == SH_ECANCELED) {
+        result = SH_ECANCELED;
+    }
+    sh_buf_release(&pr->resp);
+    sh_buf_release(&pr->resp_hdrs);
+    cons_forward_done(op->f->cons, op->req, result, index);
+    free(op->url);
+    free(op);
+}
+
+static int fwd_send(void *data, uint64_t leader_id, const uint8_t *buf,
+                    size_t len, struct cons_propose_req *req)
+{
+    static const char *const headers[] = {
+        "Content-Type: application/vnd.shoal.command", NULL};
+    struct node_forward *f = data;
+    struct sh_buf key = SH_BUF_INIT;
+    Shoal__MemberRecord *rec = NULL;
+    struct fwd_op *op;
+    char *val;
+    size_t vlen;
+
+    meta_key_member(&key, leader_id);
+    if (meta_get(f->meta, key.data, key.len, &val, &vlen) == SH_OK) {
+        rec = shoal__member_record__unpack(NULL, vlen, (uint8_t *)val);
+        free(val);
+    }
+    sh_buf_release(&key);
+    if (rec == NULL)
+        return SH_ENOTFOUND; /* leader not recorded yet: wait */
+    op = sh_calloc(1, sizeof *op);
+    op->f = f;
+    op->req = req;
+    op->url = sh_asprintf("%s/internal/v1/propose", rec->url);
+    shoal__member_record__free_unpacked(rec, NULL);
+    op->pr.data = op;
+    op->pr.method = "POST";
+    op->pr.url = op->url;
+    op->pr.headers = headers;
+    op->pr.body = buf; /* req->buf stays until cons_forward_done */
+    op->pr.body_len = len;
+    op->pr.timeout_ms = 10000;
+    op->pr.resp_max = 4096;
+    op->pr.cb = fwd_done;
+    if (peer_send(f->peer, &op->pr) != SH_OK) {
+        free(op->url);
+        free(op);
+        return SH_EUNAVAILABLE;
+    }
+    return SH_OK;
+}
+
+/* ---------------------------------------------------------- leader side */
+
+struct propose_op {
+    struct cons_propose_req preq;
+    struct api_req *req;        /* NULL once the follower hung up */
+};
+
+static void propose_answer(struct api_req *req, int status, uint64_t index)
+{
+    char body[96];
+    int n = snprintf(body, sizeof body, "{\"status\":%d,\"index\":%llu}",
+                     status, (unsigned long long)index);
+    api_resp_send(req, 200, "application/json", body, (size_t)n);
+}
+
+static void propose_applied(struct cons_propose_req *preq, int status)
+{
+    struct propose_op *op = preq->data;
+    if (op->req != NULL) {
+        api_req_on_abort(op->req, NULL, NULL);
+        propose_answer(op->req, status, status == SH_OK ? preq->index : 0);
+    }
+    free(op);
+}
+
+static void propose_abort(struct api_req *req, void *arg)
+{
+    struct propose_op *op = arg;
+    (void)req;
+    op->req = NULL;
+}
+
+static void h_propose(struct api_req *req, const char *body, size_t len,
+                      void *arg)
+{
+    struct node_forward *f = arg;
+    struct propose_op *op;
+
+    if (!cons_is_leader(f->cons)) {
+        /* Never forwarded again: the follower retries with the leader. */
+        propose_answer(req, SH_ENOTLEADER, 0);
+        return;
+    }
+    op = sh_calloc(1, sizeof *op);
+    op->req = req;
+    op->preq.data = op;
+    op->preq.cb = propose_applied;
+    if (cons_propose_raw(f->cons, &op->preq, (const uint8_t *)body, len) !=
+        SH_OK) {
+        free(op);
+        propose_answer(req, SH_EUNAVAILABLE, 0);
+        return;
+    }
+    api_req_on_abort(req, propose_abort, op);
+}
+
+void node__forward_init(struct node_forward **out, struct cons *cons,
+                        struct meta *meta, struct peer_client *peer,
+                        struct api_server *api)
+{
+    struct node_forward *f = sh_calloc(1, sizeof *f);
+    struct cons_forwarder fw = {f, fwd_send};
+
+    f->cons = cons;
+    f->meta = meta;
+    f->peer = peer;
+    cons_set_forwarder(cons, &fw);
+    api_route_add_post(api, "/internal/v1/propose", PROPOSE_MAX, h_propose, f);
+    *out = f;
+}
+
+void node__forward_free(struct node_forward *f)
+{
+    free(f);
+}
