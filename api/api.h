@@ -123,10 +123,12 @@ struct api_backend {
     void (*upload_cancel)(struct api_upload *up);
 
     /* Serve blob bytes [first, last] (inclusive) of a committed blob whose
-     * record is `rec`; the backend writes the whole response (status
-     * `status`, headers already added by api) or redirects/proxies. */
+     * record is `rec`, in repository `repo`; the backend writes the whole
+     * response (status `status`, headers already added by api) or
+     * redirects/proxies. */
     void (*blob_serve)(void *data,
                        struct api_req *req,
+                       const char *repo,
                        const Shoal__BlobRecord *rec,
                        int status,
                        uint64_t first,

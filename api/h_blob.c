@@ -58,7 +58,7 @@ static void blob_get(struct api_req *req, const char *name, const char *digest)
                        rec->size == 0 ? 0 : last - first + 1);
         api_resp_end(req);
     } else {
-        req->srv->be.blob_serve(req->srv->be.data, req, rec, status, first,
+        req->srv->be.blob_serve(req->srv->be.data, req, name, rec, status, first,
                                 last);
     }
     shoal__blob_record__free_unpacked(rec, NULL);

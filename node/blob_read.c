@@ -17,12 +17,16 @@
 #include <string.h>
 
 #include "node.h"
+#include "peer.h"
 
 #define READ_CHUNK (2u * 1024 * 1024)
 
 struct node_reads {
     uv_loop_t *loop;            /* borrowed */
     struct shard_store *shards; /* borrowed */
+    uint64_t self_id;           /* this node */
+    struct meta *meta;          /* borrowed: member URLs */
+    struct peer_client *peer;   /* borrowed: fetches from other nodes */
     unsigned live;              /* streams not yet freed */
     bool closing;               /* node__reads_close was called */
     void (*close_cb)(void *arg);
@@ -226,12 +230,210 @@ static void stream_abort(struct api_req *req, void *arg)
         stream_free(s);
 }
 
-static void be_blob_serve(void *data, struct api_req *req,
+/* ------------------------------------------------- blobs on other nodes
+ *
+ * The blob's bytes live on the node its placement names: fetch them from
+ * that node's registry API (a Range request for partial reads) and stream
+ * them to the client as they arrive.  Bytes in flight to the client are
+ * bounded (REMOTE_HIGH): above it the fetch pauses until writes drain.
+ * A short or failed fetch after the headers went out aborts the client
+ * connection, so a client never takes a truncated blob for a whole one. */
+#define REMOTE_HIGH (4u * 1024 * 1024)
+
+struct remote {
+    struct node_reads *mgr;
+    struct api_req *req;        /* NULL once the client left */
+    struct peer_req pr;
+    char *url;
+    char range[64];
+    const char *headers[2];
+    int status;                 /* 200 or 206 to the client */
+    uint64_t total;             /* bytes owed to the client */
+    uint64_t sent;              /* bytes handed to api_resp_write */
+    size_t inflight;            /* bytes written but not yet flushed */
+    unsigned writes;            /* write callbacks outstanding */
+    bool started;               /* response headers sent */
+    bool fetch_done;            /* peer callback ran */
+    int fetch_status;
+};
+
+static void remote_maybe_free(struct remote *r)
+{
+    if (!r->fetch_done || r->writes > 0)
+        return;
+    if (r->req != NULL) {
+        struct api_req *req = r->req;
+        api_req_on_abort(req, NULL, NULL);
+        r->req = NULL;
+        if (!r->started) {
+            api_resp_error(req, "UNKNOWN", "blob data unavailable");
+        } else if (r->fetch_status == SH_OK && r->sent == r->total) {
+            api_resp_end(req);
+        } else {
+            api_resp_abort(req);
+        }
+    }
+    r->mgr->live--;
+    reads_maybe_closed(r->mgr);
+    free(r->url);
+    free(r);
+}
+
+static void remote_write_done(void *arg, int status)
+{
+    struct chunk {
+        struct remote *r;
+        size_t len;
+        char data[];
+    } *ch = arg;
+    struct remote *r = ch->r;
+
+    r->inflight -= ch->len;
+    r->writes--;
+    free(ch);
+    if (status < 0 && r->req != NULL && !r->fetch_done)
+        peer_cancel(&r->pr);
+    if (!r->fetch_done && r->inflight < REMOTE_HIGH / 2)
+        peer_resume(&r->pr);
+    remote_maybe_free(r);
+}
+
+static bool remote_body(struct peer_req *pr, const char *data, size_t len)
+{
+    struct remote *r = pr->data;
+    struct chunk {
+        struct remote *r;
+        size_t len;
+        char data[];
+    } *ch;
+
+    if (r->req == NULL)
+        return true; /* client gone: drain until the cancel lands */
+    if (!r->started) {
+        if (pr->http_status != 200 && pr->http_status != 206) {
+            peer_cancel(pr);
+            return true;
+        }
+        r->started = true;
+        api_resp_start(r->req, r->status, "application/octet-stream", r->total);
+    }
+    if (len > r->total - r->sent) {
+        peer_cancel(pr); /* more than announced: refuse it */
+        return true;
+    }
+    ch = sh_malloc(sizeof *ch + len);
+    ch->r = r;
+    ch->len = len;
+    memcpy(ch->data, data, len);
+    r->sent += len;
+    r->inflight += len;
+    r->writes++;
+    api_resp_write(r->req, ch->data, len, remote_write_done, ch);
+    return r->inflight < REMOTE_HIGH;
+}
+
+static void remote_fetched(struct peer_req *pr, int status)
+{
+    struct remote *r = pr->data;
+    r->fetch_done = true;
+    r->fetch_status = status == SH_OK && (pr->http_status == 200 ||
+                                          pr->http_status == 206)
+                          ? SH_OK
+                          : SH_EUNAVAILABLE;
+    if (r->fetch_status != SH_OK)
+        SH_WARN("blob fetch %s: %s (HTTP %ld)", r->url, sh_strerror(status),
+                pr->http_status);
+    sh_buf_release(&pr->resp);
+    sh_buf_release(&pr->resp_hdrs);
+    remote_maybe_free(r);
+}
+
+static void remote_abort(struct api_req *req, void *arg)
+{
+    struct remote *r = arg;
+    (void)req;
+    r->req = NULL;
+    if (!r->fetch_done)
+        peer_cancel(&r->pr);
+}
+
+static char *member_url(struct node_reads *mgr, uint64_t id)
+{
+    struct sh_buf key = SH_BUF_INIT;
+    Shoal__MemberRecord *rec = NULL;
+    char *val, *url = NULL;
+    size_t vlen;
+
+    meta_key_member(&key, id);
+    if (meta_get(mgr->meta, key.data, key.len, &val, &vlen) == SH_OK) {
+        rec = shoal__member_record__unpack(NULL, vlen, (uint8_t *)val);
+        free(val);
+    }
+    sh_buf_release(&key);
+    if (rec != NULL) {
+        url = sh_strdup(rec->url);
+        shoal__member_record__free_unpacked(rec, NULL);
+    }
+    return url;
+}
+
+static void serve_remote(struct node_reads *mgr, struct api_req *req,
+                         const char *repo, const Shoal__BlobRecord *rec,
+                         uint64_t owner, int status, uint64_t first,
+                         uint64_t last)
+{
+    struct remote *r;
+    char *base = member_url(mgr, owner);
+
+    if (base == NULL || mgr->peer == NULL) {
+        free(base);
+        SH_WARN("blob %s: its node %llu is unknown", rec->digest,
+                (unsigned long long)owner);
+        api_resp_error(req, "UNKNOWN", "blob data unavailable");
+        return;
+    }
+    r = sh_calloc(1, sizeof *r);
+    r->mgr = mgr;
+    r->req = req;
+    r->status = status;
+    r->total = last - first + 1;
+    r->url = sh_asprintf("%s/v2/%s/blobs/%s", base, repo, rec->digest);
+    free(base);
+    snprintf(r->range, sizeof r->range, "Range: bytes=%llu-%llu",
+             (unsigned long long)first, (unsigned long long)last);
+    r->headers[0] = r->range;
+    r->headers[1] = NULL;
+    r->pr.data = r;
+    r->pr.method = "GET";
+    r->pr.url = r->url;
+    r->pr.headers = r->headers;
+    r->pr.on_body = remote_body;
+    r->pr.cb = remote_fetched;
+    mgr->live++;
+    if (peer_send(mgr->peer, &r->pr) != SH_OK) {
+        r->req = NULL;
+        r->fetch_done = true;
+        api_resp_error(req, "UNAVAILABLE", "shutting down");
+        remote_maybe_free(r);
+        return;
+    }
+    api_req_on_abort(req, remote_abort, r);
+}
+
+static void be_blob_serve(void *data, struct api_req *req, const char *repo,
                           const Shoal__BlobRecord *rec, int status,
                           uint64_t first, uint64_t last)
 {
     struct node_reads *mgr = ((struct node_dataplane *)data)->reads;
-    struct stream *s = sh_calloc(1, sizeof *s);
+    struct stream *s;
+
+    if (rec->n_placement > 0 && mgr->self_id != 0 &&
+        rec->placement[0]->node_id != mgr->self_id) {
+        serve_remote(mgr, req, repo, rec, rec->placement[0]->node_id, status,
+                     first, last);
+        return;
+    }
+    s = sh_calloc(1, sizeof *s);
 
     mgr->live++;
     s->mgr = mgr;
@@ -264,6 +466,14 @@ void node__reads_init(struct node_reads **out, uv_loop_t *loop,
 
 /* Called once the API is closed: every stream was aborted; those with a
  * read in flight finish it first, then cb(arg). */
+void node__reads_set_remote(struct node_reads *r, uint64_t self_id,
+                            struct meta *meta, struct peer_client *peer)
+{
+    r->self_id = self_id;
+    r->meta = meta;
+    r->peer = peer;
+}
+
 void node__reads_close(struct node_reads *r, void (*cb)(void *arg), void *arg)
 {
     r->closing = true;

@@ -96,6 +96,7 @@ int node_start(struct node **out, uv_loop_t *loop,
     node__uploads_init(&n->dp.uploads, loop, n->shards, n->meta, n->cons,
                        (unsigned)cfg->upload_expiry_s);
     node__reads_init(&n->dp.reads, loop, n->shards);
+    node__uploads_set_self(n->dp.uploads, (uint64_t)cfg->node_id);
 
     memset(&be, 0, sizeof be);
     be.data = &n->dp;
@@ -119,6 +120,7 @@ int node_start(struct node **out, uv_loop_t *loop,
         goto err_after_api;
     peer_client_init(&n->peer, loop);
     node__forward_init(&n->forward, n->cons, n->meta, n->peer, n->api);
+    node__reads_set_remote(n->dp.reads, (uint64_t)cfg->node_id, n->meta, n->peer);
     {
         char *url = strcmp(cfg->url, "auto") == 0
                         ? sh_asprintf("http://%s:%d", host, node_port(n))

@@ -89,6 +89,7 @@ struct node_upload_stats {
     uint64_t committed_bytes;   /* their bytes */
     uint64_t digest_mismatches; /* commits refused for a wrong digest */
 };
+void node__uploads_set_self(struct node_uploads *u, uint64_t id);
 void node__uploads_stats(const struct node_uploads *u,
                          struct node_upload_stats *out);
 
@@ -117,6 +118,10 @@ void node__forward_free(struct node_forward *f);
 struct node_reads; /* blob_read.c */
 void node__reads_init(struct node_reads **out, uv_loop_t *loop,
                       struct shard_store *shards);
+/* Blobs placed on another node are fetched from it through `peer`
+ * (member URLs from `meta`). */
+void node__reads_set_remote(struct node_reads *r, uint64_t self_id,
+                            struct meta *meta, struct peer_client *peer);
 /* Drain and free; cb(arg) once no stream work is in flight. */
 void node__reads_close(struct node_reads *r, void (*cb)(void *arg), void *arg);
 void node__reads_backend(struct node_reads *r, struct api_backend *be);

@@ -26,6 +26,7 @@ struct peer_client {
     sh_queue reqs;         /* requests in flight */
     sh_queue done;         /* finished requests whose cb is due */
     bool closing;
+    int in_cb;             /* inside a libcurl data callback */
     int close_pending;     /* handles still closing */
     void (*close_cb)(void *arg);
     void *close_arg;
@@ -48,11 +49,21 @@ static size_t on_write(char *ptr, size_t size, size_t n, void *arg)
     struct peer_req *req = arg;
     size_t len = size * n;
 
+    if (req->canceled)
+        return 0; /* aborts the transfer; check_done reports the cancel */
+    if (req->http_status == 0)
+        curl_easy_getinfo(req->easy, CURLINFO_RESPONSE_CODE, &req->http_status);
     if (req->on_body != NULL) {
+        bool more;
         /* The bytes are taken either way; a pause applies to what follows
          * (returning CURL_WRITEFUNC_PAUSE would make libcurl deliver these
          * same bytes again on resume). */
-        if (!req->on_body(req, ptr, len)) {
+        req->client->in_cb++;
+        more = req->on_body(req, ptr, len);
+        req->client->in_cb--;
+        if (req->canceled)
+            return 0;
+        if (!more) {
             req->paused = true;
             curl_easy_pause(req->easy, CURLPAUSE_RECV);
         }
@@ -81,7 +92,15 @@ static size_t on_header(char *ptr, size_t size, size_t n, void *arg)
 static size_t on_read(char *buf, size_t size, size_t n, void *arg)
 {
     struct peer_req *req = arg;
-    size_t got = req->read(req, buf, size * n);
+    size_t got;
+
+    if (req->canceled)
+        return CURL_READFUNC_ABORT;
+    req->client->in_cb++;
+    got = req->read(req, buf, size * n);
+    req->client->in_cb--;
+    if (req->canceled)
+        return CURL_READFUNC_ABORT;
 
     if (got == PEER_PAUSE) {
         req->paused = true;
@@ -215,7 +234,9 @@ static void check_done(struct peer_client *p)
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&req);
         curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
         req->http_status = code;
-        if (msg->data.result == CURLE_OK)
+        if (req->canceled)
+            status = SH_ECANCELED;
+        else if (msg->data.result == CURLE_OK)
             status = SH_OK;
         else if (msg->data.result == CURLE_WRITE_ERROR && req->on_body == NULL)
             status = SH_ETOOBIG;
@@ -278,6 +299,7 @@ int peer_send(struct peer_client *p, struct peer_req *req)
     req->easy = e;
     req->http_status = 0;
     req->paused = false;
+    req->canceled = false;
     sh_buf_init(&req->resp);
     sh_buf_init(&req->resp_hdrs);
     if (req->resp_max == 0)
@@ -343,8 +365,13 @@ void peer_resume(struct peer_req *req)
 
 void peer_cancel(struct peer_req *req)
 {
-    if (req->easy == NULL)
+    if (req->easy == NULL || req->canceled)
         return; /* finished: its callback is queued or has run */
+    req->canceled = true;
+    if (req->client->in_cb > 0) {
+        /* Inside libcurl: the data callback fails the transfer instead. */
+        return;
+    }
     finish(req, SH_ECANCELED);
     uv_timer_start(&req->client->timer, timer_cb, 0, 0);
 }

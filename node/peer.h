@@ -55,6 +55,7 @@ struct peer_req {
     void *slist;
     sh_queue link;
     bool paused;
+    bool canceled;            /* peer_cancel called */
     int cb_status;            /* status for cb once finished */
 };
 

@@ -87,6 +87,7 @@ struct node_uploads {
     bool closing;               /* node__uploads_close was called */
     unsigned live;              /* sessions not yet freed */
     struct node_upload_stats stats; /* counters for metrics */
+    uint64_t self_id;           /* this node: where its shards are placed */
     bool timer_closed;          /* expiry timer's close callback ran */
     void (*close_cb)(void *arg);
     void *close_arg;
@@ -194,7 +195,7 @@ static void record_put(struct api_upload *up)
     rec.version = SH_RECORD_VERSION;
     rec.uuid = up->uuid;
     rec.repo = up->repo;
-    rec.owner_node = 1;
+    rec.owner_node = up->mgr->self_id;
     rec.started_unix = (uint64_t)time(NULL);
     vlen = shoal__upload_record__get_packed_size(&rec);
     val = sh_malloc(vlen);
@@ -503,7 +504,7 @@ static void finish_done(uv_work_t *w, int status)
     layout.m = 0;
     layout.shard_size = 0;
     place.index = 0;
-    place.node_id = 1;
+    place.node_id = up->mgr->self_id;
     rec.version = SH_RECORD_VERSION;
     rec.digest = up->digest;
     rec.size = up->size;
@@ -710,6 +711,11 @@ void node__uploads_close(struct node_uploads *mgr, void (*cb)(void *arg),
         }
     }
     uv_close((uv_handle_t *)&mgr->expiry, expiry_closed);
+}
+
+void node__uploads_set_self(struct node_uploads *mgr, uint64_t id)
+{
+    mgr->self_id = id;
 }
 
 void node__uploads_stats(const struct node_uploads *mgr,

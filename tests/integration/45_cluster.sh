@@ -95,6 +95,30 @@ expect_status 202
 wait_for "the tag delete (through node 2) reaches node 1" 10 \
     bash -c "! curl -sf -o /dev/null ${REGS[1]}/v2/test/cluster/manifests/via-follower"
 
+# A blob pushed to one node is served by every node (the others fetch it
+# from the node that holds it), whole and by range.
+REG=${REGS[2]}
+rand_file "$D/layer" $((3 * 1024 * 1024 + 77))
+push_blob test/cluster "$D/layer"
+LAYER=$BLOB_DIGEST
+blob_is() # blob_is I
+{
+    curl -s --max-time 30 -o "$T_TMP/b.out" "${REGS[$1]}/v2/test/cluster/blobs/$LAYER" &&
+        cmp -s "$T_TMP/b.out" "$D/layer"
+}
+for i in 1 2 3; do
+    wait_for "node $i serves the blob pushed to node 2, bytes identical" 10 blob_is "$i"
+done
+REG=${REGS[3]}
+req GET "/v2/test/cluster/blobs/$LAYER" -H 'Range: bytes=1048576-1048675'
+expect_status 206
+expect_header Content-Range "bytes 1048576-1048675/$(size_of "$D/layer")"
+slice "$D/layer" 1048576 100 "$D/part"
+expect_body_file "$D/part"
+req HEAD "/v2/test/cluster/blobs/$LAYER"
+expect_status 200
+expect_header Content-Length "$(size_of "$D/layer")"
+
 # A follower restarts: it rejoins and catches up on what it missed.
 shoal_stop "${PIDS[3]}" "${LOGS[3]}"
 oci_image_manifest "$D/m2" "$D/config"
