@@ -66,6 +66,20 @@ const char *api_req_header(const struct api_req *req, const char *name);
  * X-Forwarded-Proto/Host when trusted).  Returns malloc'ed string. */
 char *api_req_location(const struct api_req *req, const char *path_and_query);
 
+/* The request line's method ("PATCH") and raw target ("/v2/..?a=b"). */
+const char *api_req_method(const struct api_req *req);
+const char *api_req_target(const struct api_req *req);
+/* Request body length from Content-Length, -1 when chunked, 0 when none. */
+long long api_req_body_length(const struct api_req *req);
+/* Take the request body as it arrives: on_body returns false to stop
+ * reading until api_req_resume_body; on_end after the last byte.  Call
+ * from a handler before returning to the server. */
+void api_req_stream_body(struct api_req *req,
+                         bool (*on_body)(void *arg, const char *data, size_t len),
+                         void (*on_end)(void *arg),
+                         void *arg);
+void api_req_resume_body(struct api_req *req);
+
 /* Called when the client connection goes away before the response ended;
  * the handler must release what it holds for this request and must not
  * touch `req` afterwards. */
@@ -121,6 +135,14 @@ struct api_backend {
     void (*upload_release)(struct api_upload *up);
     /* Discard a held session. */
     void (*upload_cancel)(struct api_upload *up);
+
+    /* A request (PATCH, PUT, GET, DELETE) for upload session `uuid` that
+     * another node owns: take the whole request over (proxy it) and return
+     * true; false when the session is this node's (or unknown). */
+    bool (*upload_remote)(void *data,
+                          struct api_req *req,
+                          const char *repo,
+                          const char *uuid);
 
     /* Serve blob bytes [first, last] (inclusive) of a committed blob whose
      * record is `rec`, in repository `repo`; the backend writes the whole

@@ -312,6 +312,12 @@ static void upload_session(struct api_req *req, const char *name,
         api_resp_error(req, "UNSUPPORTED", NULL);
         return;
     }
+    /* A session another node owns: that node answers (proxied). */
+    if (be->upload_remote != NULL &&
+        be->upload_remote(be->data, req, name, uuid)) {
+        free(digest);
+        return;
+    }
     rv = be->upload_acquire(be->data, name, uuid, &up);
     if (rv == SH_EBUSY) {
         free(digest);

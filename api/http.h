@@ -55,6 +55,9 @@ struct api_req {
 
     /* Handler state. */
     struct api_body_hooks hooks; /* installed by the handler, may be empty */
+    bool (*ext_body)(void *arg, const char *data, size_t len); /* backend */
+    void (*ext_end)(void *arg);
+    void *ext_arg;
     void *hdata;              /* handler's per-request data */
     api_abort_cb abort_cb;    /* client went away */
     void *abort_arg;

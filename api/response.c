@@ -192,6 +192,50 @@ const char *api_req_header(const struct api_req *req, const char *name)
     return NULL;
 }
 
+const char *api_req_method(const struct api_req *req)
+{
+    return http_method_str((enum http_method)req->method);
+}
+
+const char *api_req_target(const struct api_req *req)
+{
+    return req->url.data;
+}
+
+long long api_req_body_length(const struct api_req *req)
+{
+    if (req->chunked)
+        return -1;
+    return req->has_length ? (long long)req->content_length : 0;
+}
+
+static bool ext_body(struct api_req *req, const char *data, size_t len)
+{
+    return req->ext_body(req->ext_arg, data, len);
+}
+
+static void ext_end(struct api_req *req)
+{
+    req->ext_end(req->ext_arg);
+}
+
+void api_req_stream_body(struct api_req *req,
+                         bool (*on_body)(void *arg, const char *data, size_t len),
+                         void (*on_end)(void *arg),
+                         void *arg)
+{
+    req->ext_body = on_body;
+    req->ext_end = on_end;
+    req->ext_arg = arg;
+    req->hooks.on_body = ext_body;
+    req->hooks.on_end = ext_end;
+}
+
+void api_req_resume_body(struct api_req *req)
+{
+    api__conn_resume(req);
+}
+
 void api_req_on_abort(struct api_req *req, api_abort_cb cb, void *arg)
 {
     req->abort_cb = cb;

@@ -102,6 +102,8 @@ int node_start(struct node **out, uv_loop_t *loop,
     be.data = &n->dp;
     node__uploads_backend(n->dp.uploads, &be);
     node__reads_backend(n->dp.reads, &be);
+    node__proxy_init(&n->dp.proxy);
+    node__proxy_backend(n->dp.proxy, &be);
     api_config_defaults(&acfg);
     acfg.host = host;
     acfg.max_header_bytes = (unsigned)cfg->max_header_kib * 1024;
@@ -121,6 +123,7 @@ int node_start(struct node **out, uv_loop_t *loop,
     peer_client_init(&n->peer, loop);
     node__forward_init(&n->forward, n->cons, n->meta, n->peer, n->api);
     node__reads_set_remote(n->dp.reads, (uint64_t)cfg->node_id, n->meta, n->peer);
+    node__proxy_set(n->dp.proxy, (uint64_t)cfg->node_id, n->meta, n->peer);
     {
         char *url = strcmp(cfg->url, "auto") == 0
                         ? sh_asprintf("http://%s:%d", host, node_port(n))
@@ -147,6 +150,7 @@ err_after_api:
     node__reads_close(n->dp.reads, NULL, NULL);
     cons_close(n->cons, NULL, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
+    node__proxy_free(n->dp.proxy);
 err_after_shards:
     shard_store_close(n->shards);
 err_after_meta:
@@ -171,6 +175,7 @@ static void cons_closed(void *arg)
     void *cb_arg = n->stop_arg;
 
     node__forward_free(n->forward);
+    node__proxy_free(n->dp.proxy);
     shard_store_close(n->shards);
     meta_close(n->meta);
     free(n);

@@ -68,6 +68,7 @@ int node_port(const struct node *n);
 struct node_dataplane {
     struct node_uploads *uploads;
     struct node_reads *reads;
+    struct node_proxy *proxy;
 };
 
 struct node_uploads; /* upload.c */
@@ -114,6 +115,13 @@ void node__forward_init(struct node_forward **out, struct cons *cons,
                         struct meta *meta, struct peer_client *peer,
                         struct api_server *api);
 void node__forward_free(struct node_forward *f);
+
+struct node_proxy; /* proxy.c: upload requests for sessions of other nodes */
+void node__proxy_init(struct node_proxy **out);
+void node__proxy_set(struct node_proxy *px, uint64_t self_id, struct meta *meta,
+                     struct peer_client *peer);
+void node__proxy_backend(struct node_proxy *px, struct api_backend *be);
+void node__proxy_free(struct node_proxy *px);
 
 struct node_reads; /* blob_read.c */
 void node__reads_init(struct node_reads **out, uv_loop_t *loop,

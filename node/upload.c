@@ -19,6 +19,7 @@
  * operation reports it), the session expiring while idle (its spool is
  * deleted), shutdown (sessions are dropped; spools are removed at the next
  * start, they were never acknowledged as blobs). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -41,7 +42,7 @@ struct api_upload {
     struct node_uploads *mgr;   /* owner */
     sh_queue link;              /* in mgr->sessions */
     enum up_state state;        /* see the file comment */
-    char uuid[37];              /* session id */
+    char uuid[64];              /* session id: "<owner node id>-<uuid4>" */
     char *repo;                 /* repository it was created for */
     struct shard_writer *w;     /* spool; NULL once finished or aborted */
     struct digest_ctx *sha256;  /* hash of every byte spooled */
@@ -210,7 +211,7 @@ static void record_put(struct api_upload *up)
     free(val);
 }
 
-static void make_uuid(char *out)
+static void make_uuid(char *out, uint64_t owner)
 {
     unsigned char r[16];
     static const char hex[] = "0123456789abcdef";
@@ -220,6 +221,9 @@ static void make_uuid(char *out)
         for (size_t i = 0; i < sizeof r; i++)
             r[i] = (unsigned char)rand();
     }
+    /* The id names its owner node, so any node can route a request for
+     * the session to it. */
+    j = (size_t)sprintf(out, "%llu-", (unsigned long long)owner);
     r[6] = (r[6] & 0x0f) | 0x40; /* version 4 */
     r[8] = (r[8] & 0x3f) | 0x80; /* variant */
     for (size_t i = 0; i < 16; i++) {
@@ -320,7 +324,7 @@ static int be_upload_create(void *data, const char *repo, char *uuid,
         return SH_ESHUTDOWN;
     up = sh_calloc(1, sizeof *up);
     up->mgr = mgr;
-    make_uuid(up->uuid);
+    make_uuid(up->uuid, mgr->self_id);
     rv = shard_writer_open(mgr->shards, up->uuid, &up->w);
     if (rv != SH_OK) {
         free(up);
@@ -605,10 +609,11 @@ static void uploads_resume(struct node_uploads *mgr)
         struct api_upload *up = NULL;
 
         if (rec != NULL && rec->version == SH_RECORD_VERSION &&
-            strlen(rec->uuid) == 36 && rec->repo[0] != '\0') {
+            strlen(rec->uuid) >= 36 && strlen(rec->uuid) < 64 &&
+            rec->repo[0] != '\0') {
             up = sh_calloc(1, sizeof *up);
             up->mgr = mgr;
-            memcpy(up->uuid, rec->uuid, 37);
+            snprintf(up->uuid, sizeof up->uuid, "%s", rec->uuid);
             up->sha256 = digest_ctx_new(DIGEST_SHA256);
             if (shard_writer_resume(mgr->shards, up->uuid, resume_hash,
                                     up->sha256, &up->w) != SH_OK) {

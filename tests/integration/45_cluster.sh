@@ -119,6 +119,58 @@ req HEAD "/v2/test/cluster/blobs/$LAYER"
 expect_status 200
 expect_header Content-Length "$(size_of "$D/layer")"
 
+# One upload across a round-robin load balancer: started on node 1, chunks
+# through nodes 2 and 3 (proxied to node 1, which owns the session), status
+# asked on node 3, finished on node 2; the blob then reads back anywhere.
+rand_file "$D/big" $((2 * 1024 * 1024 + 4321))
+BIG=$(digest_of "$D/big")
+half=$((1024 * 1024))
+slice "$D/big" 0 "$half" "$D/big1"
+slice "$D/big" "$half" $(($(size_of "$D/big") - half)) "$D/big2"
+REG=${REGS[1]}
+req POST /v2/test/cluster/blobs/uploads/ -H 'Content-Length: 0'
+expect_status 202
+SESSION=$(hdr Location)
+check "the session id names its owner node ($SESSION)" grep -q '/uploads/1-' <<<"$SESSION"
+REG=${REGS[2]}
+req PATCH "$SESSION" -H 'Content-Type: application/octet-stream' \
+    -H "Content-Range: 0-$((half - 1))" --data-binary "@$D/big1"
+expect_status 202
+expect_header Range "0-$((half - 1))"
+SESSION=$(hdr Location)
+REG=${REGS[3]}
+req GET "$SESSION"
+expect_status 204
+expect_header Range "0-$((half - 1))"
+req PATCH "$SESSION" -H 'Content-Type: application/octet-stream' \
+    -H 'Transfer-Encoding: chunked' --data-binary "@$D/big2"
+expect_status 202
+SESSION=$(hdr Location)
+REG=${REGS[2]}
+req PUT "$(with_query "$SESSION" "digest=$BIG")" -H 'Content-Length: 0'
+expect_status 201
+expect_header Docker-Content-Digest "$BIG"
+big_is() # big_is I
+{
+    curl -s --max-time 30 -o "$T_TMP/big.out" "${REGS[$1]}/v2/test/cluster/blobs/$BIG" &&
+        cmp -s "$T_TMP/big.out" "$D/big"
+}
+REG=${REGS[1]}
+req GET "/v2/test/cluster/blobs/$BIG"
+expect_status 200
+expect_body_file "$D/big"
+# (Other nodes see the commit once they have applied it; read index, which
+# makes them wait for it before a 404, is still to come.)
+for i in 2 3; do
+    wait_for "node $i serves the blob uploaded across nodes" 10 big_is "$i"
+done
+# A session on a node that is gone: the client is told to start again.
+REG=${REGS[3]}
+req PATCH "/v2/test/cluster/blobs/uploads/9-0b1c2d3e-0000-4000-8000-000000000000" \
+    -H 'Content-Type: application/octet-stream' --data-binary 'x'
+expect_status 404
+expect_json_error BLOB_UPLOAD_UNKNOWN
+
 # A follower restarts: it rejoins and catches up on what it missed.
 shoal_stop "${PIDS[3]}" "${LOGS[3]}"
 oci_image_manifest "$D/m2" "$D/config"
