@@ -357,25 +357,6 @@ static void remote_abort(struct api_req *req, void *arg)
         peer_cancel(&r->pr);
 }
 
-static char *member_url(struct node_reads *mgr, uint64_t id)
-{
-    struct sh_buf key = SH_BUF_INIT;
-    Shoal__MemberRecord *rec = NULL;
-    char *val, *url = NULL;
-    size_t vlen;
-
-    meta_key_member(&key, id);
-    if (meta_get(mgr->meta, key.data, key.len, &val, &vlen) == SH_OK) {
-        rec = shoal__member_record__unpack(NULL, vlen, (uint8_t *)val);
-        free(val);
-    }
-    sh_buf_release(&key);
-    if (rec != NULL) {
-        url = sh_strdup(rec->url);
-        shoal__member_record__free_unpacked(rec, NULL);
-    }
-    return url;
-}
 
 static void serve_remote(struct node_reads *mgr, struct api_req *req,
                          const char *repo, const Shoal__BlobRecord *rec,
@@ -383,7 +364,7 @@ static void serve_remote(struct node_reads *mgr, struct api_req *req,
                          uint64_t last)
 {
     struct remote *r;
-    char *base = member_url(mgr, owner);
+    char *base = node__member_url(mgr->meta, owner);
 
     if (base == NULL || mgr->peer == NULL) {
         free(base);

@@ -65,25 +65,16 @@ static int fwd_send(void *data, uint64_t leader_id, const uint8_t *buf,
     static const char *const headers[] = {
         "Content-Type: application/vnd.shoal.command", NULL};
     struct node_forward *f = data;
-    struct sh_buf key = SH_BUF_INIT;
-    Shoal__MemberRecord *rec = NULL;
+    char *base = node__member_url(f->meta, leader_id);
     struct fwd_op *op;
-    char *val;
-    size_t vlen;
 
-    meta_key_member(&key, leader_id);
-    if (meta_get(f->meta, key.data, key.len, &val, &vlen) == SH_OK) {
-        rec = shoal__member_record__unpack(NULL, vlen, (uint8_t *)val);
-        free(val);
-    }
-    sh_buf_release(&key);
-    if (rec == NULL)
+    if (base == NULL)
         return SH_ENOTFOUND; /* leader not recorded yet: wait */
     op = sh_calloc(1, sizeof *op);
     op->f = f;
     op->req = req;
-    op->url = sh_asprintf("%s/internal/v1/propose", rec->url);
-    shoal__member_record__free_unpacked(rec, NULL);
+    op->url = sh_asprintf("%s/internal/v1/propose", base);
+    free(base);
     op->pr.data = op;
     op->pr.method = "POST";
     op->pr.url = op->url;

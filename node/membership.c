@@ -140,20 +140,22 @@ static void join_added(void *arg, int status)
         join_answer(op, rv);
 }
 
-static char *leader_url(struct node_members *mm)
+char *node__member_url(struct meta *m, uint64_t id)
 {
-    uint64_t id = cons_leader_id(mm->cons);
-    Shoal__MemberRecord *rec;
+    Shoal__MemberRecord *rec = member_get(m, id);
     char *url = NULL;
 
-    if (id == 0)
-        return NULL;
-    rec = member_get(mm->meta, id);
     if (rec != NULL) {
         url = sh_strdup(rec->url);
         shoal__member_record__free_unpacked(rec, NULL);
     }
     return url;
+}
+
+static char *leader_url(struct node_members *mm)
+{
+    uint64_t id = cons_leader_id(mm->cons);
+    return id == 0 ? NULL : node__member_url(mm->meta, id);
 }
 
 static void h_join(struct api_req *req, const char *body, size_t len, void *arg)

@@ -109,6 +109,9 @@ int node__members_init(struct node_members **out, uv_loop_t *loop,
                        const char *join);
 void node__members_close(struct node_members *mm, void (*cb)(void *arg),
                          void *arg);
+/* The public URL of member `id` from the replicated records (malloc'ed),
+ * or NULL when it is not recorded. */
+char *node__member_url(struct meta *m, uint64_t id);
 
 struct node_forward; /* forward.c: proposals from followers to the leader */
 void node__forward_init(struct node_forward **out, struct cons *cons,

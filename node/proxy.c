@@ -146,25 +146,6 @@ static void proxy_abort(struct api_req *req, void *arg)
     peer_cancel(&op->pr);
 }
 
-static char *owner_url(struct node_proxy *px, uint64_t id)
-{
-    struct sh_buf key = SH_BUF_INIT;
-    Shoal__MemberRecord *rec = NULL;
-    char *val, *url = NULL;
-    size_t vlen;
-
-    meta_key_member(&key, id);
-    if (meta_get(px->meta, key.data, key.len, &val, &vlen) == SH_OK) {
-        rec = shoal__member_record__unpack(NULL, vlen, (uint8_t *)val);
-        free(val);
-    }
-    sh_buf_release(&key);
-    if (rec != NULL) {
-        url = sh_strdup(rec->url);
-        shoal__member_record__free_unpacked(rec, NULL);
-    }
-    return url;
-}
 
 static bool be_upload_remote(void *data, struct api_req *req, const char *repo,
                              const char *uuid)
@@ -183,7 +164,7 @@ static bool be_upload_remote(void *data, struct api_req *req, const char *repo,
     owner = strtoull(uuid, &end, 10);
     if (end == uuid || *end != '-' || owner == 0 || owner == px->self_id)
         return false; /* ours (or not a routed id): handled here */
-    base = owner_url(px, owner);
+    base = node__member_url(px->meta, owner);
     if (base == NULL) {
         api_resp_error(req, "BLOB_UPLOAD_UNKNOWN", "unknown upload owner");
         return true;
