@@ -7,6 +7,28 @@
 #include "handlers.h"
 #include "oci.h"
 
+struct blob_ref {
+    char *name;
+    char *digest;
+};
+
+static void blob_get(struct api_req *req, const char *name, const char *digest);
+
+static void blob_ref_free(void *arg)
+{
+    struct blob_ref *br = arg;
+    free(br->name);
+    free(br->digest);
+    free(br);
+}
+
+static void blob_again(struct api_req *req, void *arg)
+{
+    struct blob_ref *br = arg;
+    blob_get(req, br->name, br->digest);
+    blob_ref_free(br);
+}
+
 static void blob_get(struct api_req *req, const char *name, const char *digest)
 {
     Shoal__BlobRecord *rec;
@@ -16,6 +38,14 @@ static void blob_get(struct api_req *req, const char *name, const char *digest)
     int rv;
 
     if (!h_blob_linked(req, name, digest)) {
+        if (!req->read_indexed) {
+            /* Maybe committed through another node a moment ago. */
+            struct blob_ref *br = sh_malloc(sizeof *br);
+            br->name = sh_strdup(name);
+            br->digest = sh_strdup(digest);
+            h_read_index(req, blob_again, blob_ref_free, br);
+            return;
+        }
         api_resp_error(req, "BLOB_UNKNOWN", digest);
         return;
     }

@@ -163,3 +163,52 @@ void h_propose(struct api_req *req, Shoal__Command *cmd, h_applied_cb cb,
     }
     api_req_on_abort(req, proposal_abort, p);
 }
+
+struct ri_op {
+    struct cons_read_req rreq;  /* data = this */
+    struct api_req *req;        /* NULL once the client left */
+    h_again_fn again;
+    void (*drop)(void *);
+    void *arg;
+};
+
+static void ri_abort(struct api_req *req, void *arg)
+{
+    struct ri_op *op = arg;
+    (void)req;
+    op->req = NULL;
+}
+
+static void ri_done(struct cons_read_req *rreq, int status)
+{
+    struct ri_op *op = rreq->data;
+    (void)status; /* either way the second pass answers from what is here */
+    if (op->req != NULL) {
+        api_req_on_abort(op->req, NULL, NULL);
+        op->req->read_indexed = true;
+        op->again(op->req, op->arg);
+    } else {
+        op->drop(op->arg);
+    }
+    free(op);
+}
+
+void h_read_index(struct api_req *req, h_again_fn again, void (*drop)(void *),
+                  void *arg)
+{
+    struct ri_op *op = sh_calloc(1, sizeof *op);
+
+    op->rreq.data = op;
+    op->rreq.cb = ri_done;
+    op->req = req;
+    op->again = again;
+    op->drop = drop;
+    op->arg = arg;
+    if (cons_read_index(req->srv->cons, &op->rreq) != SH_OK) {
+        free(op);
+        req->read_indexed = true;
+        again(req, arg);
+        return;
+    }
+    api_req_on_abort(req, ri_abort, op);
+}

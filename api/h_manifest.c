@@ -31,6 +31,21 @@ static void put_state_free(struct put_state *st)
     free(st);
 }
 
+struct name_ref {
+    char *name;
+    char *ref;
+};
+
+static void get_again(struct api_req *req, void *arg);
+
+static void name_ref_free(void *arg)
+{
+    struct name_ref *nr = arg;
+    free(nr->name);
+    free(nr->ref);
+    free(nr);
+}
+
 /* Resolve a reference to a digest: tags through the tag index.  Returns
  * malloc'ed digest or NULL (answered). */
 static char *resolve(struct api_req *req, const char *name, const char *ref,
@@ -57,6 +72,14 @@ static char *resolve(struct api_req *req, const char *name, const char *ref,
     meta_key_tag(&key, name, ref);
     rv = meta_get(req->srv->meta, key.data, key.len, &val, &vlen);
     sh_buf_release(&key);
+    if (rv == SH_ENOTFOUND && !req->read_indexed &&
+        (req->method == HTTP_GET || req->method == HTTP_HEAD)) {
+        struct name_ref *nr = sh_malloc(sizeof *nr);
+        nr->name = sh_strdup(name);
+        nr->ref = sh_strdup(ref);
+        h_read_index(req, get_again, name_ref_free, nr);
+        return NULL;
+    }
     if (rv == SH_ENOTFOUND) {
         api_resp_error(req, "MANIFEST_UNKNOWN", ref);
         return NULL;
@@ -72,16 +95,44 @@ static char *resolve(struct api_req *req, const char *name, const char *ref,
     }
 }
 
+static void get_manifest(struct api_req *req, const char *name, const char *ref);
+
+static void get_again(struct api_req *req, void *arg)
+{
+    struct name_ref *nr = arg;
+    get_manifest(req, nr->name, nr->ref);
+    name_ref_free(nr);
+}
+
+/* Not here: maybe written through another node a moment ago. */
+static bool unknown_yet(struct api_req *req, const char *name, const char *ref)
+{
+    struct name_ref *nr;
+
+    if (req->read_indexed)
+        return false;
+    nr = sh_malloc(sizeof *nr);
+    nr->name = sh_strdup(name);
+    nr->ref = sh_strdup(ref);
+    h_read_index(req, get_again, name_ref_free, nr);
+    return true;
+}
+
 static void get_manifest(struct api_req *req, const char *name, const char *ref)
 {
     Shoal__ManifestRecord *rec;
     bool is_digest;
-    char *digest = resolve(req, name, ref, &is_digest);
+    char *digest;
     int rv;
 
+    digest = resolve(req, name, ref, &is_digest);
     if (digest == NULL)
         return;
     rv = h_manifest_record(req, name, digest, &rec);
+    if (rv == SH_ENOTFOUND && unknown_yet(req, name, ref)) {
+        free(digest);
+        return;
+    }
     if (rv == SH_ENOTFOUND) {
         api_resp_error(req, "MANIFEST_UNKNOWN", ref);
     } else if (rv != SH_OK) {
@@ -122,23 +173,18 @@ static void put_applied(struct api_req *req, int status, void *arg)
     free(d);
 }
 
-/* Check every reference; answers and returns false on the first missing. */
-static bool check_refs(struct api_req *req, const char *name,
-                       const struct oci_manifest *m)
+/* The first reference that is not in the repository, or NULL. */
+static const char *missing_ref(struct api_req *req, const char *name,
+                               const struct oci_manifest *m)
 {
     if (m->kind == OCI_KIND_IMAGE) {
-        if (!h_blob_linked(req, name, m->config.digest)) {
-            api_resp_error(req, "MANIFEST_BLOB_UNKNOWN", m->config.digest);
-            return false;
-        }
+        if (!h_blob_linked(req, name, m->config.digest))
+            return m->config.digest;
         for (size_t i = 0; i < m->n_layers; i++) {
             if (m->layers[i].has_urls)
                 continue; /* non-distributable: lives elsewhere */
-            if (!h_blob_linked(req, name, m->layers[i].digest)) {
-                api_resp_error(req, "MANIFEST_BLOB_UNKNOWN",
-                               m->layers[i].digest);
-                return false;
-            }
+            if (!h_blob_linked(req, name, m->layers[i].digest))
+                return m->layers[i].digest;
         }
     } else {
         for (size_t i = 0; i < m->n_manifests; i++) {
@@ -147,14 +193,24 @@ static bool check_refs(struct api_req *req, const char *name,
             meta_key_manifest(&key, name, m->manifests[i].digest);
             has = meta_has(req->srv->meta, key.data, key.len);
             sh_buf_release(&key);
-            if (!has) {
-                api_resp_error(req, "MANIFEST_BLOB_UNKNOWN",
-                               m->manifests[i].digest);
-                return false;
-            }
+            if (!has)
+                return m->manifests[i].digest;
         }
     }
-    return true;
+    return NULL;
+}
+
+static void put_finish(struct api_req *req);
+
+static void put_state_drop(void *arg)
+{
+    put_state_free(arg);
+}
+
+static void put_again(struct api_req *req, void *arg)
+{
+    req->hdata = arg;
+    put_finish(req);
 }
 
 static void put_finish(struct api_req *req)
@@ -195,10 +251,21 @@ static void put_finish(struct api_req *req)
         put_state_free(st);
         return;
     }
-    if (!check_refs(req, st->name, &m)) {
-        oci_manifest_release(&m);
-        put_state_free(st);
-        return;
+    {
+        const char *missing = missing_ref(req, st->name, &m);
+        if (missing != NULL && !req->read_indexed) {
+            /* Maybe pushed through another node a moment ago: wait for
+             * this node to catch up, then check again. */
+            oci_manifest_release(&m);
+            h_read_index(req, put_again, put_state_drop, st);
+            return;
+        }
+        if (missing != NULL) {
+            api_resp_error(req, "MANIFEST_BLOB_UNKNOWN", missing);
+            oci_manifest_release(&m);
+            put_state_free(st);
+            return;
+        }
     }
 
     rec.version = SH_RECORD_VERSION;

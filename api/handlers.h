@@ -35,6 +35,15 @@ bool h_blob_linked(struct api_req *req, const char *repo, const char *digest);
 /* Load a manifest record of repo by digest. */
 int h_manifest_record(struct api_req *req, const char *repo,
                       const char *digest, Shoal__ManifestRecord **out);
+/* Before answering "unknown" for something a write through another node
+ * may have just created: wait for the read index (this node has applied
+ * everything the leader had committed), then call again(req, arg), with
+ * req->read_indexed set so the second pass answers for real.  If the
+ * client leaves first, `again` is not called and drop(arg) is. */
+typedef void (*h_again_fn)(struct api_req *req, void *arg);
+void h_read_index(struct api_req *req, h_again_fn again, void (*drop)(void *),
+                  void *arg);
+
 /* Propose a command and call cb(req, status) when applied.  The request's
  * abort is handled: if the client left, cb is not called and the memory is
  * freed. */

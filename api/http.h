@@ -58,6 +58,7 @@ struct api_req {
     bool (*ext_body)(void *arg, const char *data, size_t len); /* backend */
     void (*ext_end)(void *arg);
     void *ext_arg;
+    bool read_indexed;        /* a read index already ran for this request */
     void *hdata;              /* handler's per-request data */
     api_abort_cb abort_cb;    /* client went away */
     void *abort_arg;

@@ -67,6 +67,37 @@ struct cons_forwarder {
                    size_t len, struct cons_propose_req *req);
 };
 void cons_set_forwarder(struct cons *c, const struct cons_forwarder *f);
+
+/* Read index: wait until this server has applied everything the leader had
+ * committed when asked, so a read that follows sees every write
+ * acknowledged before it, on any node.  cb(req, status) once, from the
+ * loop: SH_OK, or SH_EUNAVAILABLE when no leader answered in time. */
+struct cons_read_req;
+typedef void (*cons_read_cb)(struct cons_read_req *req, int status);
+struct cons_read_req {
+    void *data;       /* free for the caller */
+    cons_read_cb cb;
+    /* private */
+    sh_queue queue;
+    uint64_t index;   /* leader's commit index, once known */
+    uint64_t since;
+    struct cons *c;
+};
+int cons_read_index(struct cons *c, struct cons_read_req *req);
+/* The leader's commit index for a follower's read index (leader side);
+ * SH_ENOTLEADER when this server is not the leader. */
+int cons_commit_index(struct cons *c, uint64_t *index);
+/* Follower side: install how to ask the leader (node does it over the
+ * internal API) and report the answer. */
+struct cons_read_index_fetcher {
+    void *data;
+    /* Ask leader `leader_id`; report with cons_read_index_done, once. */
+    int (*fetch)(void *data, uint64_t leader_id, struct cons_read_req *req);
+};
+void cons_set_read_index_fetcher(struct cons *c,
+                                 const struct cons_read_index_fetcher *f);
+void cons_read_index_done(struct cons *c, struct cons_read_req *req,
+                          int status, uint64_t index);
 /* The leader's answer: its status for the command and the index it was
  * applied at; SH_ENOTLEADER or SH_EUNAVAILABLE make the follower retry
  * (within CONS_LEADER_WAIT_MS). */

@@ -38,6 +38,9 @@ struct cons {
     uint64_t applied;                  /* FSM applied-index cache */
     sh_queue pending;                  /* proposals waiting for a leader */
     sh_queue waiting;                  /* forwarded, waiting to apply */
+    sh_queue reads;                    /* read-index requests, waiting */
+    struct cons_read_index_fetcher rif; /* follower -> leader commit index */
+    unsigned fetching;                 /* read-index fetches in flight */
     struct cons_forwarder fwd;         /* follower -> leader transport */
     unsigned forwarding;               /* proposals at the leader */
     uint64_t last_fsm_index;           /* index of the latest FSM apply */
@@ -98,7 +101,7 @@ static int fsm_apply_cb(struct raft_fsm *fsm, const struct raft_buffer *buf,
                  (unsigned long long)index);
     *result = (void *)(intptr_t)rv;
     c->last_fsm_index = index;
-    if (!SH_QUEUE_IS_EMPTY(&c->waiting))
+    if (!SH_QUEUE_IS_EMPTY(&c->waiting) || !SH_QUEUE_IS_EMPTY(&c->reads))
         uv_timer_start(&c->retry, retry_cb, 0, 0); /* release waiters */
     return 0; /* a refused command is a result, not a Raft failure */
 }
@@ -263,6 +266,45 @@ static bool try_forward(struct cons *c, struct cons_propose_req *req)
     return true;
 }
 
+/* Read-index requests: ask for the leader's commit index (or take our own
+ * when leading), then wait to have applied it. */
+static void release_reads(struct cons *c, uint64_t now)
+{
+    sh_queue *q = SH_QUEUE_NEXT(&c->reads);
+
+    while (q != &c->reads) {
+        struct cons_read_req *req = SH_QUEUE_DATA(q, struct cons_read_req, queue);
+        q = SH_QUEUE_NEXT(q);
+        if (c->closing) {
+            SH_QUEUE_REMOVE(&req->queue);
+            req->cb(req, SH_ECANCELED);
+            continue;
+        }
+        if (req->index == 0 && raft_state(&c->raft) == RAFT_LEADER)
+            req->index = c->raft.commit_index;
+        if (req->index == 0 && c->rif.fetch != NULL) {
+            raft_id id = 0;
+            const char *address = NULL;
+            raft_leader(&c->raft, &id, &address);
+            if (id != 0 && id != c->self_id) {
+                SH_QUEUE_REMOVE(&req->queue);
+                c->fetching++;
+                if (c->rif.fetch(c->rif.data, id, req) == 0)
+                    continue;
+                c->fetching--;
+                SH_QUEUE_PUSH(&c->reads, &req->queue);
+            }
+        }
+        if (req->index != 0 && c->applied >= req->index) {
+            SH_QUEUE_REMOVE(&req->queue);
+            req->cb(req, SH_OK);
+        } else if (now - req->since >= CONS_LEADER_WAIT_MS) {
+            SH_QUEUE_REMOVE(&req->queue);
+            req->cb(req, SH_EUNAVAILABLE);
+        }
+    }
+}
+
 /* Complete forwarded proposals whose entry this server has applied, and
  * fail those that waited too long. */
 static void release_waiters(struct cons *c, uint64_t now)
@@ -314,6 +356,50 @@ void cons_set_forwarder(struct cons *c, const struct cons_forwarder *f)
     c->fwd = *f;
 }
 
+int cons_read_index(struct cons *c, struct cons_read_req *req)
+{
+    PRE(req->cb != NULL);
+    if (c->closing)
+        return SH_ESHUTDOWN;
+    req->c = c;
+    req->index = 0;
+    req->since = uv_now(c->loop);
+    SH_QUEUE_PUSH(&c->reads, &req->queue);
+    uv_timer_start(&c->retry, retry_cb, 0, 0);
+    return SH_OK;
+}
+
+int cons_commit_index(struct cons *c, uint64_t *index)
+{
+    if (raft_state(&c->raft) != RAFT_LEADER)
+        return SH_ENOTLEADER;
+    *index = c->raft.commit_index;
+    return SH_OK;
+}
+
+void cons_set_read_index_fetcher(struct cons *c,
+                                 const struct cons_read_index_fetcher *f)
+{
+    c->rif = *f;
+}
+
+void cons_read_index_done(struct cons *c, struct cons_read_req *req,
+                          int status, uint64_t index)
+{
+    c->fetching--;
+    if (c->closing) {
+        req->cb(req, SH_ECANCELED);
+        uv_timer_start(&c->retry, retry_cb, 0, 0);
+        return;
+    }
+    /* An answer with index 0 (or a failure) is asked again until the
+     * request's time runs out. */
+    req->index = status == SH_OK ? index : 0;
+    SH_QUEUE_PUSH(&c->reads, &req->queue);
+    uv_timer_start(&c->retry, retry_cb, status == SH_OK ? 0 : CONS_RETRY_MS,
+                   0);
+}
+
 static void retry_cb(uv_timer_t *t)
 {
     struct cons *c = t->data;
@@ -321,6 +407,7 @@ static void retry_cb(uv_timer_t *t)
     sh_queue todo;
 
     release_waiters(c, now);
+    release_reads(c, now);
     if (c->closing) {
         while (!SH_QUEUE_IS_EMPTY(&c->pending)) {
             sh_queue *q = SH_QUEUE_HEAD(&c->pending);
@@ -328,7 +415,8 @@ static void retry_cb(uv_timer_t *t)
             fail_req(SH_QUEUE_DATA(q, struct cons_propose_req, queue),
                      SH_ECANCELED);
         }
-        if (c->inflight == 0 && c->forwarding == 0 && !c->raft_closing) {
+        if (c->inflight == 0 && c->forwarding == 0 && c->fetching == 0 &&
+            !c->raft_closing) {
             c->raft_closing = true;
             raft_close(&c->raft, raft_closed);
             uv_close((uv_handle_t *)&c->retry, retry_closed);
@@ -359,7 +447,8 @@ static void retry_cb(uv_timer_t *t)
         else
             SH_QUEUE_PUSH(&c->pending, q);
     }
-    if ((!SH_QUEUE_IS_EMPTY(&c->pending) || !SH_QUEUE_IS_EMPTY(&c->waiting)) &&
+    if ((!SH_QUEUE_IS_EMPTY(&c->pending) || !SH_QUEUE_IS_EMPTY(&c->waiting) ||
+         !SH_QUEUE_IS_EMPTY(&c->reads)) &&
         !c->closing)
         uv_timer_start(&c->retry, retry_cb, CONS_RETRY_MS, 0);
 }
@@ -521,6 +610,7 @@ int cons_init(struct cons **out, uv_loop_t *loop, struct meta *meta,
     c->address = sh_strdup(cfg->address);
     SH_QUEUE_INIT(&c->pending);
     SH_QUEUE_INIT(&c->waiting);
+    SH_QUEUE_INIT(&c->reads);
     c->self_id = cfg->id;
     rv = durable_mkdirs(c->dir);
     if (rv != SH_OK) {

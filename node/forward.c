@@ -13,6 +13,7 @@
  * its bound, then 503 to the client, nothing applied by this attempt), a
  * malformed forwarded command (the leader's FSM refuses it: its status). */
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,6 +93,81 @@ static int fwd_send(void *data, uint64_t leader_id, const uint8_t *buf,
     return SH_OK;
 }
 
+/* ------------------------------------------------------------ read index */
+
+struct ri_fetch {
+    struct peer_req pr;
+    struct node_forward *f;
+    struct cons_read_req *req;
+    char *url;
+};
+
+static void ri_fetched(struct peer_req *pr, int status)
+{
+    struct ri_fetch *op = pr->data;
+    uint64_t index = 0;
+    int result = SH_EUNAVAILABLE;
+
+    if (status == SH_OK && pr->http_status == 200) {
+        json_t *j = json_loadb(pr->resp.data, pr->resp.len, 0, NULL);
+        json_t *ix = j ? json_object_get(j, "index") : NULL;
+        if (json_is_integer(ix) && json_integer_value(ix) > 0) {
+            index = (uint64_t)json_integer_value(ix);
+            result = SH_OK;
+        }
+        json_decref(j);
+    }
+    sh_buf_release(&pr->resp);
+    sh_buf_release(&pr->resp_hdrs);
+    cons_read_index_done(op->f->cons, op->req, result, index);
+    free(op->url);
+    free(op);
+}
+
+static int ri_fetch(void *data, uint64_t leader_id, struct cons_read_req *req)
+{
+    struct node_forward *f = data;
+    char *base = node__member_url(f->meta, leader_id);
+    struct ri_fetch *op;
+
+    if (base == NULL)
+        return SH_ENOTFOUND;
+    op = sh_calloc(1, sizeof *op);
+    op->f = f;
+    op->req = req;
+    op->url = sh_asprintf("%s/internal/v1/read-index", base);
+    free(base);
+    op->pr.data = op;
+    op->pr.method = "GET";
+    op->pr.url = op->url;
+    op->pr.timeout_ms = 5000;
+    op->pr.resp_max = 4096;
+    op->pr.cb = ri_fetched;
+    if (peer_send(f->peer, &op->pr) != SH_OK) {
+        free(op->url);
+        free(op);
+        return SH_EUNAVAILABLE;
+    }
+    return SH_OK;
+}
+
+static void h_read_index_ep(struct api_req *req, void *arg)
+{
+    struct node_forward *f = arg;
+    uint64_t index;
+    char body[64];
+    int n;
+
+    if (cons_commit_index(f->cons, &index) != SH_OK) {
+        api_resp_header(req, "Retry-After", "1");
+        api_resp_send(req, 503, "application/json",
+                      "{\"error\":\"not the leader\"}", 26);
+        return;
+    }
+    n = snprintf(body, sizeof body, "{\"index\":%llu}", (unsigned long long)index);
+    api_resp_send(req, 200, "application/json", body, (size_t)n);
+}
+
 /* ---------------------------------------------------------- leader side */
 
 struct propose_op {
@@ -158,7 +234,11 @@ void node__forward_init(struct node_forward **out, struct cons *cons,
     f->cons = cons;
     f->meta = meta;
     f->peer = peer;
+    struct cons_read_index_fetcher rif = {f, ri_fetch};
+
     cons_set_forwarder(cons, &fw);
+    cons_set_read_index_fetcher(cons, &rif);
+    api_route_add(api, "/internal/v1/read-index", h_read_index_ep, f);
     api_route_add_post(api, "/internal/v1/propose", PROPOSE_MAX, h_propose, f);
     *out = f;
 }

@@ -159,10 +159,10 @@ REG=${REGS[1]}
 req GET "/v2/test/cluster/blobs/$BIG"
 expect_status 200
 expect_body_file "$D/big"
-# (Other nodes see the commit once they have applied it; read index, which
-# makes them wait for it before a 404, is still to come.)
+# Read-your-writes on every node: a node that has not applied the commit
+# yet waits for the read index before it would answer 404.
 for i in 2 3; do
-    wait_for "node $i serves the blob uploaded across nodes" 10 big_is "$i"
+    check "node $i serves the blob uploaded across nodes at once" big_is "$i"
 done
 # A session on a node that is gone: the client is told to start again.
 REG=${REGS[3]}
