@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# A local Shoal cluster on loopback: N nodes plus HAProxy on 127.0.0.1:5000
+# (round-robin, no stickiness).
+#   deploy/local-cluster.sh up [N]        start N nodes (default 3) and the LB
+#   deploy/local-cluster.sh down          stop everything, keep the data
+#   deploy/local-cluster.sh status        PID, URLs and Raft role of each node
+#   deploy/local-cluster.sh stop-node I   stop node I (SIGTERM)
+#   deploy/local-cluster.sh start-node I  start node I again (it rejoins)
+# Environment: SHOAL_CLUSTER_DIR (default ./shoal-cluster), SHOAL_BIN
+# (default ./build/node/shoal), SHOAL_LB (default 127.0.0.1:5000),
+# SHOAL_BASE_PORT (default 5100: node I listens on BASE+I, Raft on BASE+100+I).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+dir=${SHOAL_CLUSTER_DIR:-$PWD/shoal-cluster}
+bin=${SHOAL_BIN:-$root/build/node/shoal}
+lb=${SHOAL_LB:-127.0.0.1:5000}
+base=${SHOAL_BASE_PORT:-5100}
+
+node_port() { echo $((base + $1)); }
+raft_port() { echo $((base + 100 + $1)); }
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+start_node() {
+  local i=$1 n=$2 join=()
+  mkdir -p "$dir/node$i"
+  if alive "$dir/node$i.pid"; then echo "node $i already running"; return; fi
+  # Node 1 forms the cluster; the others join it (and rejoin on restart).
+  if [ "$i" != 1 ]; then join=(--join "http://127.0.0.1:$(node_port 1)"); fi
+  "$bin" serve --node-id "$i" --listen "127.0.0.1:$(node_port "$i")" \
+    --raft "127.0.0.1:$(raft_port "$i")" --data "$dir/node$i" "${join[@]}" \
+    >>"$dir/node$i.log" 2>&1 &
+  echo $! >"$dir/node$i.pid"
+  for _ in $(seq 1 100); do
+    curl -sf -o /dev/null "http://127.0.0.1:$(node_port "$i")/readyz" && break
+    sleep 0.1
+  done
+  echo "node $i: pid $(cat "$dir/node$i.pid"), http://127.0.0.1:$(node_port "$i")"
+  echo "$n" >"$dir/nodes"
+}
+
+start_lb() {
+  local n=$1 servers=""
+  for i in $(seq 1 "$n"); do
+    servers+="    server node$i 127.0.0.1:$(node_port "$i") check inter 1s"$'\n'
+  done
+  sed -e "s|@LISTEN@|$lb|" -e "/@SERVERS@/{
+r /dev/stdin
+d
+}" "$root/deploy/haproxy.cfg.in" <<<"$servers" >"$dir/haproxy.cfg"
+  haproxy -f "$dir/haproxy.cfg" -D -p "$dir/haproxy.pid"
+  echo "load balancer: http://$lb (haproxy pid $(cat "$dir/haproxy.pid"))"
+}
+
+stop_pidfile() {
+  local f=$1
+  if alive "$f"; then
+    local pid; pid=$(cat "$f")
+    kill -TERM "$pid"
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  rm -f "$f"
+}
+
+cmd=${1:-}
+case "$cmd" in
+  up)
+    n=${2:-3}
+    [ -x "$bin" ] || { echo "no shoal binary at $bin (build first)"; exit 1; }
+    command -v haproxy >/dev/null || { echo "haproxy is not installed"; exit 1; }
+    mkdir -p "$dir"
+    for i in $(seq 1 "$n"); do start_node "$i" "$n"; done
+    # Wait for every node to be a member before opening the LB.
+    for _ in $(seq 1 100); do
+      m=$(curl -s "http://127.0.0.1:$(node_port 1)/internal/v1/members" | grep -o '"id":' | wc -l || true)
+      [ "$m" -ge "$n" ] && break
+      sleep 0.1
+    done
+    start_lb "$n"
+    ;;
+  down)
+    stop_pidfile "$dir/haproxy.pid"
+    n=$(cat "$dir/nodes" 2>/dev/null || echo 0)
+    for i in $(seq "$n" -1 1); do stop_pidfile "$dir/node$i.pid"; done
+    echo "stopped (data kept in $dir)"
+    ;;
+  status)
+    n=$(cat "$dir/nodes" 2>/dev/null || echo 0)
+    leader=$(curl -s "http://127.0.0.1:$(node_port 1)/internal/v1/members" 2>/dev/null |
+      sed -n 's/.*"leader":\([0-9]*\).*/\1/p')
+    for i in $(seq 1 "$n"); do
+      if alive "$dir/node$i.pid"; then
+        role=follower
+        [ "$i" = "${leader:-}" ] && role=leader
+        echo "node $i: pid $(cat "$dir/node$i.pid"), http://127.0.0.1:$(node_port "$i"), raft 127.0.0.1:$(raft_port "$i"), $role"
+      else
+        echo "node $i: stopped"
+      fi
+    done
+    if alive "$dir/haproxy.pid"; then echo "load balancer: http://$lb"; else echo "load balancer: stopped"; fi
+    ;;
+  stop-node) stop_pidfile "$dir/node${2:?node number}.pid" ;;
+  start-node) start_node "${2:?node number}" "$(cat "$dir/nodes")" ;;
+  *) sed -n '2,12p' "$0"; exit 2 ;;
+esac

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# 75_lb_cluster: the local cluster of deploy/local-cluster.sh (3 nodes and
+# HAProxy round-robin, no stickiness) with real clients: skopeo pushes a
+# 3-layer image through the load balancer, so the requests of one push land
+# on different nodes; then the image is pulled from every node directly,
+# bit-identical, and podman pulls it through the load balancer.
+. "${SHOAL_TESTS:-$(dirname "$0")/..}/lib/lib.sh"
+
+if is_dist; then
+    skip_all "distribution is not a cluster"
+fi
+for tool in skopeo haproxy; do
+    command -v "$tool" >/dev/null 2>&1 || skip_all "$tool is not installed"
+done
+ROOT=$(cd "$SHOAL_TESTS/.." && pwd)
+export SHOAL_BIN SHOAL_CLUSTER_DIR=$T_TMP/cluster
+# A base port with base+1..3 (API) and base+101..103 (Raft) free.
+for _ in $(seq 1 50); do
+    b=$((20000 + RANDOM % 30000))
+    ok=1
+    for p in $((b + 1)) $((b + 2)) $((b + 3)) $((b + 101)) $((b + 102)) $((b + 103)); do
+        port_free "$p" || ok=0
+    done
+    [[ $ok == 1 ]] && break
+done
+export SHOAL_BASE_PORT=$b
+free_port
+export SHOAL_LB=127.0.0.1:$FREE_PORT
+LB=$SHOAL_LB
+
+cluster() { bash "$ROOT/deploy/local-cluster.sh" "$@"; }
+track_pids()
+{
+    local f
+    for f in "$SHOAL_CLUSTER_DIR"/*.pid; do
+        [[ -f $f ]] && bg_track "$(cat "$f")"
+    done
+}
+
+check "local-cluster.sh up 3" cluster up 3
+track_pids
+cluster status >"$T_TMP/status"
+t_note "$(cat "$T_TMP/status")"
+check "status shows one leader" test "$(grep -c ', leader$' "$T_TMP/status")" -eq 1
+check "status shows two followers" test "$(grep -c ', follower$' "$T_TMP/status")" -eq 2
+REG=http://$LB
+req GET /v2/
+expect_status 200
+
+containers_env
+SK=(skopeo --policy "$CT_POLICY")
+D=$T_TMP/img
+mkdir -p "$D"
+make_layout "$D/src" v1
+check "skopeo push through the load balancer" \
+    "${SK[@]}" copy --dest-tls-verify=false --preserve-digests "oci:$D/src:v1" "docker://$LB/team/app:v1"
+committed=0
+for i in 1 2 3; do
+    n=$(grep -c 'committed' "$SHOAL_CLUSTER_DIR/node$i.log" || true)
+    ((n > 0)) && committed=$((committed + 1))
+done
+check "the push's blobs were committed on more than one node ($committed)" test "$committed" -ge 2
+
+for i in 1 2 3; do
+    port=$((SHOAL_BASE_PORT + i))
+    out=$D/out$i
+    check "skopeo pull from node $i" \
+        "${SK[@]}" copy --src-tls-verify=false --preserve-digests "docker://127.0.0.1:$port/team/app:v1" "oci:$out:v1"
+    diff=0
+    for f in "$D/src"/blobs/sha256/*; do
+        cmp -s "$f" "$out/blobs/sha256/$(basename "$f")" || diff=$((diff + 1))
+    done
+    expect_eq "blobs pulled from node $i that differ" "$diff" 0
+done
+
+if command -v podman >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+    PM=(podman --root "$T_TMP/pm-root" --runroot "$T_TMP/pm-run" --storage-driver vfs)
+    check "podman pull through the load balancer" \
+        "${PM[@]}" pull --tls-verify=false "$LB/team/app:v1"
+    check "podman push through the load balancer" \
+        "${PM[@]}" push --tls-verify=false "$LB/team/app:v1" "$LB/team/copy:v1"
+    check "podman pull of the copy from node 3" \
+        "${PM[@]}" pull --tls-verify=false "127.0.0.1:$((SHOAL_BASE_PORT + 3))/team/copy:v1"
+    "${PM[@]}" rmi -a -f >/dev/null 2>&1 || true
+fi
+
+check "local-cluster.sh down" cluster down
+for f in "$SHOAL_CLUSTER_DIR"/node*.log; do
+    if grep -qE 'Sanitizer|runtime error' "$f"; then
+        fail "no sanitizer report in $(basename "$f")" "$(grep -E -A5 'Sanitizer|runtime error' "$f" | head -20)"
+    fi
+done
+finish
