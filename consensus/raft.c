@@ -27,6 +27,8 @@
 #include "snapshot.h"
 
 #define CONS_RETRY_MS 20
+#define CONS_HEARTBEAT_MS 25
+#define CONS_ELECTION_MS 500
 
 struct cons {
     uv_loop_t *loop;                   /* borrowed */
@@ -639,6 +641,12 @@ int cons_init(struct cons **out, uv_loop_t *loop, struct meta *meta,
         goto err_after_io;
     }
     c->raft.data = c;
+    /* A follower learns that an entry committed from the leader's next
+     * message; frequent heartbeats bound the wait of forwarded writes, and
+     * a short election timeout bounds the time without a leader after one
+     * fails (loopback and LAN latencies; raise both for WANs). */
+    raft_set_heartbeat_timeout(&c->raft, CONS_HEARTBEAT_MS);
+    raft_set_election_timeout(&c->raft, CONS_ELECTION_MS);
     if (cfg->snapshot_threshold > 0)
         raft_set_snapshot_threshold(&c->raft, cfg->snapshot_threshold);
     if (cfg->snapshot_trailing > 0)
@@ -657,7 +665,8 @@ int cons_init(struct cons **out, uv_loop_t *loop, struct meta *meta,
     rv = raft_start(&c->raft);
     if (rv != 0) {
         sh_errmsg_printf(errmsg, "raft start (address '%s'): %s", c->address,
-                         raft_errmsg(&c->raft));
+                         raft_errmsg(&c->raft)[0] ? raft_errmsg(&c->raft)
+                                                  : raft_strerror(rv));
         goto err_after_raft;
     }
     uv_timer_init(loop, &c->retry);

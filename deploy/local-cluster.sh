@@ -48,6 +48,11 @@ r /dev/stdin
 d
 }" "$root/deploy/haproxy.cfg.in" <<<"$servers" >"$dir/haproxy.cfg"
   haproxy -f "$dir/haproxy.cfg" -D -p "$dir/haproxy.pid"
+  # Ready once its health checks let requests through.
+  for _ in $(seq 1 100); do
+    curl -sf -o /dev/null "http://$lb/v2/" && break
+    sleep 0.1
+  done
   echo "load balancer: http://$lb (haproxy pid $(cat "$dir/haproxy.pid"))"
 }
 

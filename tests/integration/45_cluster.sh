@@ -15,20 +15,18 @@ fi
 D=$T_TMP/files
 mkdir -p "$D"
 
-declare -a REGS PIDS DATAS RAFTS PORTS LOGS
+# Raft listens on the API port + 1 (the default), so the harness's retry
+# on another port when one is taken moves both, and a restart on the same
+# API port keeps the same Raft address.
+declare -a REGS PIDS DATAS PORTS LOGS
 start_node() # start_node I [args...]
 {
     local i=$1
     shift
-    if [[ -z ${RAFTS[$i]:-} ]]; then
-        free_port
-        RAFTS[$i]=127.0.0.1:$FREE_PORT
-    fi
     if [[ -n ${PORTS[$i]:-} ]]; then
-        shoal_start --data "${DATAS[$i]}" --port "${PORTS[$i]}" --node-id "$i" \
-            --raft "${RAFTS[$i]}" "$@"
+        shoal_start --data "${DATAS[$i]}" --port "${PORTS[$i]}" --node-id "$i" "$@"
     else
-        shoal_start --node-id "$i" --raft "${RAFTS[$i]}" "$@"
+        shoal_start --node-id "$i" "$@"
     fi
     REGS[$i]=$REG PIDS[$i]=$SHOAL_PID DATAS[$i]=$SHOAL_DATA
     PORTS[$i]=$SHOAL_PORT LOGS[$i]=$SHOAL_LOG
