@@ -144,12 +144,18 @@ static void deferred_run(uv_idle_t *idle)
     uv_close((uv_handle_t *)&d->idle, deferred_closed);
 }
 
-/* Streamed body write with the caller's buffer. */
-void api__conn_write_user(struct api_conn *c,
-                          const void *data,
-                          size_t len,
-                          api_write_cb cb,
-                          void *arg);
+/* Report UV_ECANCELED to a write's callback from the loop: callbacks never
+ * fire from inside the submitting call. */
+static void defer_cancel(struct api_conn *c, api_write_cb cb, void *arg)
+{
+    struct deferred_cb *d = sh_malloc(sizeof *d);
+    d->cb = cb;
+    d->arg = arg;
+    d->idle.data = d;
+    uv_idle_init(c->srv->loop, &d->idle);
+    uv_idle_start(&d->idle, deferred_run);
+}
+
 void api__conn_write_user(struct api_conn *c,
                           const void *data,
                           size_t len,
@@ -161,13 +167,7 @@ void api__conn_write_user(struct api_conn *c,
     int rv;
 
     if (c->closing) {
-        /* Callbacks never fire from inside the submitting call. */
-        struct deferred_cb *d = sh_malloc(sizeof *d);
-        d->cb = cb;
-        d->arg = arg;
-        d->idle.data = d;
-        uv_idle_init(c->srv->loop, &d->idle);
-        uv_idle_start(&d->idle, deferred_run);
+        defer_cancel(c, cb, arg);
         return;
     }
     c->srv->stats.bytes_out += len;
@@ -182,12 +182,7 @@ void api__conn_write_user(struct api_conn *c,
         c->pending_writes--;
         free(wr);
         api__conn_close(c);
-        struct deferred_cb *d = sh_malloc(sizeof *d);
-        d->cb = cb;
-        d->arg = arg;
-        d->idle.data = d;
-        uv_idle_init(c->srv->loop, &d->idle);
-        uv_idle_start(&d->idle, deferred_run);
+        defer_cancel(c, cb, arg);
     }
 }
 
@@ -373,7 +368,6 @@ static int on_message_complete(http_parser *p)
     return 0;
 }
 
-void api__conn_settings(http_parser_settings *s);
 void api__conn_settings(http_parser_settings *s)
 {
     memset(s, 0, sizeof *s);

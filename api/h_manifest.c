@@ -46,10 +46,24 @@ static void name_ref_free(void *arg)
     free(nr);
 }
 
+/* Not here: maybe written through another node a moment ago. */
+static bool unknown_yet(struct api_req *req, const char *name, const char *ref)
+{
+    struct name_ref *nr;
+
+    if (req->read_indexed)
+        return false;
+    nr = sh_malloc(sizeof *nr);
+    nr->name = sh_strdup(name);
+    nr->ref = sh_strdup(ref);
+    h_read_index(req, get_again, name_ref_free, nr);
+    return true;
+}
+
 /* Resolve a reference to a digest: tags through the tag index.  Returns
- * malloc'ed digest or NULL (answered). */
-static char *resolve(struct api_req *req, const char *name, const char *ref,
-                     bool *is_digest)
+ * malloc'ed digest, or NULL when it answered (or waits for the read index
+ * and will run the request again). */
+static char *resolve(struct api_req *req, const char *name, const char *ref)
 {
     enum digest_algo algo;
     struct sh_buf key = SH_BUF_INIT;
@@ -57,8 +71,7 @@ static char *resolve(struct api_req *req, const char *name, const char *ref,
     size_t vlen;
     int rv;
 
-    *is_digest = strchr(ref, ':') != NULL;
-    if (*is_digest) {
+    if (strchr(ref, ':') != NULL) {
         if (digest_parse(ref, strlen(ref), &algo) != SH_OK) {
             api_resp_error(req, "DIGEST_INVALID", "invalid digest");
             return NULL;
@@ -72,14 +85,8 @@ static char *resolve(struct api_req *req, const char *name, const char *ref,
     meta_key_tag(&key, name, ref);
     rv = meta_get(req->srv->meta, key.data, key.len, &val, &vlen);
     sh_buf_release(&key);
-    if (rv == SH_ENOTFOUND && !req->read_indexed &&
-        (req->method == HTTP_GET || req->method == HTTP_HEAD)) {
-        struct name_ref *nr = sh_malloc(sizeof *nr);
-        nr->name = sh_strdup(name);
-        nr->ref = sh_strdup(ref);
-        h_read_index(req, get_again, name_ref_free, nr);
+    if (rv == SH_ENOTFOUND && unknown_yet(req, name, ref))
         return NULL;
-    }
     if (rv == SH_ENOTFOUND) {
         api_resp_error(req, "MANIFEST_UNKNOWN", ref);
         return NULL;
@@ -104,28 +111,13 @@ static void get_again(struct api_req *req, void *arg)
     name_ref_free(nr);
 }
 
-/* Not here: maybe written through another node a moment ago. */
-static bool unknown_yet(struct api_req *req, const char *name, const char *ref)
-{
-    struct name_ref *nr;
-
-    if (req->read_indexed)
-        return false;
-    nr = sh_malloc(sizeof *nr);
-    nr->name = sh_strdup(name);
-    nr->ref = sh_strdup(ref);
-    h_read_index(req, get_again, name_ref_free, nr);
-    return true;
-}
-
 static void get_manifest(struct api_req *req, const char *name, const char *ref)
 {
     Shoal__ManifestRecord *rec;
-    bool is_digest;
     char *digest;
     int rv;
 
-    digest = resolve(req, name, ref, &is_digest);
+    digest = resolve(req, name, ref);
     if (digest == NULL)
         return;
     rv = h_manifest_record(req, name, digest, &rec);

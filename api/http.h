@@ -130,6 +130,11 @@ void api__conn_close(struct api_conn *c);
 void api__conn_resume(struct api_req *req);
 /* Called by response.c when the response is complete. */
 void api__conn_resp_done(struct api_conn *c);
+/* Streamed body write with the caller's buffer (api_resp_write). */
+void api__conn_write_user(struct api_conn *c, const void *data, size_t len,
+                          api_write_cb cb, void *arg);
+/* The http-parser callbacks of a connection. */
+void api__conn_settings(http_parser_settings *s);
 /* Write raw bytes (copied). */
 void api__conn_write_copy(struct api_conn *c, const void *data, size_t len);
 

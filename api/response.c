@@ -9,12 +9,6 @@
 
 #include "http.h"
 
-void api__conn_write_user(struct api_conn *c,
-                          const void *data,
-                          size_t len,
-                          api_write_cb cb,
-                          void *arg);
-
 static const char *reason(int status)
 {
     switch (status) {

@@ -6,8 +6,6 @@
 
 #include "http.h"
 
-void api__conn_settings(http_parser_settings *s);
-
 void api_config_defaults(struct api_config *cfg)
 {
     cfg->max_header_bytes = 16 * 1024;

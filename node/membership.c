@@ -25,7 +25,6 @@
 struct self_op;
 
 struct node_members {
-    uv_loop_t *loop;            /* borrowed */
     struct cons *cons;          /* borrowed */
     struct meta *meta;          /* borrowed */
     struct peer_client *peer;   /* borrowed */
@@ -373,7 +372,6 @@ int node__members_init(struct node_members **out, uv_loop_t *loop,
     struct node_members *mm = sh_calloc(1, sizeof *mm);
     json_t *body;
 
-    mm->loop = loop;
     mm->cons = cons;
     mm->meta = meta;
     mm->peer = peer;

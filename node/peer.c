@@ -27,7 +27,6 @@ struct peer_client {
     sh_queue done;         /* finished requests whose cb is due */
     bool closing;
     int in_cb;             /* inside a libcurl data callback */
-    int close_pending;     /* handles still closing */
     void (*close_cb)(void *arg);
     void *close_arg;
 };
