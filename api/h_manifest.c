@@ -31,38 +31,9 @@ static void put_state_free(struct put_state *st)
     free(st);
 }
 
-struct name_ref {
-    char *name;
-    char *ref;
-};
-
-static void get_again(struct api_req *req, void *arg);
-
-static void name_ref_free(void *arg)
-{
-    struct name_ref *nr = arg;
-    free(nr->name);
-    free(nr->ref);
-    free(nr);
-}
-
-/* Not here: maybe written through another node a moment ago. */
-static bool unknown_yet(struct api_req *req, const char *name, const char *ref)
-{
-    struct name_ref *nr;
-
-    if (req->read_indexed)
-        return false;
-    nr = sh_malloc(sizeof *nr);
-    nr->name = sh_strdup(name);
-    nr->ref = sh_strdup(ref);
-    h_read_index(req, get_again, name_ref_free, nr);
-    return true;
-}
-
 /* Resolve a reference to a digest: tags through the tag index.  Returns
- * malloc'ed digest, or NULL when it answered (or waits for the read index
- * and will run the request again). */
+ * malloc'ed digest, or NULL when it answered.  (The router ran the read
+ * index before this read, so "unknown" here is the cluster's answer.) */
 static char *resolve(struct api_req *req, const char *name, const char *ref)
 {
     enum digest_algo algo;
@@ -85,8 +56,6 @@ static char *resolve(struct api_req *req, const char *name, const char *ref)
     meta_key_tag(&key, name, ref);
     rv = meta_get(req->srv->meta, key.data, key.len, &val, &vlen);
     sh_buf_release(&key);
-    if (rv == SH_ENOTFOUND && unknown_yet(req, name, ref))
-        return NULL;
     if (rv == SH_ENOTFOUND) {
         api_resp_error(req, "MANIFEST_UNKNOWN", ref);
         return NULL;
@@ -102,15 +71,6 @@ static char *resolve(struct api_req *req, const char *name, const char *ref)
     }
 }
 
-static void get_manifest(struct api_req *req, const char *name, const char *ref);
-
-static void get_again(struct api_req *req, void *arg)
-{
-    struct name_ref *nr = arg;
-    get_manifest(req, nr->name, nr->ref);
-    name_ref_free(nr);
-}
-
 static void get_manifest(struct api_req *req, const char *name, const char *ref)
 {
     Shoal__ManifestRecord *rec;
@@ -121,10 +81,6 @@ static void get_manifest(struct api_req *req, const char *name, const char *ref)
     if (digest == NULL)
         return;
     rv = h_manifest_record(req, name, digest, &rec);
-    if (rv == SH_ENOTFOUND && unknown_yet(req, name, ref)) {
-        free(digest);
-        return;
-    }
     if (rv == SH_ENOTFOUND) {
         api_resp_error(req, "MANIFEST_UNKNOWN", ref);
     } else if (rv != SH_OK) {

@@ -70,6 +70,38 @@ char *api__query_get(const struct api_req *req, const char *name)
     return NULL;
 }
 
+static void route_dispatch(struct api_req *req);
+
+static void route_again(struct api_req *req, void *arg)
+{
+    (void)arg;
+    route_dispatch(req);
+}
+
+static void route_drop(void *arg)
+{
+    (void)arg;
+}
+
+/* Every read of registry state (manifests by tag or digest, blobs, tag
+ * lists, the catalog, referrers) waits for the read index first, so a
+ * client sees every write that was acknowledged before it asked, whichever
+ * node took it: a moved tag, and also a deleted blob or manifest (content
+ * by digest is immutable, but its presence is not).  The cost is one round
+ * trip to the leader shared by every read waiting at that moment (none on
+ * the leader itself).  Deletes check what exists the same way, so a
+ * delete right after a push through another node finds what it deletes.
+ * Upload sessions are local to their owner. */
+static bool read_indexed_first(struct api_req *req)
+{
+    if (req->read_indexed ||
+        (req->method != HTTP_GET && req->method != HTTP_HEAD &&
+         req->method != HTTP_DELETE))
+        return false;
+    h_read_index(req, route_again, route_drop, NULL);
+    return true;
+}
+
 static void route_v2(struct api_req *req, char *rest)
 {
     char *comps[300];
@@ -138,6 +170,9 @@ static void route_v2(struct api_req *req, char *rest)
         api_resp_error(req, "NAME_INVALID", "invalid repository name");
         return;
     }
+
+    if (kind != R_UPLOAD && read_indexed_first(req))
+        return;
 
     switch (kind) {
         case R_TAGS:
@@ -230,7 +265,12 @@ void api__route(struct api_req *req)
     if (qmark)
         req->query = sh_strdup(qmark + 1);
     req->srv->stats.requests++;
+    route_dispatch(req);
+}
 
+/* Dispatch on the decoded path; runs again after a read index. */
+static void route_dispatch(struct api_req *req)
+{
     for (size_t i = 0; i < req->srv->n_routes; i++) {
         const struct api_route *r = &req->srv->routes[i];
         if (strcmp(req->path, r->path) != 0)
@@ -250,7 +290,8 @@ void api__route(struct api_req *req)
         return;
     }
     if (strcmp(req->path, "/v2/_catalog") == 0) {
-        h_catalog(req);
+        if (!read_indexed_first(req))
+            h_catalog(req);
         return;
     }
     if (strncmp(req->path, "/v2/", 4) == 0) {

@@ -25,6 +25,9 @@ struct cons_config {
     bool bootstrap;              /* no state yet: form a one-voter cluster */
     unsigned snapshot_threshold; /* applied entries between snapshots */
     unsigned snapshot_trailing;  /* entries kept behind a snapshot */
+    unsigned heartbeat_ms;       /* 0: CONS_HEARTBEAT_MS */
+    unsigned election_ms;        /* 0: CONS_ELECTION_MS (>= 4x heartbeat) */
+    unsigned max_voters;         /* 0: CONS_MAX_VOTERS; odd, 1..7 */
 };
 
 struct cons_propose_req;
@@ -82,13 +85,16 @@ struct cons_read_req {
     uint64_t index;   /* leader's commit index, once known */
     uint64_t since;
     struct cons *c;
+    bool batched;     /* waits for the fetch in flight */
 };
 int cons_read_index(struct cons *c, struct cons_read_req *req);
 /* The leader's commit index for a follower's read index (leader side);
  * SH_ENOTLEADER when this server is not the leader. */
 int cons_commit_index(struct cons *c, uint64_t *index);
 /* Follower side: install how to ask the leader (node does it over the
- * internal API) and report the answer. */
+ * internal API) and report the answer.  Consensus keeps at most one fetch
+ * in flight and hands its answer to every read queued before it was sent,
+ * so a burst of reads costs one round trip to the leader. */
 struct cons_read_index_fetcher {
     void *data;
     /* Ask leader `leader_id`; report with cons_read_index_done, once. */
@@ -116,14 +122,21 @@ bool cons_is_leader(struct cons *c);
 #define CONS_LEADER_WAIT_MS 5000
 int cons_propose(struct cons *c, struct cons_propose_req *req, Shoal__Command *cmd);
 
-/* Add server `id` at Raft `address` as a voter (it catches up first).
+/* Add server `id` at Raft `address` (Raft catches it up first).  It
+ * becomes a voter while the cluster has fewer voters than the largest odd
+ * number <= its size, capped at max_voters; otherwise a standby that
+ * receives the log without voting (promoted when voters are short).
  * Leader only.  Returns SH_OK (cb(arg, status) follows, from the loop:
- * SH_OK once it votes, SH_EBUSY when another membership change was in
- * progress, else an error), SH_EEXIST when it already votes (no callback),
- * SH_ENOTLEADER or SH_EBUSY (no callback). */
+ * SH_OK once it has its role, SH_EBUSY when another membership change was
+ * in progress, else an error), SH_EEXIST when it has its role already (no
+ * callback), SH_ENOTLEADER or SH_EBUSY (no callback). */
+#define CONS_MAX_VOTERS 5
 typedef void (*cons_member_cb)(void *arg, int status);
 int cons_member_add(struct cons *c, uint64_t id, const char *address,
                     cons_member_cb cb, void *arg);
+/* Server `id`'s role in the configuration this server knows: "voter",
+ * "standby", "spare" or "none". */
+const char *cons_member_role(struct cons *c, uint64_t id);
 
 /* The leader as this server knows it: id 0 when none. */
 uint64_t cons_leader_id(struct cons *c);

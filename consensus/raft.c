@@ -43,10 +43,13 @@ struct cons {
     sh_queue reads;                    /* read-index requests, waiting */
     struct cons_read_index_fetcher rif; /* follower -> leader commit index */
     unsigned fetching;                 /* read-index fetches in flight */
+    struct cons_read_req batch;        /* the fetch in flight (batch_busy) */
+    bool batch_busy;
     struct cons_forwarder fwd;         /* follower -> leader transport */
     unsigned forwarding;               /* proposals at the leader */
     uint64_t last_fsm_index;           /* index of the latest FSM apply */
     uint64_t self_id;                  /* this server's id */
+    unsigned max_voters;               /* 3 or 5 (cons_config) */
     unsigned inflight;                 /* proposals handed to raft_apply */
     uv_timer_t retry;                  /* retries pending proposals */
     bool closing;                      /* cons_close was called */
@@ -268,11 +271,47 @@ static bool try_forward(struct cons *c, struct cons_propose_req *req)
     return true;
 }
 
-/* Read-index requests: ask for the leader's commit index (or take our own
- * when leading), then wait to have applied it. */
+/* Read-index requests, batched: on the leader a read takes the commit
+ * index at once; on a follower at most one fetch of the leader's commit
+ * index is in flight, and every read queued before it was sent takes its
+ * answer (the leader answered after they arrived, so the index covers
+ * every write acknowledged before them).  Reads that arrive while a fetch
+ * is in flight wait for the next one.  Then each waits to have applied
+ * its index. */
+static void fetch_batch(struct cons *c)
+{
+    sh_queue *q;
+    raft_id id = 0;
+    const char *address = NULL;
+    bool any = false;
+
+    if (c->batch_busy || c->rif.fetch == NULL)
+        return;
+    raft_leader(&c->raft, &id, &address);
+    if (id == 0 || id == c->self_id)
+        return;
+    SH_QUEUE_FOREACH(q, &c->reads) {
+        struct cons_read_req *req = SH_QUEUE_DATA(q, struct cons_read_req, queue);
+        if (req->index == 0) {
+            req->batched = true;
+            any = true;
+        }
+    }
+    if (!any)
+        return;
+    c->batch_busy = true;
+    c->fetching++;
+    memset(&c->batch, 0, sizeof c->batch);
+    c->batch.c = c;
+    c->batch.since = uv_now(c->loop);
+    if (c->rif.fetch(c->rif.data, id, &c->batch) != 0)
+        cons_read_index_done(c, &c->batch, SH_EUNAVAILABLE, 0);
+}
+
 static void release_reads(struct cons *c, uint64_t now)
 {
     sh_queue *q = SH_QUEUE_NEXT(&c->reads);
+    bool leader = raft_state(&c->raft) == RAFT_LEADER;
 
     while (q != &c->reads) {
         struct cons_read_req *req = SH_QUEUE_DATA(q, struct cons_read_req, queue);
@@ -282,21 +321,8 @@ static void release_reads(struct cons *c, uint64_t now)
             req->cb(req, SH_ECANCELED);
             continue;
         }
-        if (req->index == 0 && raft_state(&c->raft) == RAFT_LEADER)
+        if (req->index == 0 && leader)
             req->index = c->raft.commit_index;
-        if (req->index == 0 && c->rif.fetch != NULL) {
-            raft_id id = 0;
-            const char *address = NULL;
-            raft_leader(&c->raft, &id, &address);
-            if (id != 0 && id != c->self_id) {
-                SH_QUEUE_REMOVE(&req->queue);
-                c->fetching++;
-                if (c->rif.fetch(c->rif.data, id, req) == 0)
-                    continue;
-                c->fetching--;
-                SH_QUEUE_PUSH(&c->reads, &req->queue);
-            }
-        }
         if (req->index != 0 && c->applied >= req->index) {
             SH_QUEUE_REMOVE(&req->queue);
             req->cb(req, SH_OK);
@@ -305,6 +331,8 @@ static void release_reads(struct cons *c, uint64_t now)
             req->cb(req, SH_EUNAVAILABLE);
         }
     }
+    if (!c->closing)
+        fetch_batch(c);
 }
 
 /* Complete forwarded proposals whose entry this server has applied, and
@@ -365,6 +393,7 @@ int cons_read_index(struct cons *c, struct cons_read_req *req)
         return SH_ESHUTDOWN;
     req->c = c;
     req->index = 0;
+    req->batched = false;
     req->since = uv_now(c->loop);
     SH_QUEUE_PUSH(&c->reads, &req->queue);
     uv_timer_start(&c->retry, retry_cb, 0, 0);
@@ -388,18 +417,23 @@ void cons_set_read_index_fetcher(struct cons *c,
 void cons_read_index_done(struct cons *c, struct cons_read_req *req,
                           int status, uint64_t index)
 {
+    sh_queue *q;
+
+    PRE(req == &c->batch && c->batch_busy);
     c->fetching--;
-    if (c->closing) {
-        req->cb(req, SH_ECANCELED);
-        uv_timer_start(&c->retry, retry_cb, 0, 0);
-        return;
+    c->batch_busy = false;
+    /* The reads of this batch take the answer; a failure (or index 0)
+     * leaves them to the next fetch until their time runs out. */
+    SH_QUEUE_FOREACH(q, &c->reads) {
+        struct cons_read_req *r = SH_QUEUE_DATA(q, struct cons_read_req, queue);
+        if (!r->batched)
+            continue;
+        r->batched = false;
+        if (status == SH_OK && r->index == 0)
+            r->index = index;
     }
-    /* An answer with index 0 (or a failure) is asked again until the
-     * request's time runs out. */
-    req->index = status == SH_OK ? index : 0;
-    SH_QUEUE_PUSH(&c->reads, &req->queue);
-    uv_timer_start(&c->retry, retry_cb, status == SH_OK ? 0 : CONS_RETRY_MS,
-                   0);
+    uv_timer_start(&c->retry, retry_cb,
+                   status == SH_OK || c->closing ? 0 : CONS_RETRY_MS, 0);
 }
 
 static void retry_cb(uv_timer_t *t)
@@ -504,13 +538,38 @@ bool cons_is_leader(struct cons *c)
 
 /* ----------------------------------------------------------- membership */
 
+/* Roles: a joiner is added as a spare (Raft's raft_add), then assigned a
+ * role.  The cluster keeps an odd number of voters, at most max_voters (3
+ * or 5): an even count tolerates no more failures than the odd count below
+ * it and needs a larger quorum.  Every other member is a standby: it
+ * receives the log (serves reads, catches up at once if promoted) but does
+ * not vote.  After each change the leader promotes standbys while there
+ * are fewer voters than the target (the 5th member of a cluster promotes
+ * the 4th, which was a standby). */
+
 struct member_op {
     struct raft_change change; /* data = this */
     struct cons *c;
     uint64_t id;
-    cons_member_cb cb;
+    cons_member_cb cb;         /* NULL for the leader's own promotions */
     void *arg;
 };
+
+static unsigned count_role(const struct raft_configuration *conf, int role)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < conf->n; i++)
+        n += conf->servers[i].role == role;
+    return n;
+}
+
+/* The voter count the cluster should have. */
+static unsigned voters_target(const struct cons *c)
+{
+    unsigned n = c->raft.configuration.n;
+    unsigned odd = n == 0 ? 0 : (n % 2 ? n : n - 1);
+    return odd < c->max_voters ? odd : c->max_voters;
+}
 
 static int translate_change(int rv)
 {
@@ -529,10 +588,17 @@ static int translate_change(int rv)
     }
 }
 
+static void reconcile_roles(struct cons *c);
+
 static void member_done(struct member_op *op, int status)
 {
-    op->cb(op->arg, status);
+    struct cons *c = op->c;
+
+    if (op->cb != NULL)
+        op->cb(op->arg, status);
     free(op);
+    if (status == SH_OK)
+        reconcile_roles(c);
 }
 
 static void assigned_cb(struct raft_change *ch, int status)
@@ -541,7 +607,64 @@ static void assigned_cb(struct raft_change *ch, int status)
     member_done(op, translate_change(status));
 }
 
-/* Added as a spare: now promote it (Raft catches it up first). */
+/* The role a member with `role` now should get. */
+static int wanted_role(const struct cons *c, int role)
+{
+    if (role == RAFT_VOTER)
+        return RAFT_VOTER;
+    return count_role(&c->raft.configuration, RAFT_VOTER) < voters_target(c)
+               ? RAFT_VOTER
+               : RAFT_STANDBY;
+}
+
+/* Assign op->id the role it should have (Raft catches a new voter up
+ * before promoting it).  SH_EEXIST: it has it already. */
+static int assign_role(struct cons *c, struct member_op *op)
+{
+    const struct raft_server *srv = NULL;
+    int role, rv;
+
+    for (unsigned i = 0; i < c->raft.configuration.n; i++) {
+        if (c->raft.configuration.servers[i].id == op->id)
+            srv = &c->raft.configuration.servers[i];
+    }
+    if (srv == NULL)
+        return SH_ENOTFOUND;
+    role = wanted_role(c, srv->role);
+    if (role == srv->role)
+        return SH_EEXIST;
+    rv = raft_assign(&c->raft, &op->change, op->id, role, assigned_cb);
+    return rv == RAFT_BADROLE ? SH_EEXIST : translate_change(rv);
+}
+
+/* Leader: promote one standby if voters are short (its completion calls
+ * this again for the next one).  Busy or not leading: nothing, the next
+ * change or election calls it again. */
+static void reconcile_roles(struct cons *c)
+{
+    const struct raft_configuration *conf = &c->raft.configuration;
+    struct member_op *op;
+
+    if (c->closing || raft_state(&c->raft) != RAFT_LEADER ||
+        count_role(conf, RAFT_VOTER) >= voters_target(c))
+        return;
+    for (unsigned i = 0; i < conf->n; i++) {
+        if (conf->servers[i].role != RAFT_STANDBY)
+            continue;
+        op = sh_calloc(1, sizeof *op);
+        op->change.data = op;
+        op->c = c;
+        op->id = conf->servers[i].id;
+        if (assign_role(c, op) != SH_OK) {
+            free(op);
+            return;
+        }
+        SH_INFO("promoting standby %llu to voter", (unsigned long long)op->id);
+        return;
+    }
+}
+
+/* Added as a spare: now give it its role. */
 static void added_cb(struct raft_change *ch, int status)
 {
     struct member_op *op = ch->data;
@@ -551,10 +674,9 @@ static void added_cb(struct raft_change *ch, int status)
         member_done(op, translate_change(status));
         return;
     }
-    rv = raft_assign(&op->c->raft, &op->change, op->id, RAFT_VOTER,
-                     assigned_cb);
-    if (rv != 0)
-        member_done(op, rv == RAFT_BADROLE ? SH_OK : translate_change(rv));
+    rv = assign_role(op->c, op);
+    if (rv != SH_OK)
+        member_done(op, rv == SH_EEXIST ? SH_OK : rv);
 }
 
 int cons_member_add(struct cons *c, uint64_t id, const char *address,
@@ -575,18 +697,36 @@ int cons_member_add(struct cons *c, uint64_t id, const char *address,
     op->arg = arg;
     rv = raft_add(&c->raft, &op->change, id, address, added_cb);
     if (rv == RAFT_DUPLICATEID) {
-        /* Known already (a retry, or a restart): make sure it votes. */
-        rv = raft_assign(&c->raft, &op->change, id, RAFT_VOTER, assigned_cb);
-        if (rv == RAFT_BADROLE) {
+        /* Known already (a retry, or a restart): make sure of its role. */
+        rv = assign_role(c, op);
+        if (rv != SH_OK)
             free(op);
-            return SH_EEXIST; /* already a voter: nothing to do */
-        }
+        return rv;
     }
     if (rv != 0) {
         free(op);
         return translate_change(rv);
     }
     return SH_OK;
+}
+
+const char *cons_member_role(struct cons *c, uint64_t id)
+{
+    const struct raft_configuration *conf = &c->raft.configuration;
+
+    for (unsigned i = 0; i < conf->n; i++) {
+        if (conf->servers[i].id != id)
+            continue;
+        switch (conf->servers[i].role) {
+            case RAFT_VOTER:
+                return "voter";
+            case RAFT_STANDBY:
+                return "standby";
+            default:
+                return "spare";
+        }
+    }
+    return "none";
 }
 
 uint64_t cons_leader_id(struct cons *c)
@@ -602,10 +742,25 @@ uint64_t cons_leader_id(struct cons *c)
 int cons_init(struct cons **out, uv_loop_t *loop, struct meta *meta,
               const struct cons_config *cfg, char *errmsg)
 {
-    struct cons *c = sh_calloc(1, sizeof *c);
+    unsigned hb = cfg->heartbeat_ms ? cfg->heartbeat_ms : CONS_HEARTBEAT_MS;
+    unsigned el = cfg->election_ms ? cfg->election_ms : CONS_ELECTION_MS;
+    struct cons *c;
     struct raft_configuration conf;
     int rv;
 
+    /* Followers must hear several heartbeats per election timeout, or a
+     * single late one starts a needless election. */
+    if (el < 4 * hb) {
+        sh_errmsg_printf(errmsg, "raft election timeout (%u ms) must be at "
+                         "least 4x the heartbeat (%u ms)", el, hb);
+        return SH_EINVAL;
+    }
+    if (cfg->max_voters % 2 == 0 && cfg->max_voters != 0) {
+        sh_errmsg_printf(errmsg, "the number of voters must be odd, not %u",
+                         cfg->max_voters);
+        return SH_EINVAL;
+    }
+    c = sh_calloc(1, sizeof *c);
     c->loop = loop;
     c->meta = meta;
     c->dir = sh_strdup(cfg->dir);
@@ -614,6 +769,7 @@ int cons_init(struct cons **out, uv_loop_t *loop, struct meta *meta,
     SH_QUEUE_INIT(&c->waiting);
     SH_QUEUE_INIT(&c->reads);
     c->self_id = cfg->id;
+    c->max_voters = cfg->max_voters ? cfg->max_voters : CONS_MAX_VOTERS;
     rv = durable_mkdirs(c->dir);
     if (rv != SH_OK) {
         sh_errmsg_printf(errmsg, "unable to create raft directory '%s'", c->dir);
@@ -645,8 +801,8 @@ int cons_init(struct cons **out, uv_loop_t *loop, struct meta *meta,
      * message; frequent heartbeats bound the wait of forwarded writes, and
      * a short election timeout bounds the time without a leader after one
      * fails (loopback and LAN latencies; raise both for WANs). */
-    raft_set_heartbeat_timeout(&c->raft, CONS_HEARTBEAT_MS);
-    raft_set_election_timeout(&c->raft, CONS_ELECTION_MS);
+    raft_set_heartbeat_timeout(&c->raft, hb);
+    raft_set_election_timeout(&c->raft, el);
     if (cfg->snapshot_threshold > 0)
         raft_set_snapshot_threshold(&c->raft, cfg->snapshot_threshold);
     if (cfg->snapshot_trailing > 0)

@@ -56,6 +56,14 @@ static const struct opt opts[] = {
      "this node's public URL for other nodes; auto = http://LISTEN"},
     {"snapshot-threshold", OPT_INT, F(snapshot_threshold), "4096", 16, 10000000,
      "Raft log entries applied between snapshots (bounds the log)"},
+    {"voters", OPT_INT, F(voters), "5", 1, 7,
+     "most Raft voters (odd: 3 or 5); further members are standbys that "
+     "receive the log without voting"},
+    {"raft-heartbeat-ms", OPT_INT, F(raft_heartbeat_ms), "25", 5, 10000,
+     "Raft leader heartbeat interval in ms (followers learn commits from it)"},
+    {"raft-election-ms", OPT_INT, F(raft_election_ms), "500", 50, 60000,
+     "Raft election timeout in ms: time without a leader after one fails; "
+     "at least 4x the heartbeat, raise both on WANs"},
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])

@@ -88,6 +88,9 @@ int node_start(struct node **out, uv_loop_t *loop,
         ccfg.bootstrap = strcmp(cfg->join, "none") == 0;
         ccfg.snapshot_threshold = (unsigned)cfg->snapshot_threshold;
         ccfg.snapshot_trailing = (unsigned)cfg->snapshot_threshold;
+        ccfg.max_voters = (unsigned)cfg->voters;
+        ccfg.heartbeat_ms = (unsigned)cfg->raft_heartbeat_ms;
+        ccfg.election_ms = (unsigned)cfg->raft_election_ms;
         rv = cons_init(&n->cons, loop, n->meta, &ccfg, errmsg);
         free(raft_dir);
     }

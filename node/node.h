@@ -32,6 +32,9 @@ struct node_config {
     int node_id;               /* Raft server id */
     char *raft;                /* Raft address HOST:PORT, or "auto" */
     int snapshot_threshold;    /* Raft entries between snapshots */
+    int voters;                /* most Raft voters (odd) */
+    int raft_heartbeat_ms;     /* leader heartbeat interval */
+    int raft_election_ms;      /* follower election timeout */
     char *join;                /* URL of a member to join, or "none" */
     char *url;                 /* this node's public URL, or "auto" */
 };

@@ -606,6 +606,107 @@ static void test_restart_snapshot(void **state)
     run(f);
 }
 
+/* One read-index request and what its callback saw. */
+struct rread {
+    struct cons_read_req req;
+    int calls;
+    int status;
+    bool inside;
+};
+
+static void rread_cb(struct cons_read_req *req, int status)
+{
+    struct rread *r = req->data;
+
+    r->calls++;
+    r->status = status;
+    r->inside |= in_call;
+}
+
+static void read_index(struct fixture *f, struct rread *r)
+{
+    memset(r, 0, sizeof *r);
+    r->status = -1;
+    r->req.data = r;
+    r->req.cb = rread_cb;
+    in_call = true;
+    assert_int_equal(cons_read_index(f->c, &r->req), SH_OK);
+    in_call = false;
+}
+
+static bool rreads_called(void *arg)
+{
+    struct rread *r = arg;
+    return r[0].calls > 0 && r[1].calls > 0 && r[2].calls > 0;
+}
+
+static int fetches;
+static int never_fetch(void *data, uint64_t leader_id, struct cons_read_req *req)
+{
+    (void)data;
+    (void)leader_id;
+    (void)req;
+    fetches++;
+    return SH_EUNAVAILABLE;
+}
+
+/* On the leader a read index completes from the loop, once, after the
+ * writes acknowledged before it are applied, without asking anyone
+ * (the fetcher is for followers); on close, waiting reads are canceled. */
+static void test_read_index_leader(void **state)
+{
+    struct fixture *f = *state;
+    struct cons_read_index_fetcher rif = {NULL, never_fetch};
+    struct prop p[1];
+    struct rread r[3];
+    struct fx_cmd c;
+
+    cons_set_read_index_fetcher(f->c, &rif);
+    fetches = 0;
+    propose(f, &p[0], fx_blob_commit(&c, "a", DIGEST_A, 10));
+    run_props(f, p, 1);
+    assert_done(&p[0], SH_OK, 0);
+    for (int i = 0; i < 3; i++)
+        read_index(f, &r[i]);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(r[i].calls, 0);
+    run_until(f, rreads_called, r);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(r[i].calls, 1);
+        assert_int_equal(r[i].status, SH_OK);
+        assert_false(r[i].inside);
+    }
+    assert_int_equal(fetches, 0);
+
+    read_index(f, &r[0]);
+    close_cons(f);
+    run(f);
+    assert_int_equal(r[0].calls, 1);
+    assert_int_equal(r[0].status, SH_ECANCELED);
+}
+
+/* An election timeout under 4 heartbeats is refused with a message. */
+static void test_timeouts_checked(void **state)
+{
+    struct fixture *f = *state;
+    char errmsg[SH_ERRMSG_SIZE] = "";
+    struct cons_config cfg;
+    struct cons *c = NULL;
+
+    memset(&cfg, 0, sizeof cfg);
+    cfg.id = 2;
+    cfg.address = "127.0.0.1:1";
+    cfg.dir = f->raft_dir;
+    cfg.heartbeat_ms = 100;
+    cfg.election_ms = 300;
+    assert_int_equal(cons_init(&c, &f->loop, f->meta.m, &cfg, errmsg),
+                     SH_EINVAL);
+    assert_null(c);
+    assert_non_null(strstr(errmsg, "at least 4x"));
+    close_cons(f);
+    run(f);
+}
+
 static int setup_small_snapshots(void **state)
 {
     snapshot_threshold = 16;
@@ -626,7 +727,8 @@ int main(void)
         T(test_propose_many),        T(test_propose_from_callback),
         T(test_close_pending),       T(test_close_inflight),
         T(test_close_from_callback), T(test_close_cancels_asynchronously),
-        T(test_restart_replay),
+        T(test_restart_replay),      T(test_read_index_leader),
+        T(test_timeouts_checked),
         cmocka_unit_test_setup_teardown(test_restart_snapshot,
                                         setup_small_snapshots,
                                         teardown_small_snapshots),
