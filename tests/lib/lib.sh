@@ -26,6 +26,20 @@
 #                shoal, to check the scripts themselves.  Checks that
 #                distribution is known to fail are reported as "xfail"
 #                there (see deviates); against shoal they count as usual.
+#   SHOAL_TEST_TARGET=cluster-lb   `shoal_start` (no arguments) starts a
+#                cluster of 3 nodes on loopback and HAProxy round-robin in
+#                front of them (deploy/haproxy.cfg.in); REG is the load
+#                balancer.  The endpoint suites run unchanged against it.
+#   SHOAL_TEST_TARGET=cluster-follower   the same 3 nodes without the load
+#                balancer; REG is a node that is a follower, so every write
+#                is forwarded to the leader.
+#                Under both cluster targets shoal_stop (no arguments) stops
+#                every node (one "stopped cleanly" check each) and the load
+#                balancer, server_alive checks them all, and SHOAL_PID,
+#                SHOAL_LOG, SHOAL_DATA name the node REG points at (node 1
+#                behind the load balancer).  Only the suites of
+#                CLUSTER_SUITES run there; the others skip (they restart
+#                nodes on their data dir, or start their own cluster).
 #   KEEP_TMP=1   keep the temp dir (data dirs, logs) for a post-mortem.
 #   T_VERBOSE=1  print every request.
 
@@ -49,6 +63,14 @@ SERVER_PIDS=()
 SERVER_LOGS=()
 BG_PIDS=()
 SERVER_N=0
+# The cluster of the cluster targets, indexed by node id 1..3.
+CLUSTER_PIDS=()
+CLUSTER_LOGS=()
+CLUSTER_URLS=()
+CLUSTER_DATAS=()
+CLUSTER_LEADER=
+LB_PID=
+LB_LOG=
 RAND_SEQ=0
 RANDOM=$(( $$ ^ $(date +%N | sed 's/^0*//;s/^$/1/') ))
 
@@ -64,6 +86,7 @@ LAST_URL=
 
 t_note() { printf '# %s\n' "$*"; }
 is_dist() { [[ $SHOAL_TEST_TARGET == distribution ]]; }
+is_cluster() { [[ $SHOAL_TEST_TARGET == cluster-* ]]; }
 
 pass()
 {
@@ -297,7 +320,18 @@ EOF
 
 # shoal_start [--data DIR] [--port PORT] [shoal args...]
 # Sets SHOAL_PID, SHOAL_PORT, SHOAL_DATA, SHOAL_LOG and REG (base URL).
+# Under a cluster target, without arguments: a 3-node cluster (cluster_start).
 shoal_start()
+{
+    if is_cluster && (($# == 0)); then
+        cluster_start
+        return 0
+    fi
+    shoal_start_node "$@"
+}
+
+# shoal_start_node [--data DIR] [--port PORT] [shoal args...]: one server.
+shoal_start_node()
 {
     local data='' port='' fixed='' attempt pid log code i
     local args=()
@@ -326,6 +360,13 @@ shoal_start()
         if [[ -z $fixed ]]; then
             free_port
             port=$FREE_PORT
+            # shoal's Raft listens on port + 1 by default: pick a port
+            # with both free, or the node would die at boot.
+            for ((i = 0; i < 20; i++)); do
+                is_dist || port_free $((port + 1)) && break
+                free_port
+                port=$FREE_PORT
+            done
         fi
         SERVER_N=$((SERVER_N + 1))
         log=$T_TMP/server.$SERVER_N.log
@@ -371,6 +412,140 @@ shoal_start()
     die "server failed to boot in 15 seconds" "log $log:" "$(tail -n 40 "$log" 2>/dev/null)"
 }
 
+# members_json URL: /internal/v1/members of one node (empty on error).
+members_json()
+{
+    curl -s --max-time 2 "$1/internal/v1/members" 2>/dev/null || true
+}
+
+# cluster_start: the cluster of the cluster targets.  Node 1 bootstraps
+# (no --join), nodes 2 and 3 join it; then wait until every node lists the
+# 3 members and the same leader.  cluster-lb puts HAProxy in front
+# (lb_start) and points REG at it; cluster-follower points REG at a node
+# that is not the leader, so writes go through forwarding.
+cluster_start()
+{
+    local i j leader='' m ok
+    if [[ $SHOAL_TEST_TARGET == cluster-lb ]] && ! command -v haproxy >/dev/null 2>&1; then
+        skip_all "haproxy is not installed (SHOAL_TEST_TARGET=cluster-lb)"
+    fi
+    [[ $SHOAL_TEST_TARGET == cluster-lb || $SHOAL_TEST_TARGET == cluster-follower ]] ||
+        die "unknown SHOAL_TEST_TARGET '$SHOAL_TEST_TARGET'"
+    for i in 1 2 3; do
+        if ((i == 1)); then
+            shoal_start_node --node-id 1
+        else
+            shoal_start_node --node-id "$i" --join "${CLUSTER_URLS[1]}"
+        fi
+        CLUSTER_PIDS[i]=$SHOAL_PID
+        CLUSTER_LOGS[i]=$SHOAL_LOG
+        CLUSTER_URLS[i]=$REG
+        CLUSTER_DATAS[i]=$SHOAL_DATA
+    done
+    # A joiner answers /v2/ before its join is done (it retries every
+    # second): ready once all three list every member and agree on a
+    # leader.
+    for ((j = 0; j < 300; j++)); do
+        ok=1
+        leader=
+        for i in 1 2 3; do
+            m=$(members_json "${CLUSTER_URLS[i]}" |
+                jq -r 'select((.members | length) == 3 and .leader > 0) | .leader' 2>/dev/null) || m=
+            if [[ -z $m || (-n $leader && $m != "$leader") ]]; then
+                ok=
+                break
+            fi
+            leader=$m
+        done
+        [[ -z $ok ]] || break
+        sleep 0.1
+    done
+    [[ -n $ok ]] || die "the 3 nodes did not form a cluster in 30 seconds" \
+        "$(for i in 1 2 3; do printf 'node %s: %s\n' "$i" "$(members_json "${CLUSTER_URLS[i]}")"; done)"
+    CLUSTER_LEADER=$leader
+    for i in 1 2 3; do
+        t_note "node $i: pid ${CLUSTER_PIDS[i]}, ${CLUSTER_URLS[i]}, log ${CLUSTER_LOGS[i]}$(
+            ((i != leader)) || printf ', leader')"
+    done
+    if [[ $SHOAL_TEST_TARGET == cluster-lb ]]; then
+        cluster_point 1
+        lb_start
+        return 0
+    fi
+    for i in 1 2 3; do
+        ((i != leader)) || continue
+        m=$(members_json "${CLUSTER_URLS[i]}")
+        if [[ $(jq -r '.self' <<<"$m" 2>/dev/null) == "$i" &&
+            $(jq -r '.leader' <<<"$m" 2>/dev/null) != "$i" ]]; then
+            cluster_point "$i"
+            t_note "REG is node $i, a follower: $REG"
+            return 0
+        fi
+    done
+    die "no follower found" "$(members_json "${CLUSTER_URLS[1]}")"
+}
+
+# cluster_point I: SHOAL_PID, SHOAL_PORT, SHOAL_DATA, SHOAL_LOG and REG
+# name node I.
+cluster_point()
+{
+    SHOAL_PID=${CLUSTER_PIDS[$1]}
+    SHOAL_LOG=${CLUSTER_LOGS[$1]}
+    SHOAL_DATA=${CLUSTER_DATAS[$1]}
+    REG=${CLUSTER_URLS[$1]}
+    SHOAL_PORT=${REG##*:}
+}
+
+# lb_start: HAProxy with deploy/haproxy.cfg.in (as deploy/local-cluster.sh
+# renders it) on a free 127.0.0.1 port, in the foreground (-db) as a child
+# of this shell, so that it is stopped by PID like the nodes.  REG and
+# SHOAL_PORT become the load balancer's.
+lb_start()
+{
+    local attempt i port cfg servers='' ok
+    for i in 1 2 3; do
+        servers+="    server node$i ${CLUSTER_URLS[i]#http://} check inter 1s"$'\n'
+    done
+    for attempt in 1 2 3; do
+        free_port
+        port=$FREE_PORT
+        cfg=$T_TMP/haproxy.$attempt.cfg
+        LB_LOG=$T_TMP/haproxy.$attempt.log
+        sed -e "s|@LISTEN@|127.0.0.1:$port|" -e "/@SERVERS@/{
+r /dev/stdin
+d
+}" "$SHOAL_TESTS/../deploy/haproxy.cfg.in" <<<"$servers" >"$cfg"
+        haproxy -db -f "$cfg" >"$LB_LOG" 2>&1 &
+        LB_PID=$!
+        SERVER_PIDS+=("$LB_PID")
+        SERVER_LOGS+=("$LB_LOG")
+        # Ready once three requests in a row went through (round-robin:
+        # one per node).
+        ok=0
+        for ((i = 0; i < 100 && ok < 3; i++)); do
+            proc_alive "$LB_PID" || break
+            if curl -sf --max-time 2 -o /dev/null "http://127.0.0.1:$port/v2/" 2>/dev/null; then
+                ok=$((ok + 1))
+            else
+                ok=0
+                sleep 0.1
+            fi
+        done
+        if ((ok == 3)); then
+            REG=http://127.0.0.1:$port
+            SHOAL_PORT=$port
+            t_note "haproxy pid $LB_PID on $REG (round-robin over the 3 nodes)"
+            return 0
+        fi
+        kill -TERM "$LB_PID" 2>/dev/null || true
+        wait_dead "$LB_PID" 50 || kill -KILL "$LB_PID" 2>/dev/null || true
+        wait "$LB_PID" 2>/dev/null || true
+        server_forget "$LB_PID"
+        t_note "haproxy did not come up (attempt $attempt): $(tail -n 5 "$LB_LOG")"
+    done
+    die "haproxy failed to start" "log $LB_LOG:" "$(tail -n 20 "$LB_LOG" 2>/dev/null)"
+}
+
 # Sanitizer or crash reports in a server log.
 log_has_crash()
 {
@@ -386,11 +561,16 @@ server_forget()
     SERVER_PIDS=(${SERVER_PIDS[@]+"${SERVER_PIDS[@]}"})
 }
 
-# shoal_stop: SIGTERM, wait up to 10 s, then SIGKILL.  One check: the
-# server stopped cleanly (exit 0 within 10 s, no signal death, no sanitizer
-# report in its log).
+# shoal_stop [PID LOG]: SIGTERM, wait up to 10 s, then SIGKILL.  One
+# check: the server stopped cleanly (exit 0 within 10 s, no signal death,
+# no sanitizer report in its log).  Without arguments under a cluster
+# target: the load balancer, then every node, one check each.
 shoal_stop()
 {
+    if (($# == 0)) && ((${#CLUSTER_PIDS[@]} > 0)); then
+        cluster_stop
+        return 0
+    fi
     local pid=${1:-$SHOAL_PID} log=${2:-$SHOAL_LOG} rc=0 killed=
     kill -TERM "$pid" 2>/dev/null || true
     if ! wait_dead "$pid" 100; then
@@ -416,6 +596,40 @@ shoal_stop()
     fi
 }
 
+# cluster_stop: stop the load balancer (one check), then SIGTERM to the
+# three nodes at once (they stop in parallel) and one shoal_stop check per
+# node.
+cluster_stop()
+{
+    local i rc=0
+    if [[ -n $LB_PID ]]; then
+        kill -TERM "$LB_PID" 2>/dev/null || true
+        if wait_dead "$LB_PID" 100; then
+            wait "$LB_PID" 2>/dev/null || rc=$?
+            # HAProxy exits 0 on SIGTERM (hard stop), or dies of it.
+            if ((rc == 0 || rc == 143)); then
+                pass "haproxy $LB_PID stopped on SIGTERM"
+            else
+                fail "haproxy $LB_PID stopped on SIGTERM" "exit status $rc" \
+                    "$(tail -n 20 "$LB_LOG")"
+            fi
+        else
+            kill -KILL "$LB_PID" 2>/dev/null || true
+            wait "$LB_PID" 2>/dev/null || true
+            fail "haproxy $LB_PID stops within 10 s of SIGTERM (had to SIGKILL)"
+        fi
+        server_forget "$LB_PID"
+        LB_PID=
+    fi
+    for i in "${!CLUSTER_PIDS[@]}"; do
+        kill -TERM "${CLUSTER_PIDS[i]}" 2>/dev/null || true
+    done
+    for i in "${!CLUSTER_PIDS[@]}"; do
+        shoal_stop "${CLUSTER_PIDS[i]}" "${CLUSTER_LOGS[i]}"
+    done
+    CLUSTER_PIDS=()
+}
+
 # shoal_kill9: SIGKILL, as a crash would.
 shoal_kill9()
 {
@@ -427,15 +641,30 @@ shoal_kill9()
     t_note "server $pid killed with SIGKILL"
 }
 
-# server_alive: one check that the server process is still running.
+# server_alive: one check that the server process is still running (under
+# a cluster target: each node and the load balancer).
 server_alive()
 {
-    if proc_alive "$SHOAL_PID"; then
-        pass "server process $SHOAL_PID still running"
+    local i
+    if ((${#CLUSTER_PIDS[@]} > 0)); then
+        for i in "${!CLUSTER_PIDS[@]}"; do
+            proc_check_alive "node $i (server process ${CLUSTER_PIDS[i]})" "${CLUSTER_PIDS[i]}"
+        done
+        [[ -z $LB_PID ]] || proc_check_alive "haproxy $LB_PID" "$LB_PID"
+        return 0
+    fi
+    proc_check_alive "server process $SHOAL_PID" "$SHOAL_PID"
+}
+
+# proc_check_alive WHAT PID: one check that PID still runs.
+proc_check_alive()
+{
+    if proc_alive "$2"; then
+        pass "$1 still running"
     else
         local rc=0
-        wait "$SHOAL_PID" 2>/dev/null || rc=$?
-        fail "server process $SHOAL_PID still running" "it exited with status $rc"
+        wait "$2" 2>/dev/null || rc=$?
+        fail "$1 still running" "it exited with status $rc"
     fi
 }
 
@@ -885,3 +1114,22 @@ raw_dump()
         "$(cat "$T_TMP/raw.result" 2>/dev/null)" \
         "$(head -c 400 "$RAW_OUT" 2>/dev/null | tr -d '\r' | tr -c '[:print:]\n' '.')"
 }
+
+# --------------------------------------------------------- cluster targets
+
+# The endpoint suites, which run unchanged against a cluster (the ctests
+# integ_lb_* and integ_follower_* of tests/CMakeLists.txt).  The others
+# restart a node on its data dir, measure one process or start their own
+# cluster: nothing to learn from them here, they skip.  30_bad_input sends
+# malformed HTTP on raw sockets, which HAProxy answers itself (its own 400,
+# header limits, connection handling): it runs against a follower only.
+CLUSTER_SUITES="10_base 20_uploads 21_blobs 22_manifests 23_tags_catalog 24_referrers 30_bad_input"
+if is_cluster; then
+    case " $CLUSTER_SUITES " in
+    *" $T_NAME "*) ;;
+    *) skip_all "$T_NAME is not an endpoint suite (SHOAL_TEST_TARGET=$SHOAL_TEST_TARGET)" ;;
+    esac
+    if [[ $T_NAME == 30_bad_input && $SHOAL_TEST_TARGET == cluster-lb ]]; then
+        skip_all "HAProxy answers malformed HTTP itself (run it with cluster-follower)"
+    fi
+fi
