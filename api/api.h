@@ -180,6 +180,15 @@ typedef void (*api_post_fn)(struct api_req *req, const char *body, size_t len,
 void api_route_add_post(struct api_server *s, const char *path, size_t max,
                         api_post_fn fn, void *arg);
 
+/* Serve every method on paths that start with `prefix` (e.g. internal
+ * data transfers): fn(req, rest, arg) with the decoded path after the
+ * prefix (valid during the call) and req's method, headers and query as
+ * usual.  A handler with a request body streams it (api_req_stream_body)
+ * before returning; one that answers later installs api_req_on_abort. */
+typedef void (*api_prefix_fn)(struct api_req *req, const char *rest, void *arg);
+void api_route_add_prefix(struct api_server *s, const char *prefix,
+                          api_prefix_fn fn, void *arg);
+
 /* Counters since start, for metrics.  Read on the loop thread. */
 struct api_stats {
     uint64_t conns_accepted;   /* connections accepted */

@@ -97,6 +97,7 @@ struct api_route {
     api_route_fn fn;            /* GET/HEAD handler, or NULL */
     api_post_fn post;           /* POST handler, or NULL */
     size_t post_max;            /* POST body limit */
+    api_prefix_fn prefix;       /* any method under path, or NULL */
     void *arg;
 };
 

@@ -273,6 +273,14 @@ static void route_dispatch(struct api_req *req)
 {
     for (size_t i = 0; i < req->srv->n_routes; i++) {
         const struct api_route *r = &req->srv->routes[i];
+        if (r->prefix != NULL) {
+            size_t plen = strlen(r->path);
+            if (strncmp(req->path, r->path, plen) == 0) {
+                r->prefix(req, req->path + plen, r->arg);
+                return;
+            }
+            continue;
+        }
         if (strcmp(req->path, r->path) != 0)
             continue;
         if (r->post != NULL && req->method == HTTP_POST) {

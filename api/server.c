@@ -110,6 +110,17 @@ void api_route_add_post(struct api_server *s, const char *path, size_t max,
     s->n_routes++;
 }
 
+void api_route_add_prefix(struct api_server *s, const char *prefix,
+                          api_prefix_fn fn, void *arg)
+{
+    s->routes = sh_realloc(s->routes, (s->n_routes + 1) * sizeof *s->routes);
+    memset(&s->routes[s->n_routes], 0, sizeof s->routes[s->n_routes]);
+    s->routes[s->n_routes].path = sh_strdup(prefix);
+    s->routes[s->n_routes].prefix = fn;
+    s->routes[s->n_routes].arg = arg;
+    s->n_routes++;
+}
+
 void api_server_stats(const struct api_server *s, struct api_stats *out)
 {
     *out = s->stats;
