@@ -86,39 +86,38 @@ int api_server_port(const struct api_server *s)
     return s->port;
 }
 
+/* A new, zeroed route at the end of the table. */
+static struct api_route *route_new(struct api_server *s, const char *path,
+                                   void *arg)
+{
+    struct api_route *r;
+
+    s->routes = sh_realloc(s->routes, (s->n_routes + 1) * sizeof *s->routes);
+    r = &s->routes[s->n_routes++];
+    memset(r, 0, sizeof *r);
+    r->path = sh_strdup(path);
+    r->arg = arg;
+    return r;
+}
+
 void api_route_add(struct api_server *s, const char *path, api_route_fn fn,
                    void *arg)
 {
-    s->routes = sh_realloc(s->routes, (s->n_routes + 1) * sizeof *s->routes);
-    s->routes[s->n_routes].path = sh_strdup(path);
-    s->routes[s->n_routes].fn = fn;
-    s->routes[s->n_routes].post = NULL;
-    s->routes[s->n_routes].post_max = 0;
-    s->routes[s->n_routes].arg = arg;
-    s->n_routes++;
+    route_new(s, path, arg)->fn = fn;
 }
 
 void api_route_add_post(struct api_server *s, const char *path, size_t max,
                         api_post_fn fn, void *arg)
 {
-    s->routes = sh_realloc(s->routes, (s->n_routes + 1) * sizeof *s->routes);
-    s->routes[s->n_routes].path = sh_strdup(path);
-    s->routes[s->n_routes].fn = NULL;
-    s->routes[s->n_routes].post = fn;
-    s->routes[s->n_routes].post_max = max;
-    s->routes[s->n_routes].arg = arg;
-    s->n_routes++;
+    struct api_route *r = route_new(s, path, arg);
+    r->post = fn;
+    r->post_max = max;
 }
 
 void api_route_add_prefix(struct api_server *s, const char *prefix,
                           api_prefix_fn fn, void *arg)
 {
-    s->routes = sh_realloc(s->routes, (s->n_routes + 1) * sizeof *s->routes);
-    memset(&s->routes[s->n_routes], 0, sizeof s->routes[s->n_routes]);
-    s->routes[s->n_routes].path = sh_strdup(prefix);
-    s->routes[s->n_routes].prefix = fn;
-    s->routes[s->n_routes].arg = arg;
-    s->n_routes++;
+    route_new(s, prefix, arg)->prefix = fn;
 }
 
 void api_server_stats(const struct api_server *s, struct api_stats *out)
