@@ -18,7 +18,15 @@ base=${SHOAL_BASE_PORT:-5100}
 
 node_port() { echo $((base + $1)); }
 raft_port() { echo $((base + 100 + $1)); }
-alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# A process is alive while it exists and is not a zombie waiting to be
+# reaped (PID 1 of some containers reaps slowly).
+alive() {
+  local pid
+  [ -f "$1" ] || return 1
+  pid=$(cat "$1")
+  kill -0 "$pid" 2>/dev/null || return 1
+  ! grep -q '^[0-9]* (.*) Z' "/proc/$pid/stat" 2>/dev/null
+}
 
 start_node() {
   local i=$1 n=$2 join=()
@@ -61,7 +69,7 @@ stop_pidfile() {
   if alive "$f"; then
     local pid; pid=$(cat "$f")
     kill -TERM "$pid"
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 100); do alive "$f" || break; sleep 0.1; done
   fi
   rm -f "$f"
 }
@@ -90,8 +98,13 @@ case "$cmd" in
     ;;
   status)
     n=$(cat "$dir/nodes" 2>/dev/null || echo 0)
-    leader=$(curl -s "http://127.0.0.1:$(node_port 1)/internal/v1/members" 2>/dev/null |
-      sed -n 's/.*"leader":\([0-9]*\).*/\1/p')
+    leader=
+    for i in $(seq 1 "$n"); do
+      alive "$dir/node$i.pid" || continue
+      leader=$(curl -s --max-time 2 "http://127.0.0.1:$(node_port "$i")/internal/v1/members" 2>/dev/null |
+        sed -n 's/.*"leader":\([0-9]*\).*/\1/p' || true)
+      [ -n "$leader" ] && [ "$leader" != 0 ] && break
+    done
     for i in $(seq 1 "$n"); do
       if alive "$dir/node$i.pid"; then
         role=follower
