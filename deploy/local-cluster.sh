@@ -98,17 +98,21 @@ case "$cmd" in
     ;;
   status)
     n=$(cat "$dir/nodes" 2>/dev/null || echo 0)
-    leader=
+    leader= members=
     for i in $(seq 1 "$n"); do
       alive "$dir/node$i.pid" || continue
-      leader=$(curl -s --max-time 2 "http://127.0.0.1:$(node_port "$i")/internal/v1/members" 2>/dev/null |
-        sed -n 's/.*"leader":\([0-9]*\).*/\1/p' || true)
+      members=$(curl -s --max-time 2 "http://127.0.0.1:$(node_port "$i")/internal/v1/members" 2>/dev/null || true)
+      leader=$(printf '%s' "$members" | sed -n 's/.*"leader":\([0-9]*\).*/\1/p')
       [ -n "$leader" ] && [ "$leader" != 0 ] && break
     done
     for i in $(seq 1 "$n"); do
       if alive "$dir/node$i.pid"; then
         role=follower
         [ "$i" = "${leader:-}" ] && role=leader
+        # voter or standby, as the node that answered knows it
+        vote=$(printf '%s' "$members" | tr '}' '\n' |
+          sed -n "s/.*\"id\":$i,.*\"role\":\"\([a-z]*\)\".*/\1/p")
+        role="$role${vote:+ ($vote)}"
         echo "node $i: pid $(cat "$dir/node$i.pid"), http://127.0.0.1:$(node_port "$i"), raft 127.0.0.1:$(raft_port "$i"), $role"
       else
         echo "node $i: stopped"

@@ -12,7 +12,9 @@
  * to rebuild from; the erasure-coding issue reconstructs from parity here),
  * a checksum failure mid-stream (the connection is aborted so the client
  * sees a short body, never wrong bytes), the client leaving (pending work
- * finishes, then the stream is freed). */
+ * finishes, then the stream is freed).  Fetched from another node: that
+ * node down or failing before any byte came (503 UNAVAILABLE with
+ * Retry-After), or failing mid-stream (the connection is aborted). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -266,7 +268,10 @@ static void remote_maybe_free(struct remote *r)
         api_req_on_abort(req, NULL, NULL);
         r->req = NULL;
         if (!r->started) {
-            api_resp_error(req, "UNKNOWN", "blob data unavailable");
+            /* The node holding the bytes did not answer: the blob exists,
+             * its data is out of reach for now. */
+            api_resp_header(req, "Retry-After", "5");
+            api_resp_error(req, "UNAVAILABLE", "blob data unavailable");
         } else if (r->fetch_status == SH_OK && r->sent == r->total) {
             api_resp_end(req);
         } else {

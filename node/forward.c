@@ -11,7 +11,9 @@
  * Possible failure modes are: the leader unknown, unreachable or no longer
  * the leader (SH_EUNAVAILABLE / SH_ENOTLEADER: consensus retries within
  * its bound, then 503 to the client, nothing applied by this attempt), a
- * malformed forwarded command (the leader's FSM refuses it: its status). */
+ * forwarded body that does not decode as a command of our version (400
+ * before it reaches the Raft log, SH_EMALFORMED to the follower, never
+ * retried), a command the leader's FSM refuses (its status). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,11 @@
 
 #include "node.h"
 #include "peer.h"
+
+/* Answer with a literal JSON body; its length comes from the literal, so
+ * the two cannot drift apart (a hand-counted length cut bodies short). */
+#define SEND_JSON(req, status, lit) \
+    api_resp_send((req), (status), "application/json", (lit), sizeof(lit) - 1)
 
 #define PROPOSE_MAX (8u * 1024 * 1024) /* a 4 MiB manifest and its record */
 
@@ -50,6 +57,10 @@ static void fwd_done(struct peer_req *pr, int status)
             index = (uint64_t)json_integer_value(ix);
         }
         json_decref(j);
+    } else if (status == SH_OK && pr->http_status == 400) {
+        /* The leader cannot decode what we sent (another command version
+         * during an upgrade): asking again would not help. */
+        result = SH_EMALFORMED;
     } else if (status == SH_ECANCELED) {
         result = SH_ECANCELED;
     }
@@ -160,11 +171,11 @@ static void h_read_index_ep(struct api_req *req, void *arg)
 
     if (cons_commit_index(f->cons, &index) != SH_OK) {
         api_resp_header(req, "Retry-After", "1");
-        api_resp_send(req, 503, "application/json",
-                      "{\"error\":\"not the leader\"}", 26);
+        SEND_JSON(req, 503, "{\"error\":\"not the leader\"}");
         return;
     }
-    n = snprintf(body, sizeof body, "{\"index\":%llu}", (unsigned long long)index);
+    n = snprintf(body, sizeof body, "{\"index\":%llu}",
+                 (unsigned long long)index);
     api_resp_send(req, 200, "application/json", body, (size_t)n);
 }
 
@@ -205,7 +216,16 @@ static void h_propose(struct api_req *req, const char *body, size_t len,
 {
     struct node_forward *f = arg;
     struct propose_op *op;
+    Shoal__Command *cmd;
 
+    /* Only a command of our version goes into the Raft log: the FSM would
+     * refuse anything else too, but only after it took a log index on
+     * every node (and every snapshot and restart would carry it). */
+    if (sh_command_decode((const uint8_t *)body, len, &cmd) != SH_OK) {
+        SEND_JSON(req, 400, "{\"error\":\"malformed command\"}");
+        return;
+    }
+    sh_command_free(cmd);
     if (!cons_is_leader(f->cons)) {
         /* Never forwarded again: the follower retries with the leader. */
         propose_answer(req, SH_ENOTLEADER, 0);

@@ -10,15 +10,23 @@
  * /internal/v1/members lists the members and the leader.
  *
  * Possible failure modes are: a malformed join body (400, nothing
- * changed), no leader known (503, retry), another membership change in
- * progress (503, retry), the same id joining with another Raft address
- * (409, nothing changed). */
+ * changed: that includes a Raft address that is not HOST:PORT and a URL
+ * that is not http(s)://), no leader known (503, retry), another
+ * membership change in progress (503, retry), the same id joining with
+ * another Raft address, or a new id with the Raft address of another
+ * member (409, nothing changed). */
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "node.h"
 #include "peer.h"
+
+/* Answer with a literal JSON body; its length comes from the literal, so
+ * the two cannot drift apart (a hand-counted length cut bodies short). */
+#define SEND_JSON(req, status, lit) \
+    api_resp_send((req), (status), "application/json", (lit), sizeof(lit) - 1)
 
 #define JOIN_RETRY_MS 1000
 
@@ -60,6 +68,55 @@ static Shoal__MemberRecord *member_get(struct meta *m, uint64_t id)
     }
     sh_buf_release(&key);
     return rec;
+}
+
+/* Call each(rec, arg) for every recorded member, in id order, until it
+ * returns false.  The record is freed after the call. */
+static void members_each(struct meta *m,
+                         bool (*each)(const Shoal__MemberRecord *rec, void *arg),
+                         void *arg)
+{
+    struct sh_buf prefix = SH_BUF_INIT;
+    struct meta_iter *it;
+    bool more = true;
+
+    meta_key_member_prefix(&prefix);
+    it = meta_iter_new(m, prefix.data, prefix.len, NULL, 0);
+    for (; more && meta_iter_valid(it); meta_iter_next(it)) {
+        size_t vlen;
+        const char *v = meta_iter_value(it, &vlen);
+        Shoal__MemberRecord *rec =
+            shoal__member_record__unpack(NULL, vlen, (const uint8_t *)v);
+        if (rec == NULL)
+            continue;
+        more = each(rec, arg);
+        shoal__member_record__free_unpacked(rec, NULL);
+    }
+    meta_iter_free(it);
+    sh_buf_release(&prefix);
+}
+
+struct member_at_q {
+    const char *raft;
+    uint64_t id;
+    uint64_t found;
+};
+
+static bool member_at_each(const Shoal__MemberRecord *rec, void *arg)
+{
+    struct member_at_q *q = arg;
+    if (rec->id != q->id && strcmp(rec->raft_address, q->raft) == 0)
+        q->found = rec->id;
+    return q->found == 0;
+}
+
+/* The id of a member other than `id` recorded at Raft address `raft`, or
+ * 0 when there is none. */
+static uint64_t member_at(struct meta *m, const char *raft, uint64_t id)
+{
+    struct member_at_q q = {raft, id, 0};
+    members_each(m, member_at_each, &q);
+    return q.found;
 }
 
 static int propose_member(struct cons *cons, struct cons_propose_req *req,
@@ -105,10 +162,10 @@ static void join_answer(struct join_op *op, int status)
     if (req != NULL) {
         api_req_on_abort(req, NULL, NULL);
         if (status == SH_OK) {
-            api_resp_send(req, 200, "application/json", "{\"joined\":true}", 15);
+            SEND_JSON(req, 200, "{\"joined\":true}");
         } else {
             api_resp_header(req, "Retry-After", "1");
-            api_resp_send(req, 503, "application/json", "{\"joined\":false}", 16);
+            SEND_JSON(req, 503, "{\"joined\":false}");
         }
     }
     join_op_free(op);
@@ -157,6 +214,37 @@ static char *leader_url(struct node_members *mm)
     return id == 0 ? NULL : node__member_url(mm->meta, id);
 }
 
+/* HOST:PORT (or [V6]:PORT) with a port in 1-65535.  Checked before Raft
+ * sees it: libraft takes any string, and a server nobody can reach would
+ * sit in the configuration while Raft tries to catch it up, holding up
+ * every later membership change. */
+static bool raft_address_valid(const char *a)
+{
+    const char *colon = strrchr(a, ':');
+    char *end;
+    long port;
+
+    if (colon == NULL || colon == a || colon[1] < '0' || colon[1] > '9')
+        return false;
+    for (const char *p = a; p < colon; p++) {
+        if (*p <= ' ' || *p >= 0x7f || *p == '/')
+            return false;
+    }
+    errno = 0;
+    port = strtol(colon + 1, &end, 10);
+    return *end == '\0' && errno == 0 && port >= 1 && port <= 65535;
+}
+
+/* The other nodes call this URL (forwarded writes, blob reads): an http or
+ * https URL with a host. */
+static bool member_url_valid(const char *u)
+{
+    const char *rest = strncmp(u, "http://", 7) == 0    ? u + 7
+                       : strncmp(u, "https://", 8) == 0 ? u + 8
+                                                        : NULL;
+    return rest != NULL && rest[0] != '\0' && rest[0] != '/';
+}
+
 static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
 {
     struct node_members *mm = arg;
@@ -167,17 +255,18 @@ static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
     json_t *zone = j ? json_object_get(j, "zone") : NULL;
     Shoal__MemberRecord *known;
     struct join_op *op;
+    uint64_t other;
     int rv;
 
     if (!json_is_integer(id) || json_integer_value(id) < 1 ||
         !json_is_string(raft) || !json_is_string(url) ||
-        strncmp(json_string_value(url), "http", 4) != 0 ||
         strlen(json_string_value(raft)) > 255 ||
         strlen(json_string_value(url)) > 1024 ||
+        !raft_address_valid(json_string_value(raft)) ||
+        !member_url_valid(json_string_value(url)) ||
         (zone != NULL && !json_is_string(zone))) {
         json_decref(j);
-        api_resp_send(req, 400, "application/json",
-                      "{\"error\":\"expected {id, raft, url}\"}", 35);
+        SEND_JSON(req, 400, "{\"error\":\"expected {id, raft, url}\"}");
         return;
     }
     if (!cons_is_leader(mm->cons)) {
@@ -186,8 +275,7 @@ static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
         if (lu != NULL)
             api_resp_header(req, "Location", "%s/internal/v1/join", lu);
         api_resp_header(req, "Retry-After", "1");
-        api_resp_send(req, 503, "application/json",
-                      "{\"error\":\"not the leader\"}", 26);
+        SEND_JSON(req, 503, "{\"error\":\"not the leader\"}");
         free(lu);
         return;
     }
@@ -196,12 +284,22 @@ static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
         strcmp(known->raft_address, json_string_value(raft)) != 0) {
         shoal__member_record__free_unpacked(known, NULL);
         json_decref(j);
-        api_resp_send(req, 409, "application/json",
-                      "{\"error\":\"node id in use with another address\"}", 47);
+        SEND_JSON(req, 409,
+                  "{\"error\":\"node id in use with another address\"}");
         return;
     }
     if (known != NULL)
         shoal__member_record__free_unpacked(known, NULL);
+    /* Two servers at one address: Raft would refuse it as an error we
+     * could only answer with "retry", and the joiner would retry forever. */
+    other = member_at(mm->meta, json_string_value(raft),
+                      (uint64_t)json_integer_value(id));
+    if (other != 0) {
+        json_decref(j);
+        SEND_JSON(req, 409,
+                  "{\"error\":\"raft address in use by another node\"}");
+        return;
+    }
 
     op = sh_calloc(1, sizeof *op);
     op->mm = mm;
@@ -223,48 +321,49 @@ static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
     }
     if (rv != SH_OK) {
         api_resp_header(req, "Retry-After", "1");
-        api_resp_send(req, 503, "application/json",
-                      "{\"error\":\"membership change in progress\"}", 40);
+        SEND_JSON(req, 503, "{\"error\":\"membership change in progress\"}");
         join_op_free(op);
         return;
     }
     api_req_on_abort(req, join_abort, op);
 }
 
+struct members_out {
+    struct node_members *mm;
+    struct sh_buf *out;
+    bool first;
+};
+
+static bool members_out_each(const Shoal__MemberRecord *rec, void *arg)
+{
+    struct members_out *o = arg;
+
+    sh_buf_addf(o->out, "%s{\"id\":%llu,\"raft\":", o->first ? "" : ",",
+                (unsigned long long)rec->id);
+    sh_buf_add_json_str(o->out, rec->raft_address);
+    sh_buf_addstr(o->out, ",\"url\":");
+    sh_buf_add_json_str(o->out, rec->url);
+    sh_buf_addstr(o->out, ",\"zone\":");
+    sh_buf_add_json_str(o->out, rec->zone);
+    /* The Raft role in the configuration this node knows. */
+    sh_buf_addf(o->out, ",\"role\":\"%s\"}",
+                cons_member_role(o->mm->cons, rec->id));
+    o->first = false;
+    return true;
+}
+
 static void h_members(struct api_req *req, void *arg)
 {
     struct node_members *mm = arg;
-    struct sh_buf prefix = SH_BUF_INIT, out = SH_BUF_INIT;
-    struct meta_iter *it;
-    bool first = true;
+    struct sh_buf out = SH_BUF_INIT;
+    struct members_out o = {mm, &out, true};
 
-    meta_key_member_prefix(&prefix);
     sh_buf_addf(&out, "{\"self\":%llu,\"leader\":%llu,\"members\":[",
                 (unsigned long long)mm->self.id,
                 (unsigned long long)cons_leader_id(mm->cons));
-    it = meta_iter_new(mm->meta, prefix.data, prefix.len, NULL, 0);
-    for (; meta_iter_valid(it); meta_iter_next(it)) {
-        size_t vlen;
-        const char *v = meta_iter_value(it, &vlen);
-        Shoal__MemberRecord *rec =
-            shoal__member_record__unpack(NULL, vlen, (const uint8_t *)v);
-        if (rec == NULL)
-            continue;
-        sh_buf_addf(&out, "%s{\"id\":%llu,\"raft\":", first ? "" : ",",
-                    (unsigned long long)rec->id);
-        sh_buf_add_json_str(&out, rec->raft_address);
-        sh_buf_addstr(&out, ",\"url\":");
-        sh_buf_add_json_str(&out, rec->url);
-        sh_buf_addstr(&out, ",\"zone\":");
-        sh_buf_add_json_str(&out, rec->zone);
-        sh_buf_addstr(&out, "}");
-        first = false;
-        shoal__member_record__free_unpacked(rec, NULL);
-    }
-    meta_iter_free(it);
+    members_each(mm->meta, members_out_each, &o);
     sh_buf_addstr(&out, "]}");
     api_resp_send(req, 200, "application/json", out.data, out.len);
-    sh_buf_release(&prefix);
     sh_buf_release(&out);
 }
 

@@ -35,20 +35,6 @@ start_node() # start_node I [args...]
 # members_on I: number of members node I knows, and its leader id.
 members_on() { curl -s --max-time 5 "${REGS[$1]}/internal/v1/members"; }
 
-# wait_for DESC SECONDS CMD...: poll until CMD succeeds.
-wait_for()
-{
-    local desc=$1 secs=$2 i
-    shift 2
-    for ((i = 0; i < secs * 10; i++)); do
-        if "$@" >/dev/null 2>&1; then
-            pass "$desc"
-            return 0
-        fi
-        sleep 0.1
-    done
-    fail "$desc (not within $secs s)"
-}
 
 has_members() { [[ $(members_on "$1" | jq '.members | length') == "$2" ]]; }
 leader_of() { members_on "$1" | jq -r '.leader'; }

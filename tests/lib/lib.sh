@@ -271,19 +271,23 @@ port_free()
     ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null
 }
 
-# free_port: sets FREE_PORT to a random free TCP port in 20000-60000 on
-# 127.0.0.1.  (Not in a $(...) subshell: RANDOM would not advance here.)
+# free_port: sets FREE_PORT to a random free TCP port on 127.0.0.1 below
+# the kernel's ephemeral range (an outgoing connection may hold any port in
+# that range at any moment, and a listen on it would then fail).  (Not in
+# a $(...) subshell: RANDOM would not advance here.)
 free_port()
 {
-    local i p
+    local i p lo=10000 hi
+    hi=$(awk '{ print $1 - 2 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32766)
+    ((hi > lo + 1000)) || { lo=20000 hi=30000; }
     for ((i = 0; i < 100; i++)); do
-        p=$((20000 + (RANDOM * 32768 + RANDOM) % 40001))
+        p=$((lo + (RANDOM * 32768 + RANDOM) % (hi - lo)))
         if port_free "$p"; then
             FREE_PORT=$p
             return 0
         fi
     done
-    die "no free port found in 20000-60000"
+    die "no free port found in $lo-$hi"
 }
 
 # Start Debian's docker-registry in place of shoal (SHOAL_TEST_TARGET).
@@ -352,11 +356,20 @@ shoal_start_node()
             ;;
         esac
     done
-    [[ -n $data ]] || data=$(mktemp -d "$T_TMP/data.XXXXXX")
+    local own_data=
+    if [[ -z $data ]]; then
+        data=$(mktemp -d "$T_TMP/data.XXXXXX")
+        own_data=1
+    fi
     if ! is_dist && [[ ! -x $SHOAL_BIN ]]; then
         die "shoal binary not found: $SHOAL_BIN"
     fi
     for attempt in 1 2 3; do
+        if [[ -z $fixed && $attempt -gt 1 && -n $own_data ]]; then
+            # A node that died at boot may have bootstrapped Raft with the
+            # address of the port that failed: start over on a fresh dir.
+            data=$(mktemp -d "$T_TMP/data.XXXXXX")
+        fi
         if [[ -z $fixed ]]; then
             free_port
             port=$FREE_PORT
@@ -666,6 +679,22 @@ proc_check_alive()
         wait "$2" 2>/dev/null || rc=$?
         fail "$1 still running" "it exited with status $rc"
     fi
+}
+
+# wait_for DESC SECONDS CMD...: poll every 0.1 s until CMD succeeds (one
+# check; a liveness bound, not a timing assertion).
+wait_for()
+{
+    local desc=$1 secs=$2 i
+    shift 2
+    for ((i = 0; i < secs * 10; i++)); do
+        if "$@" >/dev/null 2>&1; then
+            pass "$desc"
+            return 0
+        fi
+        sleep 0.1
+    done
+    fail "$desc (not within $secs s)"
 }
 
 # ---------------------------------------------------------------- requests

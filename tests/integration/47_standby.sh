@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# 47_standby: the cluster keeps an odd number of Raft voters, at most 5
+# (the `voters` option); other members are standbys that receive the log
+# without voting.  Grown one node at a time to 6: 2 members -> 1 voter +
+# 1 standby, 3 -> 3 voters (the standby promoted), 4 -> 3 + 1, 5 -> 5
+# voters, 6 -> 5 + 1.  A standby serves reads and takes writes (forwarded
+# like a follower's); with one voter down the other 4 of 5 still commit.
+. "${SHOAL_TESTS:-$(dirname "$0")/..}/lib/lib.sh"
+
+if is_dist; then
+    skip_all "distribution is not a cluster"
+fi
+D=$T_TMP/files
+mkdir -p "$D"
+
+declare -a REGS PIDS LOGS
+start_node() # start_node I [args...]
+{
+    local i=$1
+    shift
+    shoal_start --node-id "$i" "$@"
+    REGS[$i]=$REG PIDS[$i]=$SHOAL_PID LOGS[$i]=$SHOAL_LOG
+}
+members_on() { curl -s --max-time 5 "${REGS[$1]}/internal/v1/members"; }
+# roles_are I ROLES: node I's view of the members' roles, in id order,
+# e.g. "voter voter standby".
+roles_are()
+{
+    [[ $(members_on "$1" | jq -r '[.members[].role] | join(" ")') == "$2" ]]
+}
+leader_of() { members_on "$1" | jq -r '.leader'; }
+
+start_node 1
+start_node 2 --join "${REGS[1]}"
+wait_for "2 members: 1 voter and 1 standby" 20 roles_are 1 "voter standby"
+start_node 3 --join "${REGS[1]}"
+wait_for "3 members: 3 voters (the standby was promoted)" 20 \
+    roles_are 1 "voter voter voter"
+start_node 4 --join "${REGS[2]}"
+wait_for "4 members: 3 voters and 1 standby" 20 \
+    roles_are 1 "voter voter voter standby"
+wait_for "the standby sees the same roles" 10 roles_are 4 "voter voter voter standby"
+
+# The standby takes a write (forwarded to the leader) and reads it back.
+REG=${REGS[4]}
+rand_file "$D/config" 200
+push_blob test/standby "$D/config"
+oci_image_manifest "$D/m1" "$D/config"
+push_manifest test/standby v1 "$D/m1" application/vnd.oci.image.manifest.v1+json
+req GET /v2/test/standby/manifests/v1
+expect_status 200
+expect_body_file "$D/m1"
+REG=${REGS[1]}
+req GET /v2/test/standby/manifests/v1
+expect_status 200
+
+start_node 5 --join "${REGS[1]}"
+wait_for "5 members: 5 voters (the 4th was promoted)" 20 \
+    roles_are 1 "voter voter voter voter voter"
+start_node 6 --join "${REGS[3]}"
+wait_for "6 members: at most 5 voters, the 6th a standby" 20 \
+    roles_are 1 "voter voter voter voter voter standby"
+REG=${REGS[6]}
+req GET /v2/test/standby/manifests/v1
+expect_status 200
+expect_body_file "$D/m1"
+
+# One voter down (not the leader): 4 of 5 voters still form a quorum, and
+# the standby's writes still commit.
+L=$(leader_of 1)
+V=2
+[[ $L != 2 ]] || V=3
+shoal_kill9 "${PIDS[$V]}"
+REG=${REGS[6]}
+jq -c '. + {annotations: {"n": "2"}}' "$D/m1" >"$D/m2"
+push_manifest test/standby v2 "$D/m2" application/vnd.oci.image.manifest.v1+json
+for i in 1 2 3 4 5 6; do
+    [[ $i != "$V" ]] || continue
+    req GET "${REGS[$i]}/v2/test/standby/manifests/v2"
+    expect_status 200
+done
+
+for i in 1 2 3 4 5 6; do
+    [[ $i != "$V" ]] || continue
+    shoal_stop "${PIDS[$i]}" "${LOGS[$i]}"
+done
+finish
