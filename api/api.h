@@ -189,6 +189,13 @@ typedef void (*api_prefix_fn)(struct api_req *req, const char *rest, void *arg);
 void api_route_add_prefix(struct api_server *s, const char *prefix,
                           api_prefix_fn fn, void *arg);
 
+/* A request's Range header ("bytes=a-b", "bytes=a-", "bytes=-n", one range)
+ * against a body of `size` bytes: SH_OK with [*first, *last] inclusive;
+ * SH_EMALFORMED for anything else (serve the whole body, as RFC 9110
+ * allows); SH_ERANGE when unsatisfiable (416).  Pure: any thread. */
+int api_range_parse(const char *hdr, uint64_t size, uint64_t *first,
+                    uint64_t *last);
+
 /* Counters since start, for metrics.  Read on the loop thread. */
 struct api_stats {
     uint64_t conns_accepted;   /* connections accepted */

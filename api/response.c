@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "http.h"
+#include "oci.h"
 
 static const char *reason(int status)
 {
@@ -33,7 +34,9 @@ static const char *reason(int status)
         case 429: return "Too Many Requests";
         case 431: return "Request Header Fields Too Large";
         case 500: return "Internal Server Error";
+        case 502: return "Bad Gateway";
         case 503: return "Service Unavailable";
+        case 507: return "Insufficient Storage";
         default: return "Unknown";
     }
 }
@@ -189,6 +192,12 @@ const char *api_req_header(const struct api_req *req, const char *name)
 const char *api_req_method(const struct api_req *req)
 {
     return http_method_str((enum http_method)req->method);
+}
+
+int api_range_parse(const char *hdr, uint64_t size, uint64_t *first,
+                    uint64_t *last)
+{
+    return oci_range_parse(hdr, size, first, last);
 }
 
 const char *api_req_target(const struct api_req *req)

@@ -14,6 +14,7 @@ struct node {
     struct node_dataplane dp;      /* uploads and reads */
     struct api_server *api;        /* public API */
     struct node_admin *admin;      /* health and metrics routes */
+    struct node_shard_svc *shard_svc; /* shard transfer between nodes */
     struct peer_client *peer;      /* HTTP client to other nodes */
     struct node_members *members;  /* join and member records */
     struct node_forward *forward;  /* follower writes to the leader */
@@ -119,6 +120,7 @@ int node_start(struct node **out, uv_loop_t *loop,
     rv = api_server_init(&n->api, loop, &acfg, n->meta, n->cons, &be, errmsg);
     if (rv == SH_OK) {
         node__admin_init(&n->admin, loop, n->api, n->dp.uploads, n->shards);
+        node__shard_svc_init(&n->shard_svc, loop, n->api, n->shards);
         rv = api_server_listen(n->api, errmsg);
     }
     if (rv != SH_OK)
@@ -149,6 +151,8 @@ err_after_api:
     api_server_close(n->api, NULL, NULL);
     if (n->admin != NULL)
         node__admin_close(n->admin, NULL, NULL);
+    if (n->shard_svc != NULL)
+        node__shard_svc_close(n->shard_svc, NULL, NULL);
     node__uploads_close(n->dp.uploads, NULL, NULL);
     node__reads_close(n->dp.reads, NULL, NULL);
     cons_close(n->cons, NULL, NULL);
@@ -187,7 +191,8 @@ static void cons_closed(void *arg)
 }
 
 /* The data plane's and admin's work items use consensus and storage: both
- * close only once uploads, reads and the usage walk have drained. */
+ * close only once uploads, reads, shard transfers and the usage walk have
+ * drained. */
 static void peer_closed(void *arg)
 {
     struct node *n = arg;
@@ -204,10 +209,11 @@ static void dataplane_closed(void *arg)
 static void api_closed(void *arg)
 {
     struct node *n = arg;
-    n->draining = 4;
+    n->draining = 5;
     node__members_close(n->members, dataplane_closed, n);
     node__admin_close(n->admin, dataplane_closed, n);
     node__uploads_close(n->dp.uploads, dataplane_closed, n);
+    node__shard_svc_close(n->shard_svc, dataplane_closed, n);
     node__reads_close(n->dp.reads, dataplane_closed, n);
 }
 

@@ -140,4 +140,16 @@ void node__reads_set_remote(struct node_reads *r, uint64_t self_id,
 void node__reads_close(struct node_reads *r, void (*cb)(void *arg), void *arg);
 void node__reads_backend(struct node_reads *r, struct api_backend *be);
 
+/* shard_svc.c: /internal/v1/shards/ (PUT, GET, HEAD, DELETE of one shard
+ * file; GET of the prefix itself: store usage), the endpoints the shard
+ * fan-out of uploads and the remote reads of serving nodes talk to.
+ * Registers its route on `api` (before api_server_listen). */
+struct node_shard_svc;
+void node__shard_svc_init(struct node_shard_svc **out, uv_loop_t *loop,
+                          struct api_server *api, struct shard_store *shards);
+/* Called once the API is closed; cb(arg) once the work in flight (spool
+ * writes, finishes, deletes, reads) has drained and the service is freed. */
+void node__shard_svc_close(struct node_shard_svc *s, void (*cb)(void *arg),
+                           void *arg);
+
 #endif

@@ -355,10 +355,12 @@ int shard_writer_finish(struct shard_writer *w, const char *name, unsigned idx)
         goto discard_spool;
     }
     if (access(target, F_OK) == 0) {
-        /* Same name, same bytes: keep the shard that is already there and
-         * skip the fsync.  Two writers racing past this check both rename;
-         * the second replaces identical bytes, which is harmless. */
-        rv = 0;
+        /* Same name, same bytes: keep the shard that is already there.  Its
+         * writer may still be between its rename and its directory fsync,
+         * so fsync the directory here too before saying it is durable.
+         * Two writers racing past this check both rename; the second
+         * replaces identical bytes, which is harmless. */
+        rv = storage__fsync_parent(target);
         goto discard_after_target;
     }
     rv = writer_seal(w);
