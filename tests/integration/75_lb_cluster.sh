@@ -16,7 +16,7 @@ ROOT=$(cd "$SHOAL_TESTS/.." && pwd)
 export SHOAL_BIN SHOAL_CLUSTER_DIR=$T_TMP/cluster
 # A base port with base+1..3 (API) and base+101..103 (Raft) free.
 for _ in $(seq 1 50); do
-    b=$((20000 + RANDOM % 30000))
+    b=$((10000 + RANDOM % 22000)) # below the ephemeral range (lib.sh)
     ok=1
     for p in $((b + 1)) $((b + 2)) $((b + 3)) $((b + 101)) $((b + 102)) $((b + 103)); do
         port_free "$p" || ok=0
@@ -41,8 +41,8 @@ check "local-cluster.sh up 3" cluster up 3
 track_pids
 cluster status >"$T_TMP/status"
 t_note "$(cat "$T_TMP/status")"
-check "status shows one leader" test "$(grep -c ', leader$' "$T_TMP/status")" -eq 1
-check "status shows two followers" test "$(grep -c ', follower$' "$T_TMP/status")" -eq 2
+check "status shows one leader" test "$(grep -c ', leader (voter)$' "$T_TMP/status")" -eq 1
+check "status shows two followers" test "$(grep -c ', follower (voter)$' "$T_TMP/status")" -eq 2
 REG=http://$LB
 req GET /v2/
 expect_status 200
