@@ -25,9 +25,10 @@
 #include "consensus/consensus.h"
 #include "fsm.h"
 #include "snapshot.h"
+#include "transport.h"
 
 #define CONS_RETRY_MS 20
-#define CONS_HEARTBEAT_MS 25
+#define CONS_HEARTBEAT_MS 10
 #define CONS_ELECTION_MS 500
 
 struct cons {
@@ -780,7 +781,7 @@ int cons_init(struct cons **out, uv_loop_t *loop, struct meta *meta,
     c->fsm.apply = fsm_apply_cb;
     c->fsm.snapshot = fsm_snapshot_cb;
     c->fsm.restore = fsm_restore_cb;
-    rv = raft_uv_tcp_init(&c->transport, loop);
+    rv = cons__transport_init(&c->transport, loop);
     if (rv != 0) {
         sh_errmsg_printf(errmsg, "raft transport: %s", raft_strerror(rv));
         goto err;
@@ -835,7 +836,7 @@ err_after_raft:
     raft_close(&c->raft, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
     raft_uv_close(&c->io);
-    raft_uv_tcp_close(&c->transport);
+    cons__transport_close(&c->transport);
     free(c->dir);
     free(c->address);
     free(c);
@@ -843,7 +844,7 @@ err_after_raft:
 err_after_io:
     raft_uv_close(&c->io);
 err_after_transport:
-    raft_uv_tcp_close(&c->transport);
+    cons__transport_close(&c->transport);
 err:
     free(c->dir);
     free(c->address);
@@ -859,7 +860,7 @@ static void close_done(struct cons *c)
     if (--c->close_pending > 0)
         return;
     raft_uv_close(&c->io);
-    raft_uv_tcp_close(&c->transport);
+    cons__transport_close(&c->transport);
     free(c->dir);
     free(c->address);
     free(c);

@@ -59,7 +59,7 @@ static const struct opt opts[] = {
     {"voters", OPT_INT, F(voters), "5", 1, 7,
      "most Raft voters (odd: 3 or 5); further members are standbys that "
      "receive the log without voting"},
-    {"raft-heartbeat-ms", OPT_INT, F(raft_heartbeat_ms), "25", 5, 10000,
+    {"raft-heartbeat-ms", OPT_INT, F(raft_heartbeat_ms), "10", 5, 10000,
      "Raft leader heartbeat interval in ms (followers learn commits from it)"},
     {"raft-election-ms", OPT_INT, F(raft_election_ms), "500", 50, 60000,
      "Raft election timeout in ms: time without a leader after one fails; "
