@@ -362,6 +362,134 @@ void ec_locate(uint64_t size,
                uint64_t off,
                struct ec_pos *pos);
 
+/* ------------------------------------------------------------ ec stream */
+
+/* Streaming erasure coding of whole blobs with the layout above: the
+ * encoder the write path feeds, the range reader and the shard rebuild the
+ * read path and repair call.  I/O goes through callbacks the caller
+ * supplies, so these functions are pure storage logic: no loop, no files.
+ * They run for as long as their callbacks block; callers on the loop run
+ * them in uv_queue_work (STYLE habit 6).  No shared state: any thread may
+ * call them, on different encoders or blobs at the same time.
+ *
+ * k = 1 is plain replication: each of the m "parity" shards is a
+ * byte-identical copy of the data, so k = 1, m = 2 stores three full
+ * copies.  (ec_encode of a k = 1 codec is NOT that for m >= 2: its parity p
+ * is data / (1 + p) in GF(2^8).  The stream functions never run the codec
+ * for k = 1.)
+ *
+ * Bounds, checked by every function below (SH_EINVAL otherwise):
+ * 1 <= k, k + m <= EC_MAX_SHARDS, 1 <= shard_size <= EC_MAX_SHARD_SIZE.
+ * Buffers are at most (k + m) * shard_size bytes, and (k + m) * L for a
+ * blob of one stripe. */
+#define EC_MAX_SHARD_SIZE ((uint32_t)64 << 20)
+
+/* Receives shard `shard` of stripe `stripe`: len bytes
+ * (ec_stripe_shard_len), valid only during the call.  Return 0 to go on;
+ * any other value stops the operation and is returned by it. */
+typedef int (*ec_sink_fn)(void *arg,
+                          unsigned shard,
+                          uint64_t stripe,
+                          const unsigned char *data,
+                          size_t len);
+
+/* Reads len bytes of stored shard `shard` at file_off (an offset into the
+ * stored shard's data, as ec_pos.file_off) into buf.  Returns 0, or any
+ * error (SH_ENOTFOUND: shard unavailable; SH_ECORRUPT: checksum failure;
+ * anything else: an I/O error), all of which mean "treat this shard as
+ * missing": buf may then hold anything. */
+typedef int (*ec_source_fn)(void *arg,
+                            unsigned shard,
+                            uint64_t file_off,
+                            void *buf,
+                            size_t len);
+
+struct ec_encoder; /* opaque: one blob being encoded */
+
+/* Create an encoder for a blob of exactly `size` bytes.  Feeding it the
+ * blob calls sink once per shard of every stripe, in stripe order, data
+ * shards 0..k-1 then parity k..k+m-1, so appending each call's bytes to
+ * stored shard `shard` gives the layout above.  One buffer of one stripe
+ * plus m parity shards is allocated here, none later (and none at all for
+ * an empty blob).  SH_EINVAL if the bounds above are broken or sink is
+ * NULL; *out is then untouched.  Free with ec_encoder_free. */
+int ec_encoder_new(unsigned k,
+                   unsigned m,
+                   uint32_t shard_size,
+                   uint64_t size,
+                   ec_sink_fn sink,
+                   void *arg,
+                   struct ec_encoder **out);
+
+/* Feed the next len bytes of the blob, in pieces of any size.  Every
+ * stripe completed is encoded and emitted before this returns (a full
+ * stripe fed in one piece is encoded straight from `data`, without a
+ * copy).  Errors:
+ * - SH_EINVAL if the bytes fed would pass `size`, data is NULL with
+ *   len > 0, or the encoder has finished: nothing is consumed and the
+ *   encoder is unchanged;
+ * - the sink's error: the encoder is dead (every later feed and finish
+ *   return that error again) and only ec_encoder_free remains. */
+int ec_encoder_feed(struct ec_encoder *e, const void *data, size_t len);
+
+/* Emit the last stripe if it is partial (zero padded, shards of L bytes).
+ * SH_EINVAL if fewer than `size` bytes were fed (nothing changes: feed the
+ * rest and finish again) or finish already succeeded; the sink's error as
+ * for feed. */
+int ec_encoder_finish(struct ec_encoder *e);
+
+/* Free the encoder, finished or not (NULL is a no-op). */
+void ec_encoder_free(struct ec_encoder *e);
+
+/* Copy blob bytes [off, off + len) into out (len bytes).
+ *
+ * The happy path reads only the bytes of the data shards that hold the
+ * range.  When a data shard fails, each stripe that needs it is read from
+ * k shards that work (data shards first, then parity) and rebuilt with
+ * ec_reconstruct; within one stripe only the columns the range needs are
+ * read (a range inside one shard of a stripe reads the same offsets of k
+ * other shards; one spanning shards reads whole shards).  For k = 1 the
+ * range is read from the next copy instead.  A shard whose read failed is
+ * not asked again during the call.
+ *
+ * Returns 0; SH_EUNAVAILABLE when fewer than k shards of some stripe can be
+ * read (out then holds nothing guaranteed); SH_EINVAL for broken bounds,
+ * NULL source, or NULL out with len > 0; SH_ERANGE if off + len > size.
+ * failed_mask (may be NULL) is set, on every return but an argument error
+ * (which leaves it untouched), to the shards whose reads failed during the
+ * call: bit i for shard i, candidates for repair.  Scratch of at most (k + m)
+ * shard buffers is allocated once, at the first failure, whatever len is. */
+int ec_read(unsigned k,
+            unsigned m,
+            uint32_t shard_size,
+            uint64_t size,
+            uint64_t off,
+            size_t len,
+            void *out,
+            ec_source_fn source,
+            void *arg,
+            uint64_t *failed_mask);
+
+/* Regenerate stored shard `shard` (data or parity) from the others, stripe
+ * by stripe: each stripe is read whole from k other shards (data first,
+ * then parity), rebuilt, and shard `shard` of it handed to sink (which gets
+ * `shard` as its index), in stripe order.  Shard `shard` itself is never
+ * read.  Returns 0; SH_EUNAVAILABLE when fewer than k other shards of some
+ * stripe can be read (always so for m = 0, except for an empty blob); the
+ * sink's error; SH_EINVAL for broken bounds, shard >= k + m or NULL
+ * callbacks.  Stripes already emitted stay emitted on error.  failed_mask
+ * as for ec_read.  Memory: (k + m) shard buffers, allocated once. */
+int ec_rebuild_shard(unsigned k,
+                     unsigned m,
+                     uint32_t shard_size,
+                     uint64_t size,
+                     unsigned shard,
+                     ec_source_fn source,
+                     void *arg,
+                     ec_sink_fn sink,
+                     void *sink_arg,
+                     uint64_t *failed_mask);
+
 /* ------------------------------------------------------------- placement */
 
 /* Zone-aware rendezvous (highest random weight) placement of a blob's
