@@ -19,6 +19,7 @@
 #include <raft.h>
 #include <raft/uv.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -740,11 +741,45 @@ uint64_t cons_leader_id(struct cons *c)
 
 /* ------------------------------------------------------------ lifecycle */
 
+/* The Raft address a data directory was created with, kept next to the
+ * log: the other servers know this server by it (it is in the replicated
+ * configuration), so starting on another address would leave them dialing
+ * the old one while this server waits for a leader forever.  SH_OK when it
+ * matches or is new (then recorded once Raft started), SH_EINVAL with
+ * errmsg when it differs. */
+#define ADDRESS_FILE "shoal-raft-address"
+
+static int check_address(const char *dir, const char *address, bool *known,
+                         char *errmsg)
+{
+    char *path = sh_asprintf("%s/" ADDRESS_FILE, dir);
+    char buf[300];
+    FILE *f = fopen(path, "r");
+    size_t n;
+
+    free(path);
+    *known = f != NULL;
+    if (f == NULL)
+        return SH_OK;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    if (strcmp(buf, address) == 0)
+        return SH_OK;
+    sh_errmsg_printf(errmsg,
+                     "this data directory's Raft server was created with "
+                     "address '%s', not '%s': start with --raft %s (to move "
+                     "a node, give it a fresh data directory and join again)",
+                     buf, address, buf);
+    return SH_EINVAL;
+}
+
 int cons_init(struct cons **out, uv_loop_t *loop, struct meta *meta,
               const struct cons_config *cfg, char *errmsg)
 {
     unsigned hb = cfg->heartbeat_ms ? cfg->heartbeat_ms : CONS_HEARTBEAT_MS;
     unsigned el = cfg->election_ms ? cfg->election_ms : CONS_ELECTION_MS;
+    bool known = false;
     struct cons *c;
     struct raft_configuration conf;
     int rv;
@@ -761,6 +796,13 @@ int cons_init(struct cons **out, uv_loop_t *loop, struct meta *meta,
                          cfg->max_voters);
         return SH_EINVAL;
     }
+    if (durable_mkdirs(cfg->dir) != SH_OK) {
+        sh_errmsg_printf(errmsg, "unable to create raft directory '%s'", cfg->dir);
+        return SH_EIO;
+    }
+    rv = check_address(cfg->dir, cfg->address, &known, errmsg);
+    if (rv != SH_OK)
+        return rv;
     c = sh_calloc(1, sizeof *c);
     c->loop = loop;
     c->meta = meta;
@@ -771,11 +813,6 @@ int cons_init(struct cons **out, uv_loop_t *loop, struct meta *meta,
     SH_QUEUE_INIT(&c->reads);
     c->self_id = cfg->id;
     c->max_voters = cfg->max_voters ? cfg->max_voters : CONS_MAX_VOTERS;
-    rv = durable_mkdirs(c->dir);
-    if (rv != SH_OK) {
-        sh_errmsg_printf(errmsg, "unable to create raft directory '%s'", c->dir);
-        goto err;
-    }
     c->fsm.version = 1;
     c->fsm.data = c;
     c->fsm.apply = fsm_apply_cb;
@@ -825,6 +862,12 @@ int cons_init(struct cons **out, uv_loop_t *loop, struct meta *meta,
                          raft_errmsg(&c->raft)[0] ? raft_errmsg(&c->raft)
                                                   : raft_strerror(rv));
         goto err_after_raft;
+    }
+    if (!known) {
+        char *path = sh_asprintf("%s/" ADDRESS_FILE, c->dir);
+        if (durable_write_file(path, c->address, strlen(c->address)) != SH_OK)
+            SH_WARN("unable to record the Raft address in '%s'", path);
+        free(path);
     }
     uv_timer_init(loop, &c->retry);
     c->retry.data = c;

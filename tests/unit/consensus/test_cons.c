@@ -707,6 +707,34 @@ static void test_timeouts_checked(void **state)
     run(f);
 }
 
+/* A data directory remembers its Raft address: starting it on another
+ * one is refused with a message (the other servers would keep dialing the
+ * old address), nothing is opened, and the old address still starts. */
+static void test_address_kept(void **state)
+{
+    struct fixture *f = *state;
+    char errmsg[SH_ERRMSG_SIZE] = "";
+    char old[32];
+    struct cons_config cfg;
+    struct cons *c = NULL;
+
+    close_cons(f);
+    run(f);
+    memcpy(old, f->address, sizeof old);
+    memset(&cfg, 0, sizeof cfg);
+    cfg.id = 1;
+    cfg.address = "127.0.0.1:1";
+    cfg.dir = f->raft_dir;
+    assert_int_equal(cons_init(&c, &f->loop, f->meta.m, &cfg, errmsg),
+                     SH_EINVAL);
+    assert_null(c);
+    assert_non_null(strstr(errmsg, old));
+    assert_non_null(strstr(errmsg, "created with address"));
+    start_cons(f);
+    close_cons(f);
+    run(f);
+}
+
 static int setup_small_snapshots(void **state)
 {
     snapshot_threshold = 16;
@@ -728,7 +756,7 @@ int main(void)
         T(test_close_pending),       T(test_close_inflight),
         T(test_close_from_callback), T(test_close_cancels_asynchronously),
         T(test_restart_replay),      T(test_read_index_leader),
-        T(test_timeouts_checked),
+        T(test_timeouts_checked),    T(test_address_kept),
         cmocka_unit_test_setup_teardown(test_restart_snapshot,
                                         setup_small_snapshots,
                                         teardown_small_snapshots),
