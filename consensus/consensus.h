@@ -134,6 +134,13 @@ int cons_propose(struct cons *c, struct cons_propose_req *req, Shoal__Command *c
 typedef void (*cons_member_cb)(void *arg, int status);
 int cons_member_add(struct cons *c, uint64_t id, const char *address,
                     cons_member_cb cb, void *arg);
+/* Remove server `id` from the configuration (leader only; never this
+ * server).  Returns SH_OK (cb(arg, status) follows once the change
+ * committed; then a standby is promoted if voters are short), SH_ENOTFOUND
+ * when it is not in the configuration, SH_EINVAL for this server,
+ * SH_ENOTLEADER or SH_EBUSY (no callback). */
+int cons_member_remove(struct cons *c, uint64_t id, cons_member_cb cb,
+                       void *arg);
 /* Server `id`'s role in the configuration this server knows: "voter",
  * "standby", "spare" or "none". */
 const char *cons_member_role(struct cons *c, uint64_t id);

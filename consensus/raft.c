@@ -712,6 +712,32 @@ int cons_member_add(struct cons *c, uint64_t id, const char *address,
     return SH_OK;
 }
 
+int cons_member_remove(struct cons *c, uint64_t id, cons_member_cb cb,
+                       void *arg)
+{
+    struct member_op *op;
+    int rv;
+
+    if (c->closing)
+        return SH_ESHUTDOWN;
+    if (raft_state(&c->raft) != RAFT_LEADER)
+        return SH_ENOTLEADER;
+    if (id == c->self_id)
+        return SH_EINVAL;
+    op = sh_calloc(1, sizeof *op);
+    op->change.data = op;
+    op->c = c;
+    op->id = id;
+    op->cb = cb;
+    op->arg = arg;
+    rv = raft_remove(&c->raft, &op->change, id, assigned_cb);
+    if (rv != 0) {
+        free(op);
+        return rv == RAFT_BADID ? SH_ENOTFOUND : translate_change(rv);
+    }
+    return SH_OK;
+}
+
 const char *cons_member_role(struct cons *c, uint64_t id)
 {
     const struct raft_configuration *conf = &c->raft.configuration;
@@ -839,6 +865,9 @@ int cons_init(struct cons **out, uv_loop_t *loop, struct meta *meta,
      * message; frequent heartbeats bound the wait of forwarded writes, and
      * a short election timeout bounds the time without a leader after one
      * fails (loopback and LAN latencies; raise both for WANs). */
+    /* Pre-vote: a server cut off from the others (or removed) asks before
+     * it raises its term, so coming back never deposes a healthy leader. */
+    raft_set_pre_vote(&c->raft, true);
     raft_set_heartbeat_timeout(&c->raft, hb);
     raft_set_election_timeout(&c->raft, el);
     if (cfg->snapshot_threshold > 0)

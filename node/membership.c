@@ -105,7 +105,8 @@ struct member_at_q {
 static bool member_at_each(const Shoal__MemberRecord *rec, void *arg)
 {
     struct member_at_q *q = arg;
-    if (rec->id != q->id && strcmp(rec->raft_address, q->raft) == 0)
+    if (rec->id != q->id && strcmp(rec->raft_address, q->raft) == 0 &&
+        rec->state != SHOAL__MEMBER_STATE__MEMBER_STATE_REMOVED)
         q->found = rec->id;
     return q->found == 0;
 }
@@ -281,6 +282,7 @@ static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
     }
     known = member_get(mm->meta, (uint64_t)json_integer_value(id));
     if (known != NULL &&
+        known->state != SHOAL__MEMBER_STATE__MEMBER_STATE_REMOVED &&
         strcmp(known->raft_address, json_string_value(raft)) != 0) {
         shoal__member_record__free_unpacked(known, NULL);
         json_decref(j);
@@ -328,6 +330,121 @@ static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
     api_req_on_abort(req, join_abort, op);
 }
 
+/* Removing a member for good (a dead machine, a node being retired): POST
+ * /internal/v1/remove {"id":N} on the leader -> Raft drops it from the
+ * configuration (a standby is promoted if voters are short) -> its record
+ * is kept with state REMOVED (it no longer lists, serves or holds data) ->
+ * 200.  A removed id may join again later, as a new member.  Failure
+ * modes: malformed body (400), not the leader (503 with the leader's URL),
+ * the leader itself (409: stop it first, another node takes over), an
+ * unknown id (404), another membership change in progress (503). */
+struct remove_op {
+    struct cons_propose_req preq;
+    struct api_req *req;          /* NULL once the client left */
+    struct node_members *mm;
+    Shoal__MemberRecord *rec;     /* unpacked, state set to REMOVED */
+};
+
+static void remove_answer(struct remove_op *op, int status)
+{
+    if (op->req != NULL) {
+        api_req_on_abort(op->req, NULL, NULL);
+        if (status == SH_OK) {
+            SEND_JSON(op->req, 200, "{\"removed\":true}");
+        } else {
+            api_resp_header(op->req, "Retry-After", "1");
+            SEND_JSON(op->req, 503, "{\"removed\":false}");
+        }
+    }
+    shoal__member_record__free_unpacked(op->rec, NULL);
+    free(op);
+}
+
+static void remove_abort(struct api_req *req, void *arg)
+{
+    struct remove_op *op = arg;
+    (void)req;
+    op->req = NULL;
+}
+
+static void remove_recorded(struct cons_propose_req *preq, int status)
+{
+    remove_answer(preq->data, status);
+}
+
+static void remove_done(void *arg, int status)
+{
+    struct remove_op *op = arg;
+    int rv;
+
+    if (status != SH_OK) {
+        remove_answer(op, status);
+        return;
+    }
+    SH_INFO("node %llu removed from the cluster", (unsigned long long)op->rec->id);
+    op->preq.data = op;
+    op->preq.cb = remove_recorded;
+    rv = propose_member(op->mm->cons, &op->preq, op->rec);
+    if (rv != SH_OK)
+        remove_answer(op, rv);
+}
+
+static void h_remove(struct api_req *req, const char *body, size_t len, void *arg)
+{
+    struct node_members *mm = arg;
+    json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *id = j ? json_object_get(j, "id") : NULL;
+    struct remove_op *op;
+    Shoal__MemberRecord *rec;
+    int rv;
+
+    if (!json_is_integer(id) || json_integer_value(id) < 1) {
+        json_decref(j);
+        SEND_JSON(req, 400, "{\"error\":\"expected {id}\"}");
+        return;
+    }
+    if (!cons_is_leader(mm->cons)) {
+        char *lu = leader_url(mm);
+        json_decref(j);
+        if (lu != NULL)
+            api_resp_header(req, "Location", "%s/internal/v1/remove", lu);
+        api_resp_header(req, "Retry-After", "1");
+        SEND_JSON(req, 503, "{\"error\":\"not the leader\"}");
+        free(lu);
+        return;
+    }
+    rec = member_get(mm->meta, (uint64_t)json_integer_value(id));
+    json_decref(j);
+    if (rec == NULL || rec->state == SHOAL__MEMBER_STATE__MEMBER_STATE_REMOVED) {
+        if (rec != NULL)
+            shoal__member_record__free_unpacked(rec, NULL);
+        SEND_JSON(req, 404, "{\"error\":\"no such member\"}");
+        return;
+    }
+    if (rec->id == mm->self.id) {
+        shoal__member_record__free_unpacked(rec, NULL);
+        SEND_JSON(req, 409, "{\"error\":\"this node leads: stop it first, "
+                            "then remove it through the new leader\"}");
+        return;
+    }
+    rec->state = SHOAL__MEMBER_STATE__MEMBER_STATE_REMOVED;
+    op = sh_calloc(1, sizeof *op);
+    op->mm = mm;
+    op->req = req;
+    op->rec = rec;
+    api_req_on_abort(req, remove_abort, op);
+    rv = cons_member_remove(mm->cons, rec->id, remove_done, op);
+    if (rv == SH_ENOTFOUND) {
+        remove_done(op, SH_OK); /* not in Raft (a failed join): record it */
+    } else if (rv != SH_OK) {
+        api_req_on_abort(req, NULL, NULL);
+        api_resp_header(req, "Retry-After", "1");
+        SEND_JSON(req, 503, "{\"error\":\"membership change in progress\"}");
+        shoal__member_record__free_unpacked(rec, NULL);
+        free(op);
+    }
+}
+
 struct members_out {
     struct node_members *mm;
     struct sh_buf *out;
@@ -338,6 +455,8 @@ static bool members_out_each(const Shoal__MemberRecord *rec, void *arg)
 {
     struct members_out *o = arg;
 
+    if (rec->state == SHOAL__MEMBER_STATE__MEMBER_STATE_REMOVED)
+        return true; /* history: not a member any more */
     sh_buf_addf(o->out, "%s{\"id\":%llu,\"raft\":", o->first ? "" : ",",
                 (unsigned long long)rec->id);
     sh_buf_add_json_str(o->out, rec->raft_address);
@@ -492,6 +611,7 @@ int node__members_init(struct node_members **out, uv_loop_t *loop,
     mm->timer.data = mm;
     uv_timer_start(&mm->timer, tick, 0, 0);
     api_route_add_post(api, "/internal/v1/join", 64 * 1024, h_join, mm);
+    api_route_add_post(api, "/internal/v1/remove", 4096, h_remove, mm);
     api_route_add(api, "/internal/v1/members", h_members, mm);
     *out = mm;
     return SH_OK;

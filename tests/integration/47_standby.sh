@@ -4,7 +4,9 @@
 # without voting.  Grown one node at a time to 6: 2 members -> 1 voter +
 # 1 standby, 3 -> 3 voters (the standby promoted), 4 -> 3 + 1, 5 -> 5
 # voters, 6 -> 5 + 1.  A standby serves reads and takes writes (forwarded
-# like a follower's); with one voter down the other 4 of 5 still commit.
+# like a follower's); with one voter down the other 4 of 5 still commit;
+# removing the dead voter promotes the standby, and the removed node may
+# join again as a new member.
 . "${SHOAL_TESTS:-$(dirname "$0")/..}/lib/lib.sh"
 
 if is_dist; then
@@ -80,8 +82,31 @@ for i in 1 2 3 4 5 6; do
     expect_status 200
 done
 
+# The dead voter is removed for good: the standby takes its vote.
+req POST "${REGS[$L]}/internal/v1/remove" -H 'Content-Type: application/json' \
+    --data-binary "{\"id\":$V}"
+expect_status 200
+wait_for "after removing node $V: 5 members, all voters" 20 \
+    roles_are "$L" "voter voter voter voter voter"
+req POST "${REGS[$L]}/internal/v1/remove" --data-binary "{\"id\":$V}"
+expect_status 404
+req POST "${REGS[$L]}/internal/v1/remove" --data-binary "{\"id\":$L}"
+expect_status 409
+F=6
+[[ $L != 6 ]] || F=5
+req POST "${REGS[$F]}/internal/v1/remove" --data-binary '{"id":4}'
+expect_status 503
+expect_header Location "${REGS[$L]}/internal/v1/remove"
+req POST "${REGS[$L]}/internal/v1/remove" --data-binary '{"id":"x"}'
+expect_status 400
+# It may join again later, as a new member (a standby now).
+start_node "$V" --join "${REGS[$L]}"
+wait_for "node $V rejoined as a standby: 5 voters and 1 standby" 20 \
+    bash -c "[[ \$(curl -s ${REGS[$L]}/internal/v1/members | jq -r '[.members[].role] | sort | join(\" \")') == 'standby voter voter voter voter voter' ]]"
+req GET "${REGS[$V]}/v2/test/standby/manifests/v2"
+expect_status 200
+
 for i in 1 2 3 4 5 6; do
-    [[ $i != "$V" ]] || continue
     shoal_stop "${PIDS[$i]}" "${LOGS[$i]}"
 done
 finish
