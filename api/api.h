@@ -219,6 +219,9 @@ struct api_config {
     unsigned body_timeout_ms;   /* time without body progress */
     bool trust_forwarded;       /* honour X-Forwarded-Proto/Host */
     bool absolute_location;     /* absolute Location headers */
+    const char *internal_secret; /* when set (copied), every /internal/
+                                    request must carry it in
+                                    X-Shoal-Secret (401 otherwise) */
 };
 
 /* Defaults for every field but host/port. */

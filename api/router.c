@@ -268,9 +268,36 @@ void api__route(struct api_req *req)
     route_dispatch(req);
 }
 
+/* Node-to-node endpoints (/internal/) take writes to the replicated state
+ * and to shards: with a cluster secret configured, a request must carry it.
+ * Compared in constant time (no early exit on the first differing byte). */
+static bool internal_allowed(struct api_req *req)
+{
+    const char *want = req->srv->cfg.internal_secret;
+    const char *got;
+    size_t wl, gl;
+    unsigned char diff = 0;
+
+    if (want == NULL || strncmp(req->path, "/internal/", 10) != 0)
+        return true;
+    got = api_req_header(req, "X-Shoal-Secret");
+    if (got == NULL)
+        return false;
+    wl = strlen(want);
+    gl = strlen(got);
+    for (size_t i = 0; i < wl; i++)
+        diff |= (unsigned char)(want[i] ^ (i < gl ? got[i] : 0));
+    return diff == 0 && wl == gl;
+}
+
 /* Dispatch on the decoded path; runs again after a read index. */
 static void route_dispatch(struct api_req *req)
 {
+    if (!internal_allowed(req)) {
+        static const char body[] = "{\"error\":\"cluster secret required\"}";
+        api_resp_send(req, 401, "application/json", body, sizeof body - 1);
+        return;
+    }
     for (size_t i = 0; i < req->srv->n_routes; i++) {
         const struct api_route *r = &req->srv->routes[i];
         if (r->prefix != NULL) {

@@ -30,6 +30,8 @@ int api_server_init(struct api_server **out,
     (void)errmsg;
     s->loop = loop;
     s->cfg = *cfg;
+    s->cfg.internal_secret =
+        cfg->internal_secret ? sh_strdup(cfg->internal_secret) : NULL;
     s->meta = meta;
     s->cons = cons;
     s->be = *backend;
@@ -133,6 +135,7 @@ void api__server_handle_closed(struct api_server *s)
         for (size_t i = 0; i < s->n_routes; i++)
             free(s->routes[i].path);
         free(s->routes);
+        free((char *)s->cfg.internal_secret);
         free(s);
         if (cb)
             cb(arg);

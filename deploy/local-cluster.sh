@@ -9,6 +9,9 @@
 # Environment: SHOAL_CLUSTER_DIR (default ./shoal-cluster), SHOAL_BIN
 # (default ./build/node/shoal), SHOAL_LB (default 127.0.0.1:5000),
 # SHOAL_BASE_PORT (default 5100: node I listens on BASE+I, Raft on BASE+100+I).
+# The nodes share a cluster secret, generated into $SHOAL_CLUSTER_DIR/secret
+# on first start; node-to-node requests carry it (curl the /internal/
+# endpoints with -H "X-Shoal-Secret: $(cat .../secret)").
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=${SHOAL_CLUSTER_DIR:-$PWD/shoal-cluster}
@@ -17,6 +20,9 @@ lb=${SHOAL_LB:-127.0.0.1:5000}
 base=${SHOAL_BASE_PORT:-5100}
 
 node_port() { echo $((base + $1)); }
+secret_header() { echo "X-Shoal-Secret: $(cat "$dir/secret")"; }
+# internal I PATH: GET a node's internal endpoint.
+internal() { curl -s --max-time 2 -H "$(secret_header)" "http://127.0.0.1:$(node_port "$1")$2" 2>/dev/null; }
 raft_port() { echo $((base + 100 + $1)); }
 # A process is alive while it exists and is not a zombie waiting to be
 # reaped (PID 1 of some containers reaps slowly).
@@ -34,8 +40,12 @@ start_node() {
   if alive "$dir/node$i.pid"; then echo "node $i already running"; return; fi
   # Node 1 forms the cluster; the others join it (and rejoin on restart).
   if [ "$i" != 1 ]; then join=(--join "http://127.0.0.1:$(node_port 1)"); fi
+  if [ ! -s "$dir/secret" ]; then
+    (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/secret")
+  fi
   "$bin" serve --node-id "$i" --listen "127.0.0.1:$(node_port "$i")" \
     --raft "127.0.0.1:$(raft_port "$i")" --data "$dir/node$i" "${join[@]}" \
+    --cluster-secret-file "$dir/secret" \
     >>"$dir/node$i.log" 2>&1 &
   echo $! >"$dir/node$i.pid"
   for _ in $(seq 1 100); do
@@ -84,7 +94,7 @@ case "$cmd" in
     for i in $(seq 1 "$n"); do start_node "$i" "$n"; done
     # Wait for every node to be a member before opening the LB.
     for _ in $(seq 1 100); do
-      m=$(curl -s "http://127.0.0.1:$(node_port 1)/internal/v1/members" | grep -o '"id":' | wc -l || true)
+      m=$(internal 1 /internal/v1/members | grep -o '"id":' | wc -l || true)
       [ "$m" -ge "$n" ] && break
       sleep 0.1
     done
@@ -101,7 +111,7 @@ case "$cmd" in
     leader= members=
     for i in $(seq 1 "$n"); do
       alive "$dir/node$i.pid" || continue
-      members=$(curl -s --max-time 2 "http://127.0.0.1:$(node_port "$i")/internal/v1/members" 2>/dev/null || true)
+      members=$(internal "$i" /internal/v1/members || true)
       leader=$(printf '%s' "$members" | sed -n 's/.*"leader":\([0-9]*\).*/\1/p')
       [ -n "$leader" ] && [ "$leader" != 0 ] && break
     done

@@ -56,6 +56,10 @@ static const struct opt opts[] = {
      "this node's public URL for other nodes; auto = http://LISTEN"},
     {"snapshot-threshold", OPT_INT, F(snapshot_threshold), "4096", 16, 10000000,
      "Raft log entries applied between snapshots (bounds the log)"},
+    {"cluster-secret-file", OPT_STRING, F(cluster_secret_file), "none", 0, 0,
+     "file holding the secret every node of the cluster shares (at least "
+     "16 characters); node-to-node requests (/internal/) must carry it. "
+     "none = those endpoints are open: keep them on a private network"},
     {"voters", OPT_INT, F(voters), "5", 1, 7,
      "most Raft voters (odd: 3 or 5); further members are standbys that "
      "receive the log without voting"},

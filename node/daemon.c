@@ -1,5 +1,6 @@
 /* Process wiring: start order storage -> consensus -> data plane -> api;
  * stop in reverse, each step from the previous one's close callback. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +47,41 @@ static int split_listen(const char *listen, char **host, int *port, char *errmsg
     return SH_OK;
 }
 
+/* The cluster secret from its file (trailing whitespace dropped): NULL
+ * when none is configured.  Too short or unreadable is an error. */
+#define SECRET_MIN 16
+#define SECRET_MAX 1024
+
+static int read_secret(const char *path, char **out, char *errmsg)
+{
+    char buf[SECRET_MAX + 2];
+    FILE *f;
+    size_t n;
+
+    *out = NULL;
+    if (strcmp(path, "none") == 0)
+        return SH_OK;
+    f = fopen(path, "r");
+    if (f == NULL) {
+        sh_errmsg_printf(errmsg, "unable to read cluster secret file '%s'", path);
+        return SH_EINVAL;
+    }
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' ||
+                     buf[n - 1] == ' ' || buf[n - 1] == '\t'))
+        n--;
+    buf[n] = '\0';
+    if (n < SECRET_MIN || n > SECRET_MAX || strlen(buf) != n ||
+        strpbrk(buf, "\r\n") != NULL) {
+        sh_errmsg_printf(errmsg, "cluster secret in '%s' must be one line of "
+                         "%d to %d characters", path, SECRET_MIN, SECRET_MAX);
+        return SH_EINVAL;
+    }
+    *out = sh_strdup(buf);
+    return SH_OK;
+}
+
 int node_start(struct node **out, uv_loop_t *loop,
                const struct node_config *cfg, char *errmsg)
 {
@@ -55,12 +91,19 @@ int node_start(struct node **out, uv_loop_t *loop,
     char *meta_dir = NULL;
     char *host = NULL;
     char *raft_addr = NULL;
+    char *secret = NULL;
     int rv;
 
     n->loop = loop;
     rv = split_listen(cfg->listen, &host, &acfg.port, errmsg);
     if (rv != SH_OK)
         goto err;
+    rv = read_secret(cfg->cluster_secret_file, &secret, errmsg);
+    if (rv != SH_OK)
+        goto err;
+    if (secret == NULL && strcmp(cfg->join, "none") != 0)
+        SH_WARN("no cluster-secret-file: node-to-node endpoints (/internal/) "
+                "are open to anyone who can reach this node");
     rv = durable_mkdirs(cfg->data_dir);
     if (rv != SH_OK) {
         sh_errmsg_printf(errmsg, "unable to create data directory '%s'",
@@ -117,6 +160,7 @@ int node_start(struct node **out, uv_loop_t *loop,
     acfg.body_timeout_ms = (unsigned)cfg->body_timeout_s * 1000;
     acfg.trust_forwarded = cfg->trust_forwarded;
     acfg.absolute_location = cfg->absolute_location;
+    acfg.internal_secret = secret;
     rv = api_server_init(&n->api, loop, &acfg, n->meta, n->cons, &be, errmsg);
     if (rv == SH_OK) {
         node__admin_init(&n->admin, loop, n->api, n->dp.uploads, n->shards);
@@ -126,6 +170,7 @@ int node_start(struct node **out, uv_loop_t *loop,
     if (rv != SH_OK)
         goto err_after_api;
     peer_client_init(&n->peer, loop);
+    peer_client_set_secret(n->peer, secret);
     node__forward_init(&n->forward, n->cons, n->meta, n->peer, n->api);
     node__reads_set_remote(n->dp.reads, (uint64_t)cfg->node_id, n->meta, n->peer);
     node__proxy_set(n->dp.proxy, (uint64_t)cfg->node_id, n->meta, n->peer);
@@ -138,6 +183,7 @@ int node_start(struct node **out, uv_loop_t *loop,
                            strcmp(cfg->join, "none") == 0 ? NULL : cfg->join);
         free(url);
     }
+    free(secret);
     free(host);
     free(raft_addr);
     SH_INFO("shoal listening on %s (data in %s)", cfg->listen, cfg->data_dir);
@@ -163,6 +209,7 @@ err_after_shards:
 err_after_meta:
     meta_close(n->meta);
 err:
+    free(secret);
     free(host);
     free(raft_addr);
     free(meta_dir);

@@ -32,6 +32,7 @@ struct node_config {
     int node_id;               /* Raft server id */
     char *raft;                /* Raft address HOST:PORT, or "auto" */
     int snapshot_threshold;    /* Raft entries between snapshots */
+    char *cluster_secret_file; /* shared secret of /internal/, or "none" */
     int voters;                /* most Raft voters (odd) */
     int raft_heartbeat_ms;     /* leader heartbeat interval */
     int raft_election_ms;      /* follower election timeout */

@@ -27,6 +27,7 @@ struct peer_client {
     sh_queue done;         /* finished requests whose cb is due */
     bool closing;
     int in_cb;             /* inside a libcurl data callback */
+    char *secret_header;   /* "X-Shoal-Secret: ..." for every request */
     void (*close_cb)(void *arg);
     void *close_arg;
 };
@@ -256,6 +257,13 @@ static void global_init(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
+void peer_client_set_secret(struct peer_client *p, const char *secret)
+{
+    free(p->secret_header);
+    p->secret_header =
+        secret ? sh_asprintf("X-Shoal-Secret: %s", secret) : NULL;
+}
+
 int peer_client_init(struct peer_client **out, uv_loop_t *loop)
 {
     static uv_once_t once = UV_ONCE_INIT;
@@ -336,6 +344,8 @@ int peer_send(struct peer_client *p, struct peer_req *req)
     }
     /* Peers answer at once; no 100-continue round trip. */
     sl = curl_slist_append(sl, "Expect:");
+    if (p->secret_header != NULL)
+        sl = curl_slist_append(sl, p->secret_header);
     for (const char *const *h = req->headers; h != NULL && *h != NULL; h++)
         sl = curl_slist_append(sl, *h);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, sl);
@@ -407,6 +417,7 @@ static void client_closed(uv_handle_t *h)
     void *arg = p->close_arg;
 
     curl_multi_cleanup(p->multi);
+    free(p->secret_header);
     free(p);
     if (cb)
         cb(arg);

@@ -60,6 +60,8 @@ struct peer_req {
 };
 
 int peer_client_init(struct peer_client **out, uv_loop_t *loop);
+/* Send the cluster secret (X-Shoal-Secret) with every request; NULL: none. */
+void peer_client_set_secret(struct peer_client *p, const char *secret);
 /* Cancel every request (SH_ECANCELED), then cb(arg) once all handles are
  * closed and the client is freed. */
 void peer_client_close(struct peer_client *p, void (*cb)(void *arg), void *arg);

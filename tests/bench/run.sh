@@ -248,7 +248,7 @@ cluster_down() {
 node_view() { # I
     local j t
     v_self='' v_leader='' v_members=0
-    j=$(curl -sf --max-time 2 \
+    j=$(curl -sf --max-time 2 -H "X-Shoal-Secret: $(cat "$cdir/secret" 2>/dev/null)" \
         "http://127.0.0.1:$((CLUSTER_BASE_PORT + $1))/internal/v1/members" \
         2>/dev/null) || return 1
     [[ $j =~ \"self\":([0-9]+) ]] && v_self=${BASH_REMATCH[1]}
