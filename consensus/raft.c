@@ -310,6 +310,17 @@ static void fetch_batch(struct cons *c)
         cons_read_index_done(c, &c->batch, SH_EUNAVAILABLE, 0);
 }
 
+/* Everything this server has applied: FSM commands (c->applied, kept in
+ * leveldb) and the entries Raft applies itself (configuration changes,
+ * barriers), which never reach the FSM.  A commit index that ends on a
+ * configuration change (the last step of forming a cluster) is thus
+ * reached at once, not when the next command happens to come. */
+static uint64_t applied_index(struct cons *c)
+{
+    uint64_t r = raft_last_applied(&c->raft);
+    return r > c->applied ? r : c->applied;
+}
+
 static void release_reads(struct cons *c, uint64_t now)
 {
     sh_queue *q = SH_QUEUE_NEXT(&c->reads);
@@ -325,7 +336,7 @@ static void release_reads(struct cons *c, uint64_t now)
         }
         if (req->index == 0 && leader)
             req->index = c->raft.commit_index;
-        if (req->index != 0 && c->applied >= req->index) {
+        if (req->index != 0 && applied_index(c) >= req->index) {
             SH_QUEUE_REMOVE(&req->queue);
             req->cb(req, SH_OK);
         } else if (now - req->since >= CONS_LEADER_WAIT_MS) {

@@ -685,6 +685,24 @@ static void test_read_index_leader(void **state)
     assert_int_equal(r[0].status, SH_ECANCELED);
 }
 
+/* Entries Raft applies itself (the bootstrap configuration here, or a
+ * promotion at the end of forming a cluster) never reach the FSM: a read
+ * index whose commit index ends on one still completes with SH_OK, not
+ * with SH_EUNAVAILABLE once CONS_LEADER_WAIT_MS ran out. */
+static void test_read_index_after_config_entry(void **state)
+{
+    struct fixture *f = *state;
+    struct rread r[3];
+
+    for (int i = 0; i < 3; i++)
+        read_index(f, &r[i]);
+    run_until(f, rreads_called, r);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(r[i].status, SH_OK);
+    close_cons(f);
+    run(f);
+}
+
 /* An election timeout under 4 heartbeats is refused with a message. */
 static void test_timeouts_checked(void **state)
 {
@@ -757,6 +775,7 @@ int main(void)
         T(test_close_from_callback), T(test_close_cancels_asynchronously),
         T(test_restart_replay),      T(test_read_index_leader),
         T(test_timeouts_checked),    T(test_address_kept),
+        T(test_read_index_after_config_entry),
         cmocka_unit_test_setup_teardown(test_restart_snapshot,
                                         setup_small_snapshots,
                                         teardown_small_snapshots),
