@@ -7,14 +7,19 @@
  * while one chunk is being written the next one is verified -> api_resp_end
  * after the last byte.  No buffers: the page cache is the buffer.
  *
- * Possible failure modes are: the shard is missing or corrupt before the
- * headers went out (500, logged: on one node with k=1, m=0 there is nothing
- * to rebuild from; the erasure-coding issue reconstructs from parity here),
- * a checksum failure mid-stream (the connection is aborted so the client
- * sees a short body, never wrong bytes), the client leaving (pending work
- * finishes, then the stream is freed).  Fetched from another node: that
- * node down or failing before any byte came (503 UNAVAILABLE with
- * Retry-After), or failing mid-stream (the connection is aborted). */
+ * Which copy: a blob of layout k = 1 has full copies on the nodes of its
+ * placement ({index i, node X}: X stores shard file (digest, i)).  A node
+ * the placement names reads its own shard file; any other node, or one
+ * whose own copy fails, reads from the other holders in placement order.
+ *
+ * Possible failure modes are: the local shard missing or corrupt before
+ * the headers went out (logged with SH_WARN, the other holders serve the
+ * read; with none, 500: nothing to rebuild from), a checksum failure
+ * mid-stream (the connection is aborted so the client sees a short body,
+ * never wrong bytes), the client leaving (pending work finishes, then the
+ * stream is freed).  Fetched from another node: every holder down or
+ * failing before any byte came (503 UNAVAILABLE with Retry-After), or the
+ * one streaming failing mid-stream (the connection is aborted). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +27,16 @@
 #include "peer.h"
 
 #define READ_CHUNK (2u * 1024 * 1024)
+/* Holders of one blob a read may try (k + m at most). */
+#define READ_HOLDERS_MAX EC_MAX_SHARDS
+
+/* Other nodes holding a copy, in placement order: node[i] stores shard
+ * file (digest, idx[i]), the whole blob for k = 1. */
+struct holders {
+    unsigned n;
+    unsigned idx[READ_HOLDERS_MAX];
+    uint64_t node[READ_HOLDERS_MAX];
+};
 
 struct node_reads {
     uv_loop_t *loop;            /* borrowed */
@@ -54,7 +69,11 @@ struct stream {
     struct api_req *req;        /* NULL once the client left */
     struct shard_reader *r;     /* opened in the pool */
     char *digest;
+    unsigned idx;               /* local shard file read: (digest, idx) */
+    uint64_t size;              /* blob size */
+    struct holders others;      /* fallback when the local copy fails */
     int status;                 /* 200 or 206 */
+    uint64_t first;             /* first offset asked for */
     uint64_t total;             /* bytes to send */
     uint64_t next;              /* next offset to read */
     uint64_t end;               /* one past the last offset */
@@ -70,6 +89,10 @@ struct stream {
 };
 
 static void pump(struct stream *s);
+static void serve_remote(struct node_reads *mgr, struct api_req *req,
+                         const char *digest, uint64_t size,
+                         const struct holders *h, int status, uint64_t first,
+                         uint64_t last);
 
 static void reads_noop(uv_work_t *w)
 {
@@ -122,7 +145,8 @@ static void read_work(uv_work_t *w)
     size_t len;
 
     if (s->r == NULL) {
-        s->work_status = shard_reader_open(s->mgr->shards, s->digest, 0, &s->r);
+        s->work_status =
+            shard_reader_open(s->mgr->shards, s->digest, s->idx, &s->r);
         if (s->work_status != SH_OK)
             return;
     }
@@ -143,6 +167,22 @@ static void read_done(uv_work_t *w, int status)
     if (s->req == NULL) {
         if (s->writing < 0)
             stream_free(s);
+        return;
+    }
+    if (s->work_status != SH_OK && !s->started && s->others.n > 0 &&
+        s->mgr->peer != NULL) {
+        /* Nothing sent yet: another holder serves the read.  The local
+         * copy stays as it is until repair (a later issue) replaces it. */
+        struct api_req *req = s->req;
+        SH_WARN("blob %s: local copy (shard %u) unreadable at offset %llu: "
+                "%s; reading it from another holder",
+                s->digest, s->idx, (unsigned long long)s->work_off,
+                sh_strerror(s->work_status));
+        api_req_on_abort(req, NULL, NULL);
+        s->req = NULL;
+        serve_remote(s->mgr, req, s->digest, s->size, &s->others, s->status,
+                     s->first, s->end - 1);
+        stream_free(s);
         return;
     }
     if (s->work_status != SH_OK) {
@@ -234,22 +274,32 @@ static void stream_abort(struct api_req *req, void *arg)
 
 /* ------------------------------------------------- blobs on other nodes
  *
- * The blob's bytes live on the node its placement names: fetch them from
- * that node's registry API (a Range request for partial reads) and stream
- * them to the client as they arrive.  Bytes in flight to the client are
- * bounded (REMOTE_HIGH): above it the fetch pauses until writes drain.
- * A short or failed fetch after the headers went out aborts the client
- * connection, so a client never takes a truncated blob for a whole one. */
+ * The blob's bytes are fetched from a holder its placement names: the
+ * shard endpoint of that node (GET /internal/v1/shards/<digest>/<idx>,
+ * verified there) with the client's range mapped to the shard (for k = 1
+ * the shard is the blob), streamed to the client as they arrive.  A
+ * holder failing before any byte went to the client (unreachable, 404,
+ * 409 corrupt, 5xx) is skipped for the next one in placement order; with
+ * none left the client gets 503 UNAVAILABLE with Retry-After.  Bytes in
+ * flight to the client are bounded (REMOTE_HIGH): above it the fetch
+ * pauses until writes drain.  A short or failed fetch after the headers
+ * went out aborts the client connection, so a client never takes a
+ * truncated blob for a whole one. */
 #define REMOTE_HIGH (4u * 1024 * 1024)
 
 struct remote {
     struct node_reads *mgr;
     struct api_req *req;        /* NULL once the client left */
     struct peer_req pr;
-    char *url;
+    char *digest;
+    uint64_t size;              /* blob size */
+    struct holders h;           /* holders to try, in order */
+    unsigned next;              /* next holder to try */
+    char *url;                  /* the holder being read */
     char range[64];
     const char *headers[2];
     int status;                 /* 200 or 206 to the client */
+    uint64_t first;             /* first blob offset owed */
     uint64_t total;             /* bytes owed to the client */
     uint64_t sent;              /* bytes handed to api_resp_write */
     size_t inflight;            /* bytes written but not yet flushed */
@@ -268,8 +318,8 @@ static void remote_maybe_free(struct remote *r)
         api_req_on_abort(req, NULL, NULL);
         r->req = NULL;
         if (!r->started) {
-            /* The node holding the bytes did not answer: the blob exists,
-             * its data is out of reach for now. */
+            /* No holder answered: the blob exists, its data is out of
+             * reach for now. */
             api_resp_header(req, "Retry-After", "5");
             api_resp_error(req, "UNAVAILABLE", "blob data unavailable");
         } else if (r->fetch_status == SH_OK && r->sent == r->total) {
@@ -281,6 +331,7 @@ static void remote_maybe_free(struct remote *r)
     r->mgr->live--;
     reads_maybe_closed(r->mgr);
     free(r->url);
+    free(r->digest);
     free(r);
 }
 
@@ -303,6 +354,14 @@ static void remote_write_done(void *arg, int status)
     remote_maybe_free(r);
 }
 
+/* The holder's answer carries exactly the bytes owed: a 206 for the range
+ * asked, or a 200 when that range is the whole blob. */
+static bool remote_status_ok(const struct remote *r, long http_status)
+{
+    return http_status == 206 ||
+           (http_status == 200 && r->first == 0 && r->total == r->size);
+}
+
 static bool remote_body(struct peer_req *pr, const char *data, size_t len)
 {
     struct remote *r = pr->data;
@@ -315,7 +374,7 @@ static bool remote_body(struct peer_req *pr, const char *data, size_t len)
     if (r->req == NULL)
         return true; /* client gone: drain until the cancel lands */
     if (!r->started) {
-        if (pr->http_status != 200 && pr->http_status != 206) {
+        if (!remote_status_ok(r, pr->http_status)) {
             peer_cancel(pr);
             return true;
         }
@@ -337,19 +396,24 @@ static bool remote_body(struct peer_req *pr, const char *data, size_t len)
     return r->inflight < REMOTE_HIGH;
 }
 
+static bool remote_try_next(struct remote *r);
+
 static void remote_fetched(struct peer_req *pr, int status)
 {
     struct remote *r = pr->data;
     r->fetch_done = true;
-    r->fetch_status = status == SH_OK && (pr->http_status == 200 ||
-                                          pr->http_status == 206)
+    r->fetch_status = status == SH_OK && remote_status_ok(r, pr->http_status)
                           ? SH_OK
                           : SH_EUNAVAILABLE;
-    if (r->fetch_status != SH_OK)
+    if (r->fetch_status != SH_OK && r->req != NULL)
         SH_WARN("blob fetch %s: %s (HTTP %ld)", r->url, sh_strerror(status),
                 pr->http_status);
     sh_buf_release(&pr->resp);
     sh_buf_release(&pr->resp_hdrs);
+    /* Nothing reached the client yet: the next holder may serve it. */
+    if (r->fetch_status != SH_OK && !r->started && r->req != NULL &&
+        remote_try_next(r))
+        return;
     remote_maybe_free(r);
 }
 
@@ -362,48 +426,71 @@ static void remote_abort(struct api_req *req, void *arg)
         peer_cancel(&r->pr);
 }
 
+/* Start the fetch from the next holder that has a URL.  False when none
+ * is left (or the client is shutting down): fetch_done stays true. */
+static bool remote_try_next(struct remote *r)
+{
+    while (r->next < r->h.n) {
+        uint64_t node = r->h.node[r->next];
+        unsigned idx = r->h.idx[r->next];
+        char *base = node__member_url(r->mgr->meta, node);
+
+        r->next++;
+        if (base == NULL) {
+            SH_WARN("blob %s: its holder %llu is unknown", r->digest,
+                    (unsigned long long)node);
+            continue;
+        }
+        free(r->url);
+        r->url = sh_asprintf("%s/internal/v1/shards/%s/%u", base, r->digest,
+                             idx);
+        free(base);
+        memset(&r->pr, 0, sizeof r->pr);
+        r->pr.data = r;
+        r->pr.method = "GET";
+        r->pr.url = r->url;
+        r->pr.headers = r->headers;
+        r->pr.on_body = remote_body;
+        r->pr.cb = remote_fetched;
+        if (peer_send(r->mgr->peer, &r->pr) != SH_OK)
+            return false;
+        r->fetch_done = false;
+        return true;
+    }
+    return false;
+}
 
 static void serve_remote(struct node_reads *mgr, struct api_req *req,
-                         const char *repo, const Shoal__BlobRecord *rec,
-                         uint64_t owner, int status, uint64_t first,
+                         const char *digest, uint64_t size,
+                         const struct holders *h, int status, uint64_t first,
                          uint64_t last)
 {
     struct remote *r;
-    char *base = node__member_url(mgr->meta, owner);
 
-    if (base == NULL || mgr->peer == NULL) {
-        free(base);
-        SH_WARN("blob %s: its node %llu is unknown", rec->digest,
-                (unsigned long long)owner);
+    if (mgr->peer == NULL) {
         api_resp_error(req, "UNKNOWN", "blob data unavailable");
         return;
     }
     r = sh_calloc(1, sizeof *r);
     r->mgr = mgr;
     r->req = req;
+    r->digest = sh_strdup(digest);
+    r->size = size;
+    r->h = *h;
     r->status = status;
+    r->first = first;
     r->total = last - first + 1;
-    r->url = sh_asprintf("%s/v2/%s/blobs/%s", base, repo, rec->digest);
-    free(base);
+    r->fetch_done = true;
     snprintf(r->range, sizeof r->range, "Range: bytes=%llu-%llu",
              (unsigned long long)first, (unsigned long long)last);
     r->headers[0] = r->range;
     r->headers[1] = NULL;
-    r->pr.data = r;
-    r->pr.method = "GET";
-    r->pr.url = r->url;
-    r->pr.headers = r->headers;
-    r->pr.on_body = remote_body;
-    r->pr.cb = remote_fetched;
     mgr->live++;
-    if (peer_send(mgr->peer, &r->pr) != SH_OK) {
-        r->req = NULL;
-        r->fetch_done = true;
-        api_resp_error(req, "UNAVAILABLE", "shutting down");
-        remote_maybe_free(r);
-        return;
-    }
     api_req_on_abort(req, remote_abort, r);
+    if (!remote_try_next(r)) {
+        /* No holder reachable: 503 with Retry-After. */
+        remote_maybe_free(r);
+    }
 }
 
 static void be_blob_serve(void *data, struct api_req *req, const char *repo,
@@ -411,12 +498,37 @@ static void be_blob_serve(void *data, struct api_req *req, const char *repo,
                           uint64_t first, uint64_t last)
 {
     struct node_reads *mgr = ((struct node_dataplane *)data)->reads;
+    struct holders others;
+    bool local = false;
+    unsigned local_idx = 0;
     struct stream *s;
 
-    if (rec->n_placement > 0 && mgr->self_id != 0 &&
-        rec->placement[0]->node_id != mgr->self_id) {
-        serve_remote(mgr, req, repo, rec, rec->placement[0]->node_id, status,
-                     first, last);
+    (void)repo;
+    if (rec->layout != NULL && rec->layout->k > 1) {
+        SH_ERROR("blob %s: layout k=%u is not readable by this version",
+                 rec->digest, rec->layout->k);
+        api_resp_error(req, "UNKNOWN", "blob data unavailable");
+        return;
+    }
+    /* k = 1: every holder has the whole blob.  This node reads its own
+     * copy when the placement names it; the others are the fallback. */
+    others.n = 0;
+    if (rec->n_placement == 0 || mgr->self_id == 0)
+        local = true; /* a record of a single node */
+    for (size_t i = 0; i < rec->n_placement; i++) {
+        const Shoal__ShardPlacement *p = rec->placement[i];
+        if (p->node_id == mgr->self_id && !local) {
+            local = true;
+            local_idx = p->index;
+        } else if (p->node_id != mgr->self_id && others.n < READ_HOLDERS_MAX) {
+            others.idx[others.n] = p->index;
+            others.node[others.n] = p->node_id;
+            others.n++;
+        }
+    }
+    if (!local) {
+        serve_remote(mgr, req, rec->digest, rec->size, &others, status, first,
+                     last);
         return;
     }
     s = sh_calloc(1, sizeof *s);
@@ -425,7 +537,11 @@ static void be_blob_serve(void *data, struct api_req *req, const char *repo,
     s->mgr = mgr;
     s->req = req;
     s->digest = sh_strdup(rec->digest);
+    s->idx = local_idx;
+    s->size = rec->size;
+    s->others = others;
     s->status = status;
+    s->first = first;
     s->next = first;
     s->end = last + 1;
     s->total = last - first + 1;

@@ -173,6 +173,7 @@ int node_start(struct node **out, uv_loop_t *loop,
     peer_client_set_secret(n->peer, secret);
     node__forward_init(&n->forward, n->cons, n->meta, n->peer, n->api);
     node__reads_set_remote(n->dp.reads, (uint64_t)cfg->node_id, n->meta, n->peer);
+    node__uploads_set_remote(n->dp.uploads, n->peer);
     node__proxy_set(n->dp.proxy, (uint64_t)cfg->node_id, n->meta, n->peer);
     {
         char *url = strcmp(cfg->url, "auto") == 0

@@ -98,6 +98,55 @@ void node__uploads_set_self(struct node_uploads *u, uint64_t id);
 void node__uploads_stats(const struct node_uploads *u,
                          struct node_upload_stats *out);
 
+struct peer_client;
+struct repl_op;
+/* Blobs pushed to this node are copied to other members through `peer`
+ * (member records from the uploads' meta); without it (or alone) the
+ * owner's copy is the only one. */
+void node__uploads_set_remote(struct node_uploads *u, struct peer_client *peer);
+
+/* replicate.c: the copies of a blob (layout k = 1, m) on other nodes.
+ * Placement entry {index i, node X} means "X stores shard file
+ * (digest, i)"; for k = 1 every shard is a full copy. */
+#define NODE_COPIES_MAX 2 /* largest m node__copies_m returns */
+/* m for a cluster of n active members: 0 alone, 1 from 2, 2 from 6 (the
+ * losses the erasure-coding defaults 2+1 and 4+2 tolerate). */
+unsigned node__copies_m(size_t n_active);
+/* Active members recorded (self included), at least 1. */
+size_t node__members_active(struct meta *meta);
+
+struct node_repl_ctx {
+    uv_loop_t *loop;            /* borrowed, like the rest */
+    struct shard_store *shards; /* holds (digest, 0), the source */
+    struct meta *meta;          /* member records */
+    struct peer_client *peer;   /* NULL: no copies */
+    uint64_t self_id;           /* never a candidate */
+};
+struct node_repl_req;
+typedef void (*node_repl_cb)(struct node_repl_req *req, int status);
+/* Owned by the caller until cb.  cb(req, SH_OK) once every transfer has
+ * ended, with the copies that are durable on their nodes below (maybe
+ * none: the quorum is the caller's decision); SH_ECANCELED after
+ * node__replicate_cancel (copies below are still accurate). */
+struct node_repl_req {
+    void *data;                              /* free for the caller */
+    node_repl_cb cb;
+    unsigned n_copies;                       /* out: durable copies */
+    unsigned copy_idx[NODE_COPIES_MAX];      /* out: their shard index */
+    uint64_t copy_node[NODE_COPIES_MAX];     /* out: their node */
+    uint64_t elapsed_ms;                     /* out: time of all transfers */
+    struct repl_op *op;                      /* private: NULL when idle */
+};
+/* Copy shard (digest, 0) of this node, `size` bytes with CRC32C `crc`, as
+ * shards 1..m (1 <= m <= NODE_COPIES_MAX) to the best ranked other active
+ * members.  SH_OK: cb will fire (never from inside this call); otherwise
+ * it will not and nothing was started. */
+int node__replicate(const struct node_repl_ctx *ctx, struct node_repl_req *req,
+                    const char *digest, uint64_t size, uint32_t crc,
+                    unsigned m);
+/* Cancel the transfers of a running request (shutdown). */
+void node__replicate_cancel(struct node_repl_req *req);
+
 struct node_admin; /* admin.c: /healthz, /readyz, /metrics */
 void node__admin_init(struct node_admin **out, uv_loop_t *loop,
                       struct api_server *api, struct node_uploads *uploads,

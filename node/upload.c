@@ -6,8 +6,11 @@
  * (one work item at a time per session, so bytes stay in order) -> reading
  * pauses while both buffers are busy (memory per session is bounded by
  * 2 x UP_CHUNK, whatever the blob size) -> commit flushes, compares the
- * digest, finishes the shard (fsync + rename: durable), proposes
- * BlobCommit and reports once it is applied.
+ * digest, finishes the shard (fsync + rename: durable) -> in a cluster,
+ * copies it to m other members (replicate.c; m from node__copies_m) and
+ * waits for every transfer -> with the write quorum of durable copies,
+ * proposes BlobCommit (layout k = 1, m; placement: the holders) and
+ * reports once it is applied.
  *
  * States (STYLE habit 7):
  *   OPEN      accepting bytes; may be held by one request at a time
@@ -18,7 +21,9 @@
  * gone, SH_EDIGEST), an I/O error while spooling (sticky: every later
  * operation reports it), the session expiring while idle (its spool is
  * deleted), shutdown (sessions are dropped; spools are removed at the next
- * start, they were never acknowledged as blobs). */
+ * start, they were never acknowledged as blobs; copies in flight are
+ * cancelled and their commit answers 503), too few durable copies for the
+ * write quorum (503 + Retry-After, nothing committed; see replicated()). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +38,8 @@
 #define UP_SLACK (256u * 1024)
 /* Spare buffers kept for new sessions (memory: UP_POOL x 4.25 MiB). */
 #define UP_POOL 4
+/* Shard size recorded in the layout of k = 1 blobs (1 MiB). */
+#define UP_SHARD_SIZE (1024u * 1024)
 /* Unit of hashing and spooling inside a chunk (fits the CPU cache). */
 #define UP_PIECE (256u * 1024)
 
@@ -46,6 +53,8 @@ struct api_upload {
     char *repo;                 /* repository it was created for */
     struct shard_writer *w;     /* spool; NULL once finished or aborted */
     struct digest_ctx *sha256;  /* hash of every byte spooled */
+    uint32_t crc;               /* CRC32C of every byte spooled (pool),
+                                   sent with the copies */
     uint64_t offset;            /* bytes accepted (buffered or spooled) */
     bool held;                  /* a request is using the session */
     bool recorded;              /* u/<uuid> is in leveldb (pool writes it
@@ -75,6 +84,9 @@ struct api_upload {
     void *commit_arg;
     struct cons_propose_req preq;
     uint64_t size;              /* final size */
+    struct node_repl_req repl;  /* copies to other nodes */
+    bool replicating;           /* repl is in flight */
+    unsigned m;                 /* layout m of the commit */
 };
 
 struct node_uploads {
@@ -89,6 +101,7 @@ struct node_uploads {
     unsigned live;              /* sessions not yet freed */
     struct node_upload_stats stats; /* counters for metrics */
     uint64_t self_id;           /* this node: where its shards are placed */
+    struct peer_client *peer;   /* borrowed: copies to other nodes, or NULL */
     bool timer_closed;          /* expiry timer's close callback ran */
     void (*close_cb)(void *arg);
     void *close_arg;
@@ -251,6 +264,7 @@ static void spool_work(uv_work_t *w)
     for (size_t off = 0; off < up->len[b]; off += UP_PIECE) {
         size_t n = up->len[b] - off < UP_PIECE ? up->len[b] - off : UP_PIECE;
         digest_ctx_update(up->sha256, up->buf[b] + off, n);
+        up->crc = shard_crc32c(up->crc, up->buf[b] + off, n);
         up->work_status = shard_writer_append(up->w, up->buf[b] + off, n);
         if (up->work_status != SH_OK)
             return;
@@ -482,38 +496,41 @@ static void finish_work(uv_work_t *w)
     up->w = NULL;
 }
 
-static void finish_done(uv_work_t *w, int status)
+/* Propose BlobCommit for layout k = 1, m = up->m: the owner's shard 0
+ * plus the copies in up->repl, only holders whose copy is durable. */
+static void propose_commit(struct api_upload *up)
 {
-    struct api_upload *up = w->data;
     Shoal__Command cmd = SHOAL__COMMAND__INIT;
     Shoal__BlobCommit op = SHOAL__BLOB_COMMIT__INIT;
     Shoal__BlobRecord rec = SHOAL__BLOB_RECORD__INIT;
     Shoal__Layout layout = SHOAL__LAYOUT__INIT;
-    Shoal__ShardPlacement place = SHOAL__SHARD_PLACEMENT__INIT;
-    Shoal__ShardPlacement *places[1] = {&place};
+    Shoal__ShardPlacement place[1 + NODE_COPIES_MAX];
+    Shoal__ShardPlacement *places[1 + NODE_COPIES_MAX];
+    size_t n = 0;
     int rv;
 
-    (void)status;
-    up->working = false;
-    if (up->work_status != SH_OK) {
-        if (up->work_status == SH_EDIGEST) {
-            SH_INFO("upload %s: digest mismatch for %s", up->uuid, up->digest);
-            up->mgr->stats.digest_mismatches++;
-        }
-        commit_fail(up, up->work_status);
-        return;
-    }
-    /* One node: the whole blob is shard 0 of a k=1, m=0 layout here. */
     layout.k = 1;
-    layout.m = 0;
-    layout.shard_size = 0;
-    place.index = 0;
-    place.node_id = up->mgr->self_id;
+    layout.m = up->m;
+    /* Never 0: the striping functions of storage reject it.  For k = 1
+     * it changes nothing (every shard is the whole blob). */
+    layout.shard_size = UP_SHARD_SIZE;
+    shoal__shard_placement__init(&place[n]);
+    place[n].index = 0;
+    place[n].node_id = up->mgr->self_id;
+    places[n] = &place[n];
+    n++;
+    for (unsigned i = 0; i < up->repl.n_copies; i++) {
+        shoal__shard_placement__init(&place[n]);
+        place[n].index = up->repl.copy_idx[i];
+        place[n].node_id = up->repl.copy_node[i];
+        places[n] = &place[n];
+        n++;
+    }
     rec.version = SH_RECORD_VERSION;
     rec.digest = up->digest;
     rec.size = up->size;
     rec.layout = &layout;
-    rec.n_placement = 1;
+    rec.n_placement = n;
     rec.placement = places;
     rec.state = SHOAL__BLOB_STATE__BLOB_STATE_ACTIVE;
     rec.created_unix = (uint64_t)time(NULL);
@@ -526,6 +543,99 @@ static void finish_done(uv_work_t *w, int status)
     rv = cons_propose(up->mgr->cons, &up->preq, &cmd);
     if (rv != SH_OK)
         commit_fail(up, rv);
+}
+
+static void replicated(struct node_repl_req *req, int status)
+{
+    struct api_upload *up = req->data;
+    unsigned holders = 1 + req->n_copies;
+    unsigned need = up->m + 1 < 2 ? up->m + 1 : 2;
+
+    up->replicating = false;
+    SH_INFO("blob %s: %u of %u copies durable (%llu bytes) after %.3f s",
+            up->digest, holders, up->m + 1, (unsigned long long)up->size,
+            (double)req->elapsed_ms / 1000.0);
+    if (status != SH_OK) {
+        commit_fail(up, SH_ESHUTDOWN);
+        return;
+    }
+    /* The ack is decided here.  Every holder counted has made its copy
+     * durable (the owner's shard was fsynced and renamed before the
+     * transfers began; each peer answered 201 only after its own fsync,
+     * rename and directory fsync), so once BlobCommit is applied the blob
+     * survives the loss of holders - 1 nodes.  The write quorum is
+     * min(m + 1, 2) holders: at least one node besides the owner, unless
+     * the cluster has no other member.  Below it nothing is committed and
+     * the client gets 503 + Retry-After; the owner's shard stays (a retry
+     * finds it: finishing is idempotent) and the copies that did land are
+     * orphans for GC.  Missing copies above the quorum (a holder down)
+     * are left to repair, which reads the placement. */
+    if (holders < need) {
+        SH_WARN("blob %s: %u cop%s durable, the write quorum is %u: "
+                "not committed",
+                up->digest, holders, holders == 1 ? "y" : "ies", need);
+        commit_fail(up, SH_EUNAVAILABLE);
+        return;
+    }
+    propose_commit(up);
+}
+
+static bool blob_recorded(struct meta *meta, const char *digest)
+{
+    struct sh_buf key = SH_BUF_INIT;
+    bool has;
+    meta_key_blob(&key, digest);
+    has = meta_has(meta, key.data, key.len);
+    sh_buf_release(&key);
+    return has;
+}
+
+static void finish_done(uv_work_t *w, int status)
+{
+    struct api_upload *up = w->data;
+    struct node_uploads *mgr = up->mgr;
+    struct node_repl_ctx ctx;
+    int rv;
+
+    (void)status;
+    up->working = false;
+    if (up->work_status != SH_OK) {
+        if (up->work_status == SH_EDIGEST) {
+            SH_INFO("upload %s: digest mismatch for %s", up->uuid, up->digest);
+            mgr->stats.digest_mismatches++;
+        }
+        commit_fail(up, up->work_status);
+        return;
+    }
+    up->m = mgr->peer != NULL ? node__copies_m(node__members_active(mgr->meta))
+                              : 0;
+    up->repl.n_copies = 0;
+    /* A blob already recorded (pushed before, here or elsewhere) keeps
+     * its record and holders (BlobCommit keeps the first record): only
+     * the repository link is new, no copy is needed. */
+    if (up->m == 0 || blob_recorded(mgr->meta, up->digest)) {
+        propose_commit(up);
+        return;
+    }
+    if (mgr->closing) {
+        /* Shutting down: no transfers that would hold the close up. */
+        commit_fail(up, SH_ESHUTDOWN);
+        return;
+    }
+    ctx.loop = mgr->loop;
+    ctx.shards = mgr->shards;
+    ctx.meta = mgr->meta;
+    ctx.peer = mgr->peer;
+    ctx.self_id = mgr->self_id;
+    up->repl.data = up;
+    up->repl.cb = replicated;
+    rv = node__replicate(&ctx, &up->repl, up->digest, up->size, up->crc,
+                         up->m);
+    if (rv != SH_OK) {
+        commit_fail(up, rv);
+        return;
+    }
+    up->replicating = true;
 }
 
 static void commit_flushed(void *arg, int status)
@@ -575,7 +685,9 @@ static void expiry_cb(uv_timer_t *t)
 
 static void resume_hash(void *arg, const void *data, size_t len)
 {
-    digest_ctx_update(arg, data, len);
+    struct api_upload *up = arg;
+    digest_ctx_update(up->sha256, data, len);
+    up->crc = shard_crc32c(up->crc, data, len);
 }
 
 bool node__upload_spool_keep(void *arg, const char *spool_name)
@@ -615,8 +727,8 @@ static void uploads_resume(struct node_uploads *mgr)
             up->mgr = mgr;
             snprintf(up->uuid, sizeof up->uuid, "%s", rec->uuid);
             up->sha256 = digest_ctx_new(DIGEST_SHA256);
-            if (shard_writer_resume(mgr->shards, up->uuid, resume_hash,
-                                    up->sha256, &up->w) != SH_OK) {
+            if (shard_writer_resume(mgr->shards, up->uuid, resume_hash, up,
+                                    &up->w) != SH_OK) {
                 digest_ctx_free(up->sha256);
                 free(up);
                 up = NULL;
@@ -706,6 +818,8 @@ void node__uploads_close(struct node_uploads *mgr, void (*cb)(void *arg),
     while (q != &mgr->sessions) {
         struct api_upload *up = SH_QUEUE_DATA(q, struct api_upload, link);
         q = SH_QUEUE_NEXT(q);
+        if (up->replicating)
+            node__replicate_cancel(&up->repl); /* fails the commit (503) */
         if (up->state == UP_OPEN) {
             /* Not the client's end: the session resumes at the next start
              * (its record stays; a record not yet written by the pool
@@ -716,6 +830,12 @@ void node__uploads_close(struct node_uploads *mgr, void (*cb)(void *arg),
         }
     }
     uv_close((uv_handle_t *)&mgr->expiry, expiry_closed);
+}
+
+void node__uploads_set_remote(struct node_uploads *mgr,
+                              struct peer_client *peer)
+{
+    mgr->peer = peer;
 }
 
 void node__uploads_set_self(struct node_uploads *mgr, uint64_t id)
