@@ -165,6 +165,7 @@ int node_start(struct node **out, uv_loop_t *loop,
     if (rv == SH_OK) {
         node__admin_init(&n->admin, loop, n->api, n->dp.uploads, n->shards);
         node__shard_svc_init(&n->shard_svc, loop, n->api, n->shards);
+        node__inspect_init(n->api, n->meta);
         rv = api_server_listen(n->api, errmsg);
     }
     if (rv != SH_OK)

@@ -195,6 +195,10 @@ void node__reads_backend(struct node_reads *r, struct api_backend *be);
  * fan-out of uploads and the remote reads of serving nodes talk to.
  * Registers its route on `api` (before api_server_listen). */
 struct node_shard_svc;
+/* inspect.c: GET /internal/v1/blobs/<digest>, a blob's record (layout,
+ * placement with member URLs). */
+void node__inspect_init(struct api_server *api, struct meta *meta);
+
 void node__shard_svc_init(struct node_shard_svc **out, uv_loop_t *loop,
                           struct api_server *api, struct shard_store *shards);
 /* Called once the API is closed; cb(arg) once the work in flight (spool

@@ -132,6 +132,20 @@ for f in "${FILES[@]}"; do
     check "blob $f has exactly 2 copies, node 1 holding shard 0 ($h)" \
         bash -c "[[ '$h' =~ ^1/0\ [23]/1$ ]]"
 done
+# The replicated record says the same (GET /internal/v1/blobs/<digest>;
+# node 1 applied each commit before it answered the push).
+for f in "${FILES[@]}"; do
+    h=$(holders "${DG[$f]}" 1 2 3)
+    rec=$(curl -s "${REGS[1]}/internal/v1/blobs/${DG[$f]}")
+    expect_eq "blob $f: the record names the nodes holding it" \
+        "$(jq -r '[.placement[] | "\(.node)/\(.index)"] | sort | join(" ")' <<<"$rec")" "$h"
+    expect_eq "blob $f: layout" "$(jq -c .layout <<<"$rec")" '{"k":1,"m":1,"shard_size":1048576}'
+    expect_eq "blob $f: size" "$(jq -r .size <<<"$rec")" "$(size_of "$D/$f")"
+done
+req GET "${REGS[1]}/internal/v1/blobs/sha256:$(printf no | sha256sum | cut -d' ' -f1)"
+expect_status 404
+req GET "${REGS[1]}/internal/v1/blobs/sha256:xyz"
+expect_status 400
 check "node 1 logs the copies with their transfer time" \
     grep -Eq "copy 1 stored on node [23] \([0-9]+ bytes in [0-9.]+ s\)" "${LOGS[1]}"
 t_note "$(grep -Eo 'copy 1 stored on node [23] \([0-9]+ bytes in [0-9.]+ s\)' "${LOGS[1]}" | tr '\n' ';')"
