@@ -15,29 +15,6 @@ fi
 D=$T_TMP/files
 mkdir -p "$D"
 
-# Raft listens on the API port + 1 (the default), so the harness's retry
-# on another port when one is taken moves both, and a restart on the same
-# API port keeps the same Raft address.
-declare -a REGS PIDS DATAS PORTS LOGS
-start_node() # start_node I [args...]
-{
-    local i=$1
-    shift
-    if [[ -n ${PORTS[$i]:-} ]]; then
-        shoal_start --data "${DATAS[$i]}" --port "${PORTS[$i]}" --node-id "$i" "$@"
-    else
-        shoal_start --node-id "$i" "$@"
-    fi
-    REGS[$i]=$REG PIDS[$i]=$SHOAL_PID DATAS[$i]=$SHOAL_DATA
-    PORTS[$i]=$SHOAL_PORT LOGS[$i]=$SHOAL_LOG
-}
-
-# members_on I: number of members node I knows, and its leader id.
-members_on() { curl -s --max-time 5 "${REGS[$1]}/internal/v1/members"; }
-
-
-has_members() { [[ $(members_on "$1" | jq '.members | length') == "$2" ]]; }
-leader_of() { members_on "$1" | jq -r '.leader'; }
 manifest_is() # manifest_is I REF FILE
 {
     curl -s --max-time 5 -o "$T_TMP/m.out" -w '%{http_code}' \
@@ -45,9 +22,9 @@ manifest_is() # manifest_is I REF FILE
         cmp -s "$T_TMP/m.out" "$3"
 }
 
-start_node 1
-start_node 2 --join "${REGS[1]}"
-start_node 3 --join "${REGS[2]}" # through a follower
+node_start 1
+node_start 2 --join "${REGS[1]}"
+node_start 3 --join "${REGS[2]}" # through a follower
 for i in 1 2 3; do
     wait_for "node $i knows 3 members" 20 has_members "$i" 3
 done
@@ -182,7 +159,7 @@ oci_image_manifest "$D/m2" "$D/config"
 jq -c '. + {annotations: {"n": "2"}}' "$D/m2" >"$D/m2b"
 REG=${REGS[1]}
 push_manifest test/cluster v2 "$D/m2b" application/vnd.oci.image.manifest.v1+json
-start_node 3 --join "${REGS[1]}"
+node_start 3 --join "${REGS[1]}"
 wait_for "restarted node 3 catches up on v2" 15 manifest_is 3 v2 "$D/m2b"
 wait_for "node 3 still serves v1" 5 manifest_is 3 v1 "$D/m1"
 
@@ -206,7 +183,7 @@ if [[ -n $newleader ]]; then
     other=$((5 - newleader))
     wait_for "node $other sees v3" 10 manifest_is "$other" v3 "$D/m3b"
     # The old leader comes back as a follower and catches up.
-    start_node 1
+    node_start 1
     wait_for "old leader catches up on v3" 15 manifest_is 1 v3 "$D/m3b"
     wait_for "old leader still serves v1" 5 manifest_is 1 v1 "$D/m1"
 fi

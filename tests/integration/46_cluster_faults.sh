@@ -22,50 +22,9 @@ mkdir -p "$D" "$W"
 REPO=test/faults
 SNAP=(--snapshot-threshold 16)
 
-# Each node gets its API port P once, and Raft listens on P + 1 (the
-# default); restarts reuse the data dir and both ports.  The ports are
-# picked here, below the kernel's ephemeral range: a port that an outgoing
-# connection of any process on the machine uses as its local end cannot be
-# bound (Raft fails to start with "I/O error"), and with ports in that
-# range a node down for a few seconds can find its port taken.  (Nor is
-# shoal_start's retry on another port used: it reuses the data dir, whose
-# Raft configuration already names the first attempt's address.)
-declare -a REGS PIDS DATAS PORTS LOGS ALIVE
-# port_unused PORT: nothing listens there and no socket uses it as its
-# local end (TIME-WAIT aside, which does not prevent a bind).
-port_unused()
-{
-    port_free "$1" && ! ss -Htan "sport = :$1" 2>/dev/null | grep -v TIME-WAIT | grep -q .
-}
-# pick_ports: sets PICKED to a port P with P and P + 1 unused, both below
-# the ephemeral range.
-pick_ports()
-{
-    local lo=32768 hi t p
-    read -r lo hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true
-    ((lo > 12000)) || lo=32768
-    for ((t = 0; t < 200; t++)); do
-        p=$((10000 + (RANDOM * 32768 + RANDOM) % (lo - 10001)))
-        if port_unused "$p" && port_unused $((p + 1)); then
-            PICKED=$p
-            return 0
-        fi
-    done
-    die "no free pair of ports in 10000-$lo"
-}
-start_node() # start_node I [args...]
-{
-    local i=$1
-    shift
-    if [[ -z ${PORTS[$i]:-} ]]; then
-        pick_ports
-        PORTS[$i]=$PICKED
-        DATAS[$i]=$(mktemp -d "$T_TMP/data$i.XXXXXX")
-    fi
-    shoal_start --data "${DATAS[$i]}" --port "${PORTS[$i]}" --node-id "$i" \
-        "${SNAP[@]}" "$@"
-    REGS[$i]=$REG PIDS[$i]=$SHOAL_PID LOGS[$i]=$SHOAL_LOG ALIVE[$i]=1
-}
+# Restarts reuse each node's data dir and ports (lib.sh's node_start).
+declare -a ALIVE
+start_node() { node_start "$1" "${SNAP[@]}" "${@:2}"; ALIVE[$1]=1; }
 stop_node() { shoal_stop "${PIDS[$1]}" "${LOGS[$1]}"; ALIVE[$1]=0; }
 kill_node() { shoal_kill9 "${PIDS[$1]}"; ALIVE[$1]=0; }
 live_nodes()
@@ -81,9 +40,6 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 # longer_than T0 SECONDS: more than SECONDS have passed since T0.
 longer_than() { awk -v a="$1" -v b="$(now)" -v s="$2" 'BEGIN { exit !(b - a > s) }'; }
 
-members_on() { curl -s --max-time 5 "${REGS[$1]}/internal/v1/members"; }
-leader_of() { members_on "$1" | jq -r '.leader // empty'; }
-has_members() { [[ $(members_on "$1" | jq '.members | length') == "$2" ]]; }
 # member_addrs I: "id raft url" lines as node I records them, sorted.
 member_addrs() { members_on "$1" | jq -r '.members[] | "\(.id) \(.raft) \(.url)"' | sort; }
 

@@ -15,30 +15,13 @@ fi
 D=$T_TMP/files
 mkdir -p "$D"
 
-declare -a REGS PIDS LOGS
-start_node() # start_node I [args...]
-{
-    local i=$1
-    shift
-    shoal_start --node-id "$i" "$@"
-    REGS[$i]=$REG PIDS[$i]=$SHOAL_PID LOGS[$i]=$SHOAL_LOG
-}
-members_on() { curl -s --max-time 5 "${REGS[$1]}/internal/v1/members"; }
-# roles_are I ROLES: node I's view of the members' roles, in id order,
-# e.g. "voter voter standby".
-roles_are()
-{
-    [[ $(members_on "$1" | jq -r '[.members[].role] | join(" ")') == "$2" ]]
-}
-leader_of() { members_on "$1" | jq -r '.leader'; }
-
-start_node 1
-start_node 2 --join "${REGS[1]}"
+node_start 1
+node_start 2 --join "${REGS[1]}"
 wait_for "2 members: 1 voter and 1 standby" 20 roles_are 1 "voter standby"
-start_node 3 --join "${REGS[1]}"
+node_start 3 --join "${REGS[1]}"
 wait_for "3 members: 3 voters (the standby was promoted)" 20 \
     roles_are 1 "voter voter voter"
-start_node 4 --join "${REGS[2]}"
+node_start 4 --join "${REGS[2]}"
 wait_for "4 members: 3 voters and 1 standby" 20 \
     roles_are 1 "voter voter voter standby"
 wait_for "the standby sees the same roles" 10 roles_are 4 "voter voter voter standby"
@@ -56,10 +39,10 @@ REG=${REGS[1]}
 req GET /v2/test/standby/manifests/v1
 expect_status 200
 
-start_node 5 --join "${REGS[1]}"
+node_start 5 --join "${REGS[1]}"
 wait_for "5 members: 5 voters (the 4th was promoted)" 20 \
     roles_are 1 "voter voter voter voter voter"
-start_node 6 --join "${REGS[3]}"
+node_start 6 --join "${REGS[3]}"
 wait_for "6 members: at most 5 voters, the 6th a standby" 20 \
     roles_are 1 "voter voter voter voter voter standby"
 REG=${REGS[6]}
@@ -100,7 +83,7 @@ expect_header Location "${REGS[$L]}/internal/v1/remove"
 req POST "${REGS[$L]}/internal/v1/remove" --data-binary '{"id":"x"}'
 expect_status 400
 # It may join again later, as a new member (a standby now).
-start_node "$V" --join "${REGS[$L]}"
+node_start "$V" --join "${REGS[$L]}"
 wait_for "node $V rejoined as a standby: 5 voters and 1 standby" 20 \
     bash -c "[[ \$(curl -s ${REGS[$L]}/internal/v1/members | jq -r '[.members[].role] | sort | join(\" \")') == 'standby voter voter voter voter voter' ]]"
 req GET "${REGS[$V]}/v2/test/standby/manifests/v2"

@@ -25,21 +25,6 @@ D=$T_TMP/files
 mkdir -p "$D"
 REPO=test/copies
 
-declare -a REGS PIDS LOGS DATAS PORTS
-start_node() # start_node I [args...]: the first start, or a restart on
-{            # the same data dir and port.
-    local i=$1
-    shift
-    if [[ -n ${DATAS[$i]:-} ]]; then
-        shoal_start --data "${DATAS[$i]}" --port "${PORTS[$i]}" --node-id "$i" "$@"
-    else
-        shoal_start --node-id "$i" "$@"
-    fi
-    REGS[$i]=$REG PIDS[$i]=$SHOAL_PID LOGS[$i]=$SHOAL_LOG
-    DATAS[$i]=$SHOAL_DATA PORTS[$i]=$SHOAL_PORT
-}
-members_on() { curl -s --max-time 5 "${REGS[$1]}/internal/v1/members"; }
-roles_are() { [[ $(members_on "$1" | jq -r '[.members[].role] | join(" ")') == "$2" ]]; }
 # has_leader I [EXCLUDED]: node I knows a leader other than EXCLUDED.
 has_leader()
 {
@@ -105,9 +90,9 @@ get_same()
 
 # =================================================================== setup
 
-start_node 1
-start_node 2 --join "${REGS[1]}"
-start_node 3 --join "${REGS[1]}"
+node_start 1
+node_start 2 --join "${REGS[1]}"
+node_start 3 --join "${REGS[1]}"
 for i in 1 2 3; do
     wait_for "node $i sees 3 voters" 20 roles_are "$i" "voter voter voter"
 done
@@ -163,7 +148,7 @@ for i in 2 3; do
     get_same "$i" "${DG[b20m]}" "$D/b20m" 5000001 19999999
 done
 
-start_node 1
+node_start 1
 wait_for "node 1 is back and knows a leader" 30 has_leader 1
 
 # ============================ 3. an image pushed with skopeo, a node dies
@@ -217,7 +202,7 @@ for k in 1 2 3 4 5 6; do
 done
 t_note "copies redirected from node 2 to node 3: $(grep -c 'trying copy 1 on node 3 instead' "${LOGS[1]}")"
 
-start_node 2
+node_start 2
 wait_for "node 2 is back and knows a leader" 30 has_leader 2
 
 # ================================= 4. a corrupt local copy is read around
@@ -252,8 +237,8 @@ done
 # ====================== 5. short of the write quorum: 503, nothing kept
 # Two nodes (m = 1; node 5 is a standby, so node 4 alone keeps Raft going):
 # with node 5 dead a push through node 4 cannot get its second copy.
-start_node 4
-start_node 5 --join "${REGS[4]}"
+node_start 4
+node_start 5 --join "${REGS[4]}"
 wait_for "nodes 4 and 5 form a cluster" 20 roles_are 4 "voter standby"
 shoal_kill9 "${PIDS[5]}"
 REG=${REGS[4]}
@@ -270,7 +255,7 @@ req HEAD "/v2/$REPO/blobs/$dg"
 expect_status 404
 check "node 4 logs the missed quorum" \
     grep -q "blob $dg: 1 copy durable, the write quorum is 2: not committed" "${LOGS[4]}"
-start_node 5
+node_start 5
 wait_for "node 5 is back and knows a leader" 30 has_leader 5
 REG=${REGS[4]}
 push_blob "$REPO" "$D/noquorum"

@@ -16,19 +16,11 @@ printf '%s\n' "$SECRET" >"$T_TMP/secret"
 printf 'another-secret-of-the-right-size\n' >"$T_TMP/wrong"
 printf 'short\n' >"$T_TMP/short"
 
-declare -a REGS PIDS LOGS
-start_node() # start_node I [args...]
-{
-    local i=$1
-    shift
-    shoal_start --node-id "$i" "$@"
-    REGS[$i]=$REG PIDS[$i]=$SHOAL_PID LOGS[$i]=$SHOAL_LOG
-}
-members_on() { curl -s --max-time 5 -H "X-Shoal-Secret: $SECRET" "${REGS[$1]}/internal/v1/members"; }
-has_members() { [[ $(members_on "$1" | jq '.members | length') == "$2" ]]; }
+# The secret for the /internal/ requests of lib.sh's members_on.
+CLUSTER_SECRET=$SECRET
 
-start_node 1 --cluster-secret-file "$T_TMP/secret"
-start_node 2 --cluster-secret-file "$T_TMP/secret" --join "${REGS[1]}"
+node_start 1 --cluster-secret-file "$T_TMP/secret"
+node_start 2 --cluster-secret-file "$T_TMP/secret" --join "${REGS[1]}"
 wait_for "a node with the secret joins" 20 has_members 1 2
 wait_for "and knows both members" 20 has_members 2 2
 
@@ -71,7 +63,7 @@ for i in 1 2; do
 done
 
 # A node with another secret is refused (its join gets 401, retried).
-start_node 3 --cluster-secret-file "$T_TMP/wrong" --join "${REGS[1]}"
+node_start 3 --cluster-secret-file "$T_TMP/wrong" --join "${REGS[1]}"
 for ((t = 0; t < 30; t++)); do
     grep -q 'join through' "${LOGS[3]}" && break
     sleep 0.1

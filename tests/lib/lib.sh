@@ -428,7 +428,9 @@ shoal_start_node()
 # members_json URL: /internal/v1/members of one node (empty on error).
 members_json()
 {
-    curl -s --max-time 2 "$1/internal/v1/members" 2>/dev/null || true
+    local auth=()
+    [[ -z ${CLUSTER_SECRET:-} ]] || auth=(-H "X-Shoal-Secret: $CLUSTER_SECRET")
+    curl -s --max-time 5 ${auth[@]+"${auth[@]}"} "$1/internal/v1/members" 2>/dev/null || true
 }
 
 # cluster_start: the cluster of the cluster targets.  Node 1 bootstraps
@@ -696,6 +698,36 @@ wait_for()
     done
     fail "$desc (not within $secs s)"
 }
+
+# ---------------------------------------------------------- cluster nodes
+# For the scripts that build their own cluster (45_cluster and after).
+# node_start I [args...]: start node I (--node-id I); the first time on a
+# free port and a fresh data dir, later (a restart) on the same ones, so
+# it keeps its Raft address (API port + 1).  Fills REGS, PIDS, LOGS, DATAS
+# and PORTS at index I.
+declare -a REGS PIDS LOGS DATAS PORTS
+node_start()
+{
+    local i=$1
+    shift
+    if [[ -n ${PORTS[$i]:-} ]]; then
+        shoal_start --data "${DATAS[$i]}" --port "${PORTS[$i]}" --node-id "$i" "$@"
+    else
+        shoal_start --node-id "$i" "$@"
+    fi
+    REGS[$i]=$REG PIDS[$i]=$SHOAL_PID LOGS[$i]=$SHOAL_LOG
+    DATAS[$i]=$SHOAL_DATA PORTS[$i]=$SHOAL_PORT
+}
+# members_on I: node I's GET /internal/v1/members (with $CLUSTER_SECRET
+# when set).
+members_on() { members_json "${REGS[$1]}"; }
+# has_members I N: node I lists N members.
+has_members() { [[ $(members_on "$1" | jq '.members | length') == "$2" ]]; }
+# leader_of I: the leader node I knows (0: none), empty if it does not answer.
+leader_of() { members_on "$1" | jq -r '.leader // empty'; }
+# roles_are I ROLES: node I's view of the members' Raft roles, in id order
+# ("voter voter standby").
+roles_are() { [[ $(members_on "$1" | jq -r '[.members[].role] | join(" ")') == "$2" ]]; }
 
 # ---------------------------------------------------------------- requests
 
