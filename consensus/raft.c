@@ -357,13 +357,15 @@ static void release_waiters(struct cons *c, uint64_t now)
     while (q != &c->waiting) {
         struct cons_propose_req *req =
             SH_QUEUE_DATA(q, struct cons_propose_req, queue);
+        bool applied = applied_index(c) >= req->index;
+
         q = SH_QUEUE_NEXT(q);
-        if (c->applied >= req->index || c->closing ||
+        if (applied || c->closing ||
             now - req->since >= 2 * CONS_LEADER_WAIT_MS) {
             SH_QUEUE_REMOVE(&req->queue);
-            fail_req(req, c->applied >= req->index ? SH_OK
-                          : c->closing          ? SH_ECANCELED
-                                                : SH_EUNAVAILABLE);
+            fail_req(req, applied      ? SH_OK
+                          : c->closing ? SH_ECANCELED
+                                       : SH_EUNAVAILABLE);
         }
     }
 }
