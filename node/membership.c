@@ -17,6 +17,7 @@
  * member (409, nothing changed). */
 #include <errno.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,66 +136,99 @@ static int propose_member(struct cons *cons, struct cons_propose_req *req,
 
 /* --------------------------------------------------------- leader side */
 
-struct join_op {
+/* A membership change in flight, join or removal: Raft's configuration
+ * change, then the member record (MemberPut), then the answer. */
+struct change_op {
     struct cons_propose_req preq;
     struct api_req *req;        /* NULL once the client left */
     struct node_members *mm;
-    Shoal__MemberRecord rec;    /* strings owned */
+    Shoal__MemberRecord *rec;   /* the record to write */
+    bool unpacked;              /* rec came from member_get (else built) */
+    bool removing;              /* a removal (else a join) */
 };
 
-static void join_op_free(struct join_op *op)
+static void change_free(struct change_op *op)
 {
-    free(op->rec.raft_address);
-    free(op->rec.url);
-    free(op->rec.zone);
+    if (op->unpacked) {
+        shoal__member_record__free_unpacked(op->rec, NULL);
+    } else {
+        free(op->rec->raft_address);
+        free(op->rec->url);
+        free(op->rec->zone);
+        free(op->rec);
+    }
     free(op);
 }
 
-static void join_abort(struct api_req *req, void *arg)
+static void change_abort(struct api_req *req, void *arg)
 {
-    struct join_op *op = arg;
+    struct change_op *op = arg;
     (void)req;
     op->req = NULL;
 }
 
-static void join_answer(struct join_op *op, int status)
+static void change_answer(struct change_op *op, int status)
 {
     struct api_req *req = op->req;
+    const char *what = op->removing ? "removed" : "joined";
+    char body[32];
+    int n;
+
     if (req != NULL) {
         api_req_on_abort(req, NULL, NULL);
-        if (status == SH_OK) {
-            SEND_JSON(req, 200, "{\"joined\":true}");
-        } else {
+        n = snprintf(body, sizeof body, "{\"%s\":%s}", what,
+                     status == SH_OK ? "true" : "false");
+        if (status != SH_OK)
             api_resp_header(req, "Retry-After", "1");
-            SEND_JSON(req, 503, "{\"joined\":false}");
-        }
+        api_resp_send(req, status == SH_OK ? 200 : 503, "application/json",
+                      body, (size_t)n);
     }
-    join_op_free(op);
+    change_free(op);
 }
 
-static void join_recorded(struct cons_propose_req *preq, int status)
+static void change_recorded(struct cons_propose_req *preq, int status)
 {
-    join_answer(preq->data, status);
+    change_answer(preq->data, status);
 }
 
-static void join_added(void *arg, int status)
+/* Raft's part is done (or failed): record the member. */
+static void change_done(void *arg, int status)
 {
-    struct join_op *op = arg;
+    struct change_op *op = arg;
+    unsigned long long id = (unsigned long long)op->rec->id;
     int rv;
 
     if (status != SH_OK) {
-        SH_WARN("join of node %llu failed: %s", (unsigned long long)op->rec.id,
-                sh_strerror(status));
-        join_answer(op, status);
+        SH_WARN("%s of node %llu failed: %s", op->removing ? "removal" : "join",
+                id, sh_strerror(status));
+        change_answer(op, status);
         return;
     }
-    SH_INFO("node %llu (%s) is a voter", (unsigned long long)op->rec.id,
-            op->rec.raft_address);
+    if (op->removing)
+        SH_INFO("node %llu removed from the cluster", id);
+    else
+        SH_INFO("node %llu (%s) is a member (%s)", id, op->rec->raft_address,
+                cons_member_role(op->mm->cons, op->rec->id));
     op->preq.data = op;
-    op->preq.cb = join_recorded;
-    rv = propose_member(op->mm->cons, &op->preq, &op->rec);
+    op->preq.cb = change_recorded;
+    rv = propose_member(op->mm->cons, &op->preq, op->rec);
     if (rv != SH_OK)
-        join_answer(op, rv);
+        change_answer(op, rv);
+}
+
+static struct change_op *change_new(struct node_members *mm,
+                                    struct api_req *req,
+                                    Shoal__MemberRecord *rec, bool unpacked,
+                                    bool removing)
+{
+    struct change_op *op = sh_calloc(1, sizeof *op);
+
+    op->mm = mm;
+    op->req = req;
+    op->rec = rec;
+    op->unpacked = unpacked;
+    op->removing = removing;
+    return op;
 }
 
 char *node__member_url(struct meta *m, uint64_t id)
@@ -213,6 +247,24 @@ static char *leader_url(struct node_members *mm)
 {
     uint64_t id = cons_leader_id(mm->cons);
     return id == 0 ? NULL : node__member_url(mm->meta, id);
+}
+
+/* Membership changes go to the leader: anywhere else, 503 naming it (the
+ * same `path` on the leader) and true. */
+static bool redirect_to_leader(struct node_members *mm, struct api_req *req,
+                               const char *path)
+{
+    char *lu;
+
+    if (cons_is_leader(mm->cons))
+        return false;
+    lu = leader_url(mm);
+    if (lu != NULL)
+        api_resp_header(req, "Location", "%s%s", lu, path);
+    api_resp_header(req, "Retry-After", "1");
+    SEND_JSON(req, 503, "{\"error\":\"not the leader\"}");
+    free(lu);
+    return true;
 }
 
 /* HOST:PORT (or [V6]:PORT) with a port in 1-65535.  Checked before Raft
@@ -254,8 +306,8 @@ static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
     json_t *raft = j ? json_object_get(j, "raft") : NULL;
     json_t *url = j ? json_object_get(j, "url") : NULL;
     json_t *zone = j ? json_object_get(j, "zone") : NULL;
-    Shoal__MemberRecord *known;
-    struct join_op *op;
+    Shoal__MemberRecord *known, *rec;
+    struct change_op *op;
     uint64_t other;
     int rv;
 
@@ -270,14 +322,8 @@ static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
         SEND_JSON(req, 400, "{\"error\":\"expected {id, raft, url}\"}");
         return;
     }
-    if (!cons_is_leader(mm->cons)) {
-        char *lu = leader_url(mm);
+    if (redirect_to_leader(mm, req, "/internal/v1/join")) {
         json_decref(j);
-        if (lu != NULL)
-            api_resp_header(req, "Location", "%s/internal/v1/join", lu);
-        api_resp_header(req, "Retry-After", "1");
-        SEND_JSON(req, 503, "{\"error\":\"not the leader\"}");
-        free(lu);
         return;
     }
     known = member_get(mm->meta, (uint64_t)json_integer_value(id));
@@ -303,31 +349,29 @@ static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
         return;
     }
 
-    op = sh_calloc(1, sizeof *op);
-    op->mm = mm;
-    op->req = req;
-    shoal__member_record__init(&op->rec);
-    op->rec.id = (uint64_t)json_integer_value(id);
-    op->rec.raft_address = sh_strdup(json_string_value(raft));
-    op->rec.url = sh_strdup(json_string_value(url));
-    op->rec.zone = sh_strdup(zone ? json_string_value(zone) : "");
-    op->rec.state = SHOAL__MEMBER_STATE__MEMBER_STATE_ACTIVE;
+    rec = sh_calloc(1, sizeof *rec);
+    shoal__member_record__init(rec);
+    rec->id = (uint64_t)json_integer_value(id);
+    rec->raft_address = sh_strdup(json_string_value(raft));
+    rec->url = sh_strdup(json_string_value(url));
+    rec->zone = sh_strdup(zone ? json_string_value(zone) : "");
+    rec->state = SHOAL__MEMBER_STATE__MEMBER_STATE_ACTIVE;
     json_decref(j);
-    rv = cons_member_add(mm->cons, op->rec.id, op->rec.raft_address,
-                         join_added, op);
+    op = change_new(mm, req, rec, false, false);
+    rv = cons_member_add(mm->cons, rec->id, rec->raft_address, change_done, op);
     if (rv == SH_EEXIST) {
-        /* Already a voter (a restart): record it again and answer. */
-        api_req_on_abort(req, join_abort, op);
-        join_added(op, SH_OK);
+        /* It has its role already (a restart): record it again, answer. */
+        api_req_on_abort(req, change_abort, op);
+        change_done(op, SH_OK);
         return;
     }
     if (rv != SH_OK) {
         api_resp_header(req, "Retry-After", "1");
         SEND_JSON(req, 503, "{\"error\":\"membership change in progress\"}");
-        join_op_free(op);
+        change_free(op);
         return;
     }
-    api_req_on_abort(req, join_abort, op);
+    api_req_on_abort(req, change_abort, op);
 }
 
 /* Removing a member for good (a dead machine, a node being retired): POST
@@ -338,63 +382,12 @@ static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
  * modes: malformed body (400), not the leader (503 with the leader's URL),
  * the leader itself (409: stop it first, another node takes over), an
  * unknown id (404), another membership change in progress (503). */
-struct remove_op {
-    struct cons_propose_req preq;
-    struct api_req *req;          /* NULL once the client left */
-    struct node_members *mm;
-    Shoal__MemberRecord *rec;     /* unpacked, state set to REMOVED */
-};
-
-static void remove_answer(struct remove_op *op, int status)
-{
-    if (op->req != NULL) {
-        api_req_on_abort(op->req, NULL, NULL);
-        if (status == SH_OK) {
-            SEND_JSON(op->req, 200, "{\"removed\":true}");
-        } else {
-            api_resp_header(op->req, "Retry-After", "1");
-            SEND_JSON(op->req, 503, "{\"removed\":false}");
-        }
-    }
-    shoal__member_record__free_unpacked(op->rec, NULL);
-    free(op);
-}
-
-static void remove_abort(struct api_req *req, void *arg)
-{
-    struct remove_op *op = arg;
-    (void)req;
-    op->req = NULL;
-}
-
-static void remove_recorded(struct cons_propose_req *preq, int status)
-{
-    remove_answer(preq->data, status);
-}
-
-static void remove_done(void *arg, int status)
-{
-    struct remove_op *op = arg;
-    int rv;
-
-    if (status != SH_OK) {
-        remove_answer(op, status);
-        return;
-    }
-    SH_INFO("node %llu removed from the cluster", (unsigned long long)op->rec->id);
-    op->preq.data = op;
-    op->preq.cb = remove_recorded;
-    rv = propose_member(op->mm->cons, &op->preq, op->rec);
-    if (rv != SH_OK)
-        remove_answer(op, rv);
-}
-
 static void h_remove(struct api_req *req, const char *body, size_t len, void *arg)
 {
     struct node_members *mm = arg;
     json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
     json_t *id = j ? json_object_get(j, "id") : NULL;
-    struct remove_op *op;
+    struct change_op *op;
     Shoal__MemberRecord *rec;
     int rv;
 
@@ -403,14 +396,8 @@ static void h_remove(struct api_req *req, const char *body, size_t len, void *ar
         SEND_JSON(req, 400, "{\"error\":\"expected {id}\"}");
         return;
     }
-    if (!cons_is_leader(mm->cons)) {
-        char *lu = leader_url(mm);
+    if (redirect_to_leader(mm, req, "/internal/v1/remove")) {
         json_decref(j);
-        if (lu != NULL)
-            api_resp_header(req, "Location", "%s/internal/v1/remove", lu);
-        api_resp_header(req, "Retry-After", "1");
-        SEND_JSON(req, 503, "{\"error\":\"not the leader\"}");
-        free(lu);
         return;
     }
     rec = member_get(mm->meta, (uint64_t)json_integer_value(id));
@@ -428,20 +415,16 @@ static void h_remove(struct api_req *req, const char *body, size_t len, void *ar
         return;
     }
     rec->state = SHOAL__MEMBER_STATE__MEMBER_STATE_REMOVED;
-    op = sh_calloc(1, sizeof *op);
-    op->mm = mm;
-    op->req = req;
-    op->rec = rec;
-    api_req_on_abort(req, remove_abort, op);
-    rv = cons_member_remove(mm->cons, rec->id, remove_done, op);
+    op = change_new(mm, req, rec, true, true);
+    api_req_on_abort(req, change_abort, op);
+    rv = cons_member_remove(mm->cons, rec->id, change_done, op);
     if (rv == SH_ENOTFOUND) {
-        remove_done(op, SH_OK); /* not in Raft (a failed join): record it */
+        change_done(op, SH_OK); /* not in Raft (a failed join): record it */
     } else if (rv != SH_OK) {
         api_req_on_abort(req, NULL, NULL);
         api_resp_header(req, "Retry-After", "1");
         SEND_JSON(req, 503, "{\"error\":\"membership change in progress\"}");
-        shoal__member_record__free_unpacked(rec, NULL);
-        free(op);
+        change_free(op);
     }
 }
 
