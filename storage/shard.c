@@ -221,8 +221,10 @@ void shard_store_close(struct shard_store *s)
     free(s);
 }
 
-/* Add up regular files under the directory open at `fd` (consumed). */
-static void usage_walk(int fd, int depth, uint64_t *files, uint64_t *bytes)
+/* Add up regular files under the directory open at `fd` (consumed), and
+ * delete them when `wipe`. */
+static void usage_walk(int fd, int depth, bool wipe, uint64_t *files,
+                       uint64_t *bytes)
 {
     struct dirent *e;
     struct stat st;
@@ -240,17 +242,20 @@ static void usage_walk(int fd, int depth, uint64_t *files, uint64_t *bytes)
         if (S_ISREG(st.st_mode)) {
             *files += 1;
             *bytes += (uint64_t)st.st_size;
+            if (wipe)
+                (void)unlinkat(dirfd(d), e->d_name, 0);
         } else if (S_ISDIR(st.st_mode) && depth < 4) {
             int sub =
                 openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
             if (sub >= 0)
-                usage_walk(sub, depth + 1, files, bytes);
+                usage_walk(sub, depth + 1, wipe, files, bytes);
         }
     }
     closedir(d);
 }
 
-void shard_store_usage(struct shard_store *s, uint64_t *files, uint64_t *bytes)
+static void store_walk(struct shard_store *s, bool wipe, uint64_t *files,
+                       uint64_t *bytes)
 {
     int fd;
 
@@ -261,5 +266,15 @@ void shard_store_usage(struct shard_store *s, uint64_t *files, uint64_t *bytes)
         SH_ERROR("unable to open '%s'", s->shards);
         return;
     }
-    usage_walk(fd, 0, files, bytes);
+    usage_walk(fd, 0, wipe, files, bytes);
+}
+
+void shard_store_usage(struct shard_store *s, uint64_t *files, uint64_t *bytes)
+{
+    store_walk(s, false, files, bytes);
+}
+
+void shard_store_wipe(struct shard_store *s, uint64_t *files, uint64_t *bytes)
+{
+    store_walk(s, true, files, bytes);
 }

@@ -49,6 +49,12 @@ static inline uint64_t shard__n_blocks(uint64_t len)
     return (len + SHARD_BLOCK_SIZE - 1) / SHARD_BLOCK_SIZE;
 }
 
+/* Size of the finished shard file holding `len` bytes of data. */
+static inline uint64_t shard__file_size(uint64_t len)
+{
+    return len + 4 * shard__n_blocks(len) + SHARD_TRAILER_SIZE;
+}
+
 static inline void shard__put_le32(unsigned char *p, uint32_t v)
 {
     p[0] = (unsigned char)v;

@@ -103,9 +103,7 @@ static int reader_load(struct shard_reader *r)
         return rv;
     }
     /* data_len <= fsize first, so the products below cannot overflow. */
-    if (t.data_len > fsize ||
-        t.data_len + shard__n_blocks(t.data_len) * 4 + SHARD_TRAILER_SIZE !=
-            fsize) {
+    if (t.data_len > fsize || shard__file_size(t.data_len) != fsize) {
         SH_ERROR("shard '%s' size %llu does not match its data length %llu",
                  r->path, (unsigned long long)fsize,
                  (unsigned long long)t.data_len);

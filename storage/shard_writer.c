@@ -290,6 +290,26 @@ int shard_writer_rehash(struct shard_writer *w,
     return 0;
 }
 
+int shard_writer_pread(struct shard_writer *w, uint64_t off, void *buf,
+                       size_t len)
+{
+    int rv;
+
+    PRE(w->fd >= 0);
+    if (off > w->size || len > w->size - off)
+        return SH_ERANGE;
+    rv = w->err != 0 ? w->err : writer_flush(w);
+    if (rv != 0)
+        return rv;
+    rv = storage__pread_all(w->fd, buf, len, off);
+    if (rv != 0) {
+        SH_ERROR("unable to read back spool '%s': %s", w->spool_path,
+                 sh_strerror(rv));
+        return rv == SH_ECORRUPT ? SH_EIO : rv;
+    }
+    return 0;
+}
+
 static void writer_free(struct shard_writer *w)
 {
     if (w->fd >= 0)

@@ -190,6 +190,9 @@ int shard_store_delete(struct shard_store *s, const char *name, unsigned idx);
 
 /* Bytes and number of shard files held, for status reporting. */
 void shard_store_usage(struct shard_store *s, uint64_t *files, uint64_t *bytes);
+/* Delete every finished shard (a store that is only a cache), giving the
+ * files and bytes deleted.  Not durable: no directory is synced. */
+void shard_store_wipe(struct shard_store *s, uint64_t *files, uint64_t *bytes);
 
 /* Writer: streams data into a spool file, computing block checksums as it
  * goes.  Only one thread may use a writer at a time. */
@@ -218,11 +221,15 @@ uint64_t shard_writer_size(const struct shard_writer *w);
 int shard_writer_rehash(struct shard_writer *w,
                         enum digest_algo algo,
                         char *out);
+/* Read back [off, off + len) of what was appended (the spool's bytes, not
+ * checksum-verified: they were just written).  SH_ERANGE past the end. */
+int shard_writer_pread(struct shard_writer *w, uint64_t off, void *buf,
+                       size_t len);
 /* Write the checksum table and trailer, fsync, rename to the shard path of
  * (name, idx) and fsync its directory: when this returns 0 the shard is
  * durable.  If that shard already exists the spool is discarded and 0
- * returned (content-addressed: same name, same bytes).  The writer is freed
- * in every case. */
+ * returned (content-addressed: same name, same bytes; callers name shards
+ * so that this holds).  The writer is freed in every case. */
 int shard_writer_finish(struct shard_writer *w, const char *name, unsigned idx);
 /* Write out buffered bytes, close and free the writer, leaving the spool
  * file for shard_writer_resume (not fsynced: spools are never acknowledged

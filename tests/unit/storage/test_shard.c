@@ -575,6 +575,13 @@ static void test_rehash(void **state)
     digest_compute(DIGEST_SHA512, data, 1001, want);
     assert_string_equal(out, want);
 
+    /* Read back what was appended, across the write buffer. */
+    assert_int_equal(shard_writer_pread(w, 1000, got, 1), 0);
+    assert_int_equal(got[0], data[1000]);
+    assert_int_equal(shard_writer_pread(w, 1001, got, 1), SH_ERANGE);
+    assert_int_equal(shard_writer_pread(w, 0, got, 1001), 0);
+    assert_memory_equal(got, data, 1001);
+
     /* The writer stays usable and the shard comes out whole. */
     assert_int_equal(shard_writer_append(w, data + 1001, n - 1001), 0);
     assert_int_equal(shard_writer_rehash(w, DIGEST_SHA512, out), 0);
@@ -627,6 +634,16 @@ static void test_spool_cleanup_and_usage(void **state)
     shard_store_usage(f->s, &files, &bytes);
     assert_int_equal(files, 1);
     assert_int_equal(bytes, BS + 1 + 8 + 32);
+
+    /* Wipe (a cache store): every shard goes, the store stays usable. */
+    shard_store_wipe(f->s, &files, &bytes);
+    assert_int_equal(files, 1);
+    assert_int_equal(bytes, BS + 1 + 8 + 32);
+    assert_false(shard_store_exists(f->s, NAME_A, 0));
+    shard_store_usage(f->s, &files, &bytes);
+    assert_int_equal(files, 0);
+    write_shard(f->s, NAME_A, 0, data, 10);
+    assert_true(shard_store_exists(f->s, NAME_A, 0));
     assert_int_equal(fx_log.errors, 0);
     free(spool);
     free(left1);
