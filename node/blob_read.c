@@ -11,6 +11,9 @@
  * placement ({index i, node X}: X stores shard file (digest, i)).  A node
  * the placement names reads its own shard file; any other node, or one
  * whose own copy fails, reads from the other holders in placement order.
+ * Blobs of layout k >= 2 (erasure coded) are served by ec_read.c, whose
+ * streams this manager counts too (node__reads_hold/release), so that
+ * node__reads_close waits for them as for its own.
  *
  * Possible failure modes are: the local shard missing or corrupt before
  * the headers went out (logged with SH_WARN, the other holders serve the
@@ -44,7 +47,7 @@ struct node_reads {
     uint64_t self_id;           /* this node */
     struct meta *meta;          /* borrowed: member URLs */
     struct peer_client *peer;   /* borrowed: fetches from other nodes */
-    unsigned live;              /* streams not yet freed */
+    unsigned live;              /* streams not yet freed (ec_read.c's too) */
     bool closing;               /* node__reads_close was called */
     void (*close_cb)(void *arg);
     void *close_arg;
@@ -318,18 +321,15 @@ static void remote_maybe_free(struct remote *r)
         api_req_on_abort(req, NULL, NULL);
         r->req = NULL;
         if (!r->started) {
-            /* No holder answered: the blob exists, its data is out of
-             * reach for now. */
-            api_resp_header(req, "Retry-After", "5");
-            api_resp_error(req, "UNAVAILABLE", "blob data unavailable");
+            /* No holder answered. */
+            node__reads_unavailable(req);
         } else if (r->fetch_status == SH_OK && r->sent == r->total) {
             api_resp_end(req);
         } else {
             api_resp_abort(req);
         }
     }
-    r->mgr->live--;
-    reads_maybe_closed(r->mgr);
+    node__reads_release(r->mgr);
     free(r->url);
     free(r->digest);
     free(r);
@@ -505,9 +505,7 @@ static void be_blob_serve(void *data, struct api_req *req, const char *repo,
 
     (void)repo;
     if (rec->layout != NULL && rec->layout->k > 1) {
-        SH_ERROR("blob %s: layout k=%u is not readable by this version",
-                 rec->digest, rec->layout->k);
-        api_resp_error(req, "UNKNOWN", "blob data unavailable");
+        node__ec_serve(mgr, req, rec, status, first, last);
         return;
     }
     /* k = 1: every holder has the whole blob.  This node reads its own
@@ -574,6 +572,32 @@ void node__reads_set_remote(struct node_reads *r, uint64_t self_id,
     r->self_id = self_id;
     r->meta = meta;
     r->peer = peer;
+}
+
+void node__reads_deps(const struct node_reads *r, struct node_reads_deps *out)
+{
+    out->loop = r->loop;
+    out->shards = r->shards;
+    out->self_id = r->self_id;
+    out->meta = r->meta;
+    out->peer = r->peer;
+}
+
+void node__reads_hold(struct node_reads *r)
+{
+    r->live++;
+}
+
+void node__reads_release(struct node_reads *r)
+{
+    r->live--;
+    reads_maybe_closed(r);
+}
+
+void node__reads_unavailable(struct api_req *req)
+{
+    api_resp_header(req, "Retry-After", "5");
+    api_resp_error(req, "UNAVAILABLE", "blob data unavailable");
 }
 
 void node__reads_close(struct node_reads *r, void (*cb)(void *arg), void *arg)

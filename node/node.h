@@ -114,6 +114,12 @@ void node__uploads_set_remote(struct node_uploads *u, struct peer_client *peer);
 unsigned node__copies_m(size_t n_active);
 /* Active members recorded (self included), at least 1. */
 size_t node__members_active(struct meta *meta);
+/* The active member records (id, zone: zone strings in *zones), malloc'ed;
+ * returns the count (0 before the first record).  Free both with
+ * node__members_list_free. */
+size_t node__members_list(struct meta *meta, struct placement_node **out,
+                          char ***zones);
+void node__members_list_free(struct placement_node *v, char **zones, size_t n);
 
 struct node_repl_ctx {
     uv_loop_t *loop;            /* borrowed, like the rest */
@@ -146,6 +152,67 @@ int node__replicate(const struct node_repl_ctx *ctx, struct node_repl_req *req,
                     unsigned m);
 /* Cancel the transfers of a running request (shutdown). */
 void node__replicate_cancel(struct node_repl_req *req);
+
+/* ec_write.c: the erasure-coded shards of a blob (layout k >= 2) on the
+ * nodes its placement names.  Placement entry {index i, node X} means "X
+ * stores shard i": data shard i < k or parity shard i - k of every stripe,
+ * as storage's ec stream layout lays them out, in shard file (digest,
+ * node__shard_file(k, i)). */
+/* The shard file index of shard i of a layout with k data shards: i for
+ * copies (k = 1), 32 k + i otherwise.  A file's name then fixes its bytes
+ * whatever layouts a blob was ever written with (parity row i of the
+ * Cauchy matrix depends on k and i only, not on m), so finding a shard
+ * file already there always means finding the same bytes. */
+static inline unsigned node__shard_file(unsigned k, unsigned i)
+{
+    return k > 1 ? EC_MAX_SHARDS * k + i : i;
+}
+/* Blobs below this size are stored as full copies (replicate.c): most are
+ * image configs and small layers, read whole and often; a copy serves
+ * them with one local read, where k shards mean k fetches and a decode,
+ * and their copies cost little space. */
+#define NODE_EC_MIN_SIZE (1024u * 1024)
+/* Shard size of erasure-coded layouts: a stripe is k shards. */
+#define NODE_EC_SHARD_SIZE (1024u * 1024)
+/* The erasure-coded layout of a blob of `size` bytes in a cluster of
+ * n_active members: k = 2, m = 1 from 3 members, k = 4, m = 2 from 6;
+ * false (copies instead) below NODE_EC_MIN_SIZE or 3 members. */
+bool node__ec_layout(size_t n_active, uint64_t size, unsigned *k,
+                     unsigned *m);
+
+struct ec_op;
+struct node_ec_req;
+typedef void (*node_ec_cb)(struct node_ec_req *req, int status);
+/* Owned by the caller until cb.  cb(req, SH_OK) once every shard has been
+ * written or given up, with the shards that are durable on their nodes
+ * below (the write quorum is the caller's decision); another status when
+ * the blob could not be read back (SH_EIO) or the write was cancelled
+ * (SH_ECANCELED); the shards below are still accurate then. */
+struct node_ec_req {
+    void *data;                           /* free for the caller */
+    node_ec_cb cb;
+    unsigned n_shards;                    /* out: durable shards */
+    unsigned shard_idx[EC_MAX_SHARDS];    /* out: their index */
+    uint64_t shard_node[EC_MAX_SHARDS];   /* out: their node */
+    uint64_t elapsed_ms;                  /* out: time of the whole write */
+    struct ec_op *op;                     /* private: NULL when idle */
+};
+/* Encode the blob appended to `spool` (`size` bytes, read back with
+ * shard_writer_pread in the pool; the caller must not touch the writer
+ * until cb) as k + m shards and store shard i on the i-th node of
+ * placement_assign(digest) over the active members: this node's own
+ * shards through the shard store, the others with PUT
+ * /internal/v1/shards/<digest>/<i>.  Gives up as soon as `quorum` durable
+ * shards are out of reach.  SH_OK: cb will fire (never from inside this
+ * call); SH_EUNAVAILABLE (fewer than k + m members, or no peer client):
+ * it will not and nothing was started. */
+int node__ec_write(const struct node_repl_ctx *ctx, struct node_ec_req *req,
+                   const char *digest, uint64_t size,
+                   struct shard_writer *spool, unsigned k, unsigned m,
+                   unsigned quorum);
+/* Cancel a running write (shutdown): transfers are cancelled, the pool
+ * work in flight finishes, then cb(req, SH_ECANCELED). */
+void node__ec_write_cancel(struct node_ec_req *req);
 
 struct node_admin; /* admin.c: /healthz, /readyz, /metrics */
 void node__admin_init(struct node_admin **out, uv_loop_t *loop,
@@ -189,6 +256,34 @@ void node__reads_set_remote(struct node_reads *r, uint64_t self_id,
 /* Drain and free; cb(arg) once no stream work is in flight. */
 void node__reads_close(struct node_reads *r, void (*cb)(void *arg), void *arg);
 void node__reads_backend(struct node_reads *r, struct api_backend *be);
+/* What the read manager borrows, for the streams of ec_read.c. */
+struct node_reads_deps {
+    uv_loop_t *loop;            /* borrowed, like the rest */
+    struct shard_store *shards; /* this node's shard files */
+    uint64_t self_id;           /* this node; 0 before it has an id */
+    struct meta *meta;          /* member URLs */
+    struct peer_client *peer;   /* fetches from other nodes; may be NULL */
+};
+void node__reads_deps(const struct node_reads *r, struct node_reads_deps *out);
+/* A stream starts (hold) and is freed (release): node__reads_close
+ * reports only once every stream held was released. */
+void node__reads_hold(struct node_reads *r);
+void node__reads_release(struct node_reads *r);
+/* Answer 503 UNAVAILABLE with Retry-After: the blob exists, its data is
+ * out of reach for now (no holder, or fewer than k shards, answers). */
+void node__reads_unavailable(struct api_req *req);
+
+/* ec_read.c: serve bytes [first, last] of a blob of layout k >= 2 (Reed-
+ * Solomon, storage.h's "ec" layout) with HTTP `status` (200 or 206),
+ * rebuilding from parity around shards that fail.  Answers `req` in every
+ * case; the record is only read during the call. */
+void node__ec_serve(struct node_reads *r, struct api_req *req,
+                    const Shoal__BlobRecord *rec, int status, uint64_t first,
+                    uint64_t last);
+/* A read of `digest` met failed shards (bit i: shard i).  Called once per
+ * read; it logs them for now, the repair job will hook here. */
+void node__ec_read_failed(struct node_reads *r, const char *digest,
+                          uint64_t failed_mask);
 
 /* shard_svc.c: /internal/v1/shards/ (PUT, GET, HEAD, DELETE of one shard
  * file; GET of the prefix itself: store usage), the endpoints the shard

@@ -113,9 +113,8 @@ unsigned node__copies_m(size_t n_active)
     return 0;
 }
 
-/* Active member records (id, zone), malloc'ed in *out; returns the count. */
-static size_t members_active(struct meta *meta, struct placement_node **out,
-                             char ***zones)
+size_t node__members_list(struct meta *meta, struct placement_node **out,
+                          char ***zones)
 {
     struct sh_buf prefix = SH_BUF_INIT;
     struct meta_iter *it;
@@ -153,7 +152,7 @@ static size_t members_active(struct meta *meta, struct placement_node **out,
     return n;
 }
 
-static void members_free(struct placement_node *v, char **z, size_t n)
+void node__members_list_free(struct placement_node *v, char **z, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         free(z[i]);
@@ -165,8 +164,8 @@ size_t node__members_active(struct meta *meta)
 {
     struct placement_node *v;
     char **z;
-    size_t n = members_active(meta, &v, &z);
-    members_free(v, z, n);
+    size_t n = node__members_list(meta, &v, &z);
+    node__members_list_free(v, z, n);
     return n > 0 ? n : 1; /* before its own record: a node alone */
 }
 
@@ -460,7 +459,7 @@ int node__replicate(const struct node_repl_ctx *ctx, struct node_repl_req *req,
     op->t0 = uv_now(ctx->loop);
 
     /* Candidates: the other active members, in the blob's rank order. */
-    n = members_active(ctx->meta, &all, &zones);
+    n = node__members_list(ctx->meta, &all, &zones);
     others = sh_calloc(n > 0 ? n : 1, sizeof *others);
     for (size_t i = 0; i < n; i++)
         if (all[i].id != ctx->self_id)
@@ -470,7 +469,7 @@ int node__replicate(const struct node_repl_ctx *ctx, struct node_repl_req *req,
         placement_rank(digest, others, n_others, op->cand) == SH_OK)
         op->n_cand = n_others;
     free(others);
-    members_free(all, zones, n);
+    node__members_list_free(all, zones, n);
 
     req->op = op;
     req->n_copies = 0;

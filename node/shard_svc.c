@@ -41,9 +41,9 @@
 #include "node.h"
 
 #define SHARD_PREFIX "/internal/v1/shards/"
-/* Shard indexes are 0..SHARD_IDX_LIMIT-1: room above EC_MAX_SHARDS for
- * wider layouts without a change of the wire contract. */
-#define SHARD_IDX_LIMIT 64
+/* Shard file indexes are 0..SHARD_IDX_LIMIT-1: every node__shard_file
+ * value (k <= EC_MAX_SHARDS - 1). */
+#define SHARD_IDX_LIMIT (EC_MAX_SHARDS * EC_MAX_SHARDS)
 /* Largest PUT body accepted: far above any shard a sane layout makes
  * (a 1 TiB blob over k = 16 is 64 GiB per shard). */
 #define SHARD_PUT_MAX (64ull * 1024 * 1024 * 1024)
@@ -136,7 +136,7 @@ static const char *shard_id_parse(const char *rest, struct shard_id *id)
         return "invalid digest";
     /* Decimal, no sign, no leading zero: one spelling per shard. */
     p = slash + 1;
-    if (*p == '\0' || strlen(p) > 2 || (p[0] == '0' && p[1] != '\0'))
+    if (*p == '\0' || strlen(p) > 4 || (p[0] == '0' && p[1] != '\0'))
         return "invalid shard index";
     for (; *p != '\0'; p++) {
         if (*p < '0' || *p > '9')

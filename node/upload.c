@@ -6,11 +6,15 @@
  * (one work item at a time per session, so bytes stay in order) -> reading
  * pauses while both buffers are busy (memory per session is bounded by
  * 2 x UP_CHUNK, whatever the blob size) -> commit flushes, compares the
- * digest, finishes the shard (fsync + rename: durable) -> in a cluster,
- * copies it to m other members (replicate.c; m from node__copies_m) and
- * waits for every transfer -> with the write quorum of durable copies,
- * proposes BlobCommit (layout k = 1, m; placement: the holders) and
- * reports once it is applied.
+ * digest -> a blob of NODE_EC_MIN_SIZE or more in a cluster of 3 members
+ * or more is erasure-coded from the spool into k + m shards on as many
+ * nodes (ec_write.c; k, m from node__ec_layout) and, with the write quorum
+ * of k + 1 durable shards, the spool is dropped; any other blob (or one
+ * whose shards missed the quorum) finishes the spool as shard 0 (fsync +
+ * rename: durable) and, in a cluster, copies it to m other members
+ * (replicate.c; m from node__copies_m) -> with the write quorum, proposes
+ * BlobCommit (the layout; placement: the durable shards) and reports once
+ * it is applied.
  *
  * States (STYLE habit 7):
  *   OPEN      accepting bytes; may be held by one request at a time
@@ -21,9 +25,11 @@
  * gone, SH_EDIGEST), an I/O error while spooling (sticky: every later
  * operation reports it), the session expiring while idle (its spool is
  * deleted), shutdown (sessions are dropped; spools are removed at the next
- * start, they were never acknowledged as blobs; copies in flight are
- * cancelled and their commit answers 503), too few durable copies for the
- * write quorum (503 + Retry-After, nothing committed; see replicated()). */
+ * start, they were never acknowledged as blobs; copies and shards in
+ * flight are cancelled and their commit answers 503), too few durable
+ * shards (copies are stored instead, see ec_written()), too few durable
+ * copies for the write quorum (503 + Retry-After, nothing committed; see
+ * replicated()). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,7 +92,12 @@ struct api_upload {
     uint64_t size;              /* final size */
     struct node_repl_req repl;  /* copies to other nodes */
     bool replicating;           /* repl is in flight */
+    unsigned k;                 /* layout k of the commit (1: copies) */
     unsigned m;                 /* layout m of the commit */
+    bool plan_ec;               /* commit erasure-codes the blob */
+    bool recorded_before;       /* commit only links a recorded blob */
+    struct node_ec_req ec;      /* its shards on the nodes */
+    bool encoding;              /* ec is in flight */
 };
 
 struct node_uploads {
@@ -454,6 +465,8 @@ static void commit_applied(struct cons_propose_req *preq, int status)
     api_upload_cb cb = up->commit_cb;
     void *arg = up->commit_arg;
 
+    if (status == SH_ENOTFOUND)
+        status = SH_EUNAVAILABLE; /* a link whose record went away */
     if (status != SH_OK) {
         SH_ERROR("blob %s: commit failed: %s", up->digest, sh_strerror(status));
     } else {
@@ -467,7 +480,10 @@ static void commit_applied(struct cons_propose_req *preq, int status)
     cb(arg, status);
 }
 
-/* Pool: verify the digest and make the shard durable. */
+static bool blob_recorded(struct meta *meta, const char *digest);
+
+/* Pool: verify the digest and make the shard durable (copies), or leave
+ * the spool to the encoder. */
 static void finish_work(uv_work_t *w)
 {
     struct api_upload *up = w->data;
@@ -491,40 +507,62 @@ static void finish_work(uv_work_t *w)
         return;
     }
     up->size = shard_writer_size(up->w);
-    /* Durability point of the blob bytes (fsync + rename + fsync dir). */
+    if (blob_recorded(up->mgr->meta, up->digest)) {
+        /* Pushed before, here or elsewhere: its record and shards stay as
+         * they are, only the repository link is new (see propose_link). */
+        up->recorded_before = true;
+        shard_writer_abort(up->w);
+        up->w = NULL;
+        return;
+    }
+    if (up->plan_ec)
+        return; /* the spool stays: the encoder reads it back */
+    /* Durability point of the blob bytes stored as copies (fsync + rename
+     * + fsync dir); erasure-coded blobs: see ec_written. */
     up->work_status = shard_writer_finish(up->w, up->digest, 0);
     up->w = NULL;
 }
 
-/* Propose BlobCommit for layout k = 1, m = up->m: the owner's shard 0
- * plus the copies in up->repl, only holders whose copy is durable. */
+/* Add {idx, node} to a placement being built. */
+static void place_add(Shoal__ShardPlacement *place,
+                      Shoal__ShardPlacement **places, size_t *n, unsigned idx,
+                      uint64_t node)
+{
+    shoal__shard_placement__init(&place[*n]);
+    place[*n].index = idx;
+    place[*n].node_id = node;
+    places[*n] = &place[*n];
+    (*n)++;
+}
+
+/* Propose BlobCommit for layout (up->k, up->m): for k = 1 the owner's
+ * shard 0 plus the copies in up->repl, else the shards in up->ec; only
+ * holders whose shard is durable. */
 static void propose_commit(struct api_upload *up)
 {
     Shoal__Command cmd = SHOAL__COMMAND__INIT;
     Shoal__BlobCommit op = SHOAL__BLOB_COMMIT__INIT;
     Shoal__BlobRecord rec = SHOAL__BLOB_RECORD__INIT;
     Shoal__Layout layout = SHOAL__LAYOUT__INIT;
-    Shoal__ShardPlacement place[1 + NODE_COPIES_MAX];
-    Shoal__ShardPlacement *places[1 + NODE_COPIES_MAX];
+    Shoal__ShardPlacement place[EC_MAX_SHARDS];
+    Shoal__ShardPlacement *places[EC_MAX_SHARDS];
     size_t n = 0;
     int rv;
 
-    layout.k = 1;
+    layout.k = up->k;
     layout.m = up->m;
     /* Never 0: the striping functions of storage reject it.  For k = 1
      * it changes nothing (every shard is the whole blob). */
-    layout.shard_size = UP_SHARD_SIZE;
-    shoal__shard_placement__init(&place[n]);
-    place[n].index = 0;
-    place[n].node_id = up->mgr->self_id;
-    places[n] = &place[n];
-    n++;
-    for (unsigned i = 0; i < up->repl.n_copies; i++) {
-        shoal__shard_placement__init(&place[n]);
-        place[n].index = up->repl.copy_idx[i];
-        place[n].node_id = up->repl.copy_node[i];
-        places[n] = &place[n];
-        n++;
+    layout.shard_size = up->k > 1 ? NODE_EC_SHARD_SIZE : UP_SHARD_SIZE;
+    if (up->k > 1) {
+        for (unsigned i = 0; i < up->ec.n_shards; i++)
+            place_add(place, places, &n, up->ec.shard_idx[i],
+                      up->ec.shard_node[i]);
+    } else {
+        place_add(place, places, &n, 0, up->mgr->self_id);
+        for (unsigned i = 0; i < up->repl.n_copies; i++)
+            place_add(place, places, &n, up->repl.copy_idx[i],
+                      up->repl.copy_node[i]);
     }
     rec.version = SH_RECORD_VERSION;
     rec.digest = up->digest;
@@ -538,6 +576,25 @@ static void propose_commit(struct api_upload *up)
     op.record = &rec;
     cmd.op_case = SHOAL__COMMAND__OP_BLOB_COMMIT;
     cmd.blob_commit = &op;
+    up->preq.data = up;
+    up->preq.cb = commit_applied;
+    rv = cons_propose(up->mgr->cons, &up->preq, &cmd);
+    if (rv != SH_OK)
+        commit_fail(up, rv);
+}
+
+/* Link a blob recorded before to the upload's repository (BlobLink:
+ * SH_ENOTFOUND, reported as 503, if the record went away meanwhile). */
+static void propose_link(struct api_upload *up)
+{
+    Shoal__Command cmd = SHOAL__COMMAND__INIT;
+    Shoal__BlobLink op = SHOAL__BLOB_LINK__INIT;
+    int rv;
+
+    op.repo = up->repo;
+    op.digest = up->digest;
+    cmd.op_case = SHOAL__COMMAND__OP_BLOB_LINK;
+    cmd.blob_link = &op;
     up->preq.data = up;
     up->preq.cb = commit_applied;
     rv = cons_propose(up->mgr->cons, &up->preq, &cmd);
@@ -590,29 +647,30 @@ static bool blob_recorded(struct meta *meta, const char *digest)
     return has;
 }
 
-static void finish_done(uv_work_t *w, int status)
+static void repl_ctx(struct node_uploads *mgr, struct node_repl_ctx *ctx)
 {
-    struct api_upload *up = w->data;
+    ctx->loop = mgr->loop;
+    ctx->shards = mgr->shards;
+    ctx->meta = mgr->meta;
+    ctx->peer = mgr->peer;
+    ctx->self_id = mgr->self_id;
+}
+
+/* Shard 0 of this node is durable: copy it to m other members. */
+static void start_copies(struct api_upload *up)
+{
     struct node_uploads *mgr = up->mgr;
     struct node_repl_ctx ctx;
     int rv;
 
-    (void)status;
-    up->working = false;
-    if (up->work_status != SH_OK) {
-        if (up->work_status == SH_EDIGEST) {
-            SH_INFO("upload %s: digest mismatch for %s", up->uuid, up->digest);
-            mgr->stats.digest_mismatches++;
-        }
-        commit_fail(up, up->work_status);
-        return;
-    }
+    up->k = 1;
     up->m = mgr->peer != NULL ? node__copies_m(node__members_active(mgr->meta))
                               : 0;
     up->repl.n_copies = 0;
-    /* A blob already recorded (pushed before, here or elsewhere) keeps
-     * its record and holders (BlobCommit keeps the first record): only
-     * the repository link is new, no copy is needed. */
+    /* A blob recorded meanwhile (pushed elsewhere while this commit ran)
+     * keeps its record and holders (BlobCommit keeps the first record):
+     * only the repository link is new, no copy is needed (this node's
+     * copy 0 is left for GC). */
     if (up->m == 0 || blob_recorded(mgr->meta, up->digest)) {
         propose_commit(up);
         return;
@@ -622,11 +680,7 @@ static void finish_done(uv_work_t *w, int status)
         commit_fail(up, SH_ESHUTDOWN);
         return;
     }
-    ctx.loop = mgr->loop;
-    ctx.shards = mgr->shards;
-    ctx.meta = mgr->meta;
-    ctx.peer = mgr->peer;
-    ctx.self_id = mgr->self_id;
+    repl_ctx(mgr, &ctx);
     up->repl.data = up;
     up->repl.cb = replicated;
     rv = node__replicate(&ctx, &up->repl, up->digest, up->size, up->crc,
@@ -638,14 +692,147 @@ static void finish_done(uv_work_t *w, int status)
     up->replicating = true;
 }
 
+/* Pool: the spool of an erasure-coded blob is no longer needed. */
+static void spool_drop_work(uv_work_t *w)
+{
+    struct api_upload *up = w->data;
+    shard_writer_abort(up->w);
+    up->w = NULL;
+}
+
+static void spool_drop_done(uv_work_t *w, int status)
+{
+    struct api_upload *up = w->data;
+    (void)status;
+    up->working = false;
+    propose_commit(up);
+}
+
+/* Pool: the spool of a blob whose shards missed the quorum becomes copy 0
+ * (fsync + rename + fsync dir: durable). */
+static void spool_finish_work(uv_work_t *w)
+{
+    struct api_upload *up = w->data;
+    up->work_status = shard_writer_finish(up->w, up->digest, 0);
+    up->w = NULL;
+}
+
+static void spool_finish_done(uv_work_t *w, int status)
+{
+    struct api_upload *up = w->data;
+    (void)status;
+    up->working = false;
+    if (up->work_status != SH_OK || up->mgr->closing) {
+        commit_fail(up, up->work_status != SH_OK ? up->work_status
+                                                 : SH_ESHUTDOWN);
+        return;
+    }
+    start_copies(up);
+}
+
+static void spool_job(struct api_upload *up, uv_work_cb work,
+                      uv_after_work_cb done)
+{
+    up->working = true;
+    up->work.data = up;
+    uv_queue_work(up->mgr->loop, &up->work, work, done);
+}
+
+static void ec_written(struct node_ec_req *req, int status)
+{
+    struct api_upload *up = req->data;
+    unsigned quorum = up->k + 1;
+
+    up->encoding = false;
+    SH_INFO("blob %s: %u of %u shards (%u+%u) durable (%llu bytes) after "
+            "%.3f s",
+            up->digest, req->n_shards, up->k + up->m, up->k, up->m,
+            (unsigned long long)up->size, (double)req->elapsed_ms / 1000.0);
+    if (status == SH_ECANCELED || up->mgr->closing) {
+        commit_fail(up, SH_ESHUTDOWN);
+        return;
+    }
+    /* The ack of an erasure-coded blob is decided here.  Every shard
+     * counted is durable on its node (this node's own were finished -
+     * fsync, rename, directory fsync - by the encoder's last job; each
+     * peer answered 201 only after the same on its side), so once
+     * BlobCommit is applied any k of them give the blob back: with the
+     * write quorum of k + 1 it survives the loss of one holder, and of m
+     * when all k + m are durable.  Shards missing above the quorum (a
+     * holder down) are left to repair, which reads the placement. */
+    if (status == SH_OK && req->n_shards >= quorum) {
+        spool_job(up, spool_drop_work, spool_drop_done);
+        return;
+    }
+    /* Short of the quorum (a node down in a cluster of k + m members, or
+     * the spool unreadable): the blob is stored as copies instead, which
+     * need fewer nodes (replicated() decides their quorum).  The shards
+     * that landed are orphans; copies of the same digest replace them
+     * (another length). */
+    SH_WARN("blob %s: %u durable shards of %u+%u, the write quorum is %u: "
+            "storing copies instead",
+            up->digest, req->n_shards, up->k, up->m, quorum);
+    spool_job(up, spool_finish_work, spool_finish_done);
+}
+
+/* Erasure-code the spool of a verified blob (plan_ec). */
+static void start_ec(struct api_upload *up)
+{
+    struct node_repl_ctx ctx;
+
+    repl_ctx(up->mgr, &ctx);
+    up->ec.data = up;
+    up->ec.cb = ec_written;
+    if (up->mgr->closing) {
+        commit_fail(up, SH_ESHUTDOWN);
+        return;
+    }
+    if (node__ec_write(&ctx, &up->ec, up->digest, up->size, up->w, up->k,
+                       up->m, up->k + 1) != SH_OK) {
+        /* Members went away since the plan: copies. */
+        spool_job(up, spool_finish_work, spool_finish_done);
+        return;
+    }
+    up->encoding = true;
+}
+
+static void finish_done(uv_work_t *w, int status)
+{
+    struct api_upload *up = w->data;
+    struct node_uploads *mgr = up->mgr;
+
+    (void)status;
+    up->working = false;
+    if (up->work_status != SH_OK) {
+        if (up->work_status == SH_EDIGEST) {
+            SH_INFO("upload %s: digest mismatch for %s", up->uuid, up->digest);
+            mgr->stats.digest_mismatches++;
+        }
+        commit_fail(up, up->work_status);
+        return;
+    }
+    if (up->recorded_before)
+        propose_link(up);
+    else if (up->plan_ec)
+        start_ec(up);
+    else
+        start_copies(up);
+}
+
 static void commit_flushed(void *arg, int status)
 {
     struct api_upload *up = arg;
+    struct node_uploads *mgr = up->mgr;
 
     if (status != SH_OK) {
         commit_fail(up, status);
         return;
     }
+    /* Erasure coding is decided before the digest check, which then
+     * keeps the spool for the encoder. */
+    up->plan_ec = mgr->peer != NULL &&
+                  node__ec_layout(node__members_active(mgr->meta), up->offset,
+                                  &up->k, &up->m);
     up->working = true;
     up->work.data = up;
     uv_queue_work(up->mgr->loop, &up->work, finish_work, finish_done);
@@ -820,6 +1007,8 @@ void node__uploads_close(struct node_uploads *mgr, void (*cb)(void *arg),
         q = SH_QUEUE_NEXT(q);
         if (up->replicating)
             node__replicate_cancel(&up->repl); /* fails the commit (503) */
+        if (up->encoding)
+            node__ec_write_cancel(&up->ec); /* the same */
         if (up->state == UP_OPEN) {
             /* Not the client's end: the session resumes at the next start
              * (its record stays; a record not yet written by the pool

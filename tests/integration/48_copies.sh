@@ -2,7 +2,8 @@
 # 48_copies: blob bytes are stored as m + 1 full copies on distinct nodes
 # (layout k = 1; m = 1 on 3 nodes), acknowledged once a write quorum of
 # copies is durable, and reads fall back across copies.
-#   1. Blobs of 0 B, 1 B, 3 MiB and 20 MiB pushed to node 1 each live on
+#   1. Blobs of 0 B, 1 B, 700 KiB and 1 MiB - 1 B (under NODE_EC_MIN_SIZE:
+#      larger blobs are erasure-coded, see 51_ec) pushed to node 1 each live on
 #      exactly 2 nodes (node 1 as shard 0, one other as shard 1).
 #   2. Node 1 is killed (SIGKILL): nodes 2 and 3 serve every blob,
 #      whole and by Range, bit-identical.
@@ -25,31 +26,9 @@ D=$T_TMP/files
 mkdir -p "$D"
 REPO=test/copies
 
-# has_leader I [EXCLUDED]: node I knows a leader other than EXCLUDED.
-has_leader()
-{
-    local l
-    l=$(members_on "$1" | jq -r '.leader' 2>/dev/null)
-    [[ -n $l && $l != null && $l != 0 && $l != "${2:-x}" ]]
-}
 # shard_file I DIGEST IDX: where node I keeps shard IDX of a blob
 # (storage/shard.c: shards/<algo>/<first 2 hex>/<hex>.<idx>).
-shard_file()
-{
-    local hex=${2#*:}
-    printf '%s/shards/%s/%s/%s.%s' "${DATAS[$1]}" "${2%%:*}" "${hex:0:2}" "$hex" "$3"
-}
-flip() # flip FILE OFFSET: invert one byte in place.
-{
-    python3 - "$1" "$2" <<'PY'
-import sys
-with open(sys.argv[1], "r+b") as f:
-    f.seek(int(sys.argv[2]))
-    b = f.read(1)
-    f.seek(int(sys.argv[2]))
-    f.write(bytes([b[0] ^ 0xFF]))
-PY
-}
+shard_file() { shard_path "${DATAS[$1]}" "$2" "$3"; }
 # holders DIGEST NODES...: "node/idx" for every shard 0..1 of the blob that
 # a node among NODES answers 200 for (HEAD on its shard endpoint).
 holders()
@@ -65,28 +44,6 @@ holders()
     done
     echo "${out[*]}"
 }
-# get_same I DIGEST FILE [FIRST LAST]: node I serves the blob (or the
-# range) bit-identical, with the right status.  One check.
-get_same()
-{
-    local i=$1 dg=$2 file=$3 first=${4:-} last=${5:-} want=200 code
-    if [[ -n $first ]]; then
-        want=206
-        slice "$file" "$first" $((last - first + 1)) "$D/expect"
-        code=$(curl -s --max-time 60 -o "$D/got" -w '%{http_code}' \
-            -H "Range: bytes=$first-$last" "${REGS[$i]}/v2/$REPO/blobs/$dg") || true
-    else
-        cp "$file" "$D/expect"
-        code=$(curl -s --max-time 60 -o "$D/got" -w '%{http_code}' \
-            "${REGS[$i]}/v2/$REPO/blobs/$dg") || true
-    fi
-    if [[ $code == "$want" ]] && cmp -s "$D/got" "$D/expect"; then
-        pass "node $i serves $(basename "$file") ${first:+bytes $first-$last }bit-identical ($code)"
-    else
-        fail "node $i serves $(basename "$file") ${first:+bytes $first-$last }bit-identical" \
-            "HTTP $code, $(size_of "$D/got") bytes, expected $want with $(size_of "$D/expect")"
-    fi
-}
 
 # =================================================================== setup
 
@@ -101,9 +58,9 @@ done
 
 : >"$D/empty"
 printf 'x' >"$D/one"
-rand_file "$D/b3m" $((3 * 1024 * 1024))
-rand_file "$D/b20m" $((20 * 1024 * 1024))
-FILES=(empty one b3m b20m)
+rand_file "$D/b700k" $((700 * 1024))
+rand_file "$D/b1m" $((1024 * 1024 - 1))
+FILES=(empty one b700k b1m)
 declare -A DG
 REG=${REGS[1]}
 for f in "${FILES[@]}"; do
@@ -143,9 +100,9 @@ for i in 2 3; do
     for f in "${FILES[@]}"; do
         get_same "$i" "${DG[$f]}" "$D/$f"
     done
-    get_same "$i" "${DG[one]}" "$D/one" 0 0
-    get_same "$i" "${DG[b3m]}" "$D/b3m" 1000000 2500000
-    get_same "$i" "${DG[b20m]}" "$D/b20m" 5000001 19999999
+    get_same "$i" "${DG[one]}" "$D/one" 0-0
+    get_same "$i" "${DG[b700k]}" "$D/b700k" 100000-600000
+    get_same "$i" "${DG[b1m]}" "$D/b1m" 5001-1048574
 done
 
 node_start 1
@@ -207,27 +164,27 @@ wait_for "node 2 is back and knows a leader" 30 has_leader 2
 
 # ================================= 4. a corrupt local copy is read around
 
-dg=${DG[b20m]}
+dg=${DG[b1m]}
 f=$(shard_file 1 "$dg" 0)
-check "node 1 keeps shard 0 of the 20 MiB blob on disk" test -f "$f"
+check "node 1 keeps shard 0 of the 1 MiB blob on disk" test -f "$f"
 flip "$f" 100
-get_same 1 "$dg" "$D/b20m"
-get_same 1 "$dg" "$D/b20m" 10 4000000
+get_same 1 "$dg" "$D/b1m"
+get_same 1 "$dg" "$D/b1m" 10-900000
 check "node 1 logs a warning about its corrupt copy" \
     grep -q "warn.*blob $dg: local copy (shard 0) unreadable" "${LOGS[1]}"
-# The copy of the 3 MiB blob on its other holder (node 2 or 3, shard 1)
+# The copy of the 700 KiB blob on its other holder (node 2 or 3, shard 1)
 # corrupt: that node reads node 1's shard 0 instead.
-dg=${DG[b3m]}
+dg=${DG[b700k]}
 h=$(holders "$dg" 2 3)
 other=${h%%/*}
 if [[ -n $other ]]; then
     flip "$(shard_file "$other" "$dg" 1)" 70000
-    get_same "$other" "$dg" "$D/b3m"
-    get_same "$other" "$dg" "$D/b3m" 65536 200000
+    get_same "$other" "$dg" "$D/b700k"
+    get_same "$other" "$dg" "$D/b700k" 65536-200000
     check "node $other logs a warning about its corrupt copy" \
         grep -q "warn.*blob $dg: local copy (shard 1) unreadable" "${LOGS[$other]}"
 else
-    fail "the 3 MiB blob has a holder besides node 1" "holders: $(holders "$dg" 1 2 3)"
+    fail "the 700 KiB blob has a holder besides node 1" "holders: $(holders "$dg" 1 2 3)"
 fi
 
 for i in 1 2 3; do

@@ -728,6 +728,68 @@ leader_of() { members_on "$1" | jq -r '.leader // empty'; }
 # roles_are I ROLES: node I's view of the members' Raft roles, in id order
 # ("voter voter standby").
 roles_are() { [[ $(members_on "$1" | jq -r '[.members[].role] | join(" ")') == "$2" ]]; }
+# has_leader I [EXCLUDED...]: node I knows a leader that is not EXCLUDED.
+has_leader()
+{
+    local l x i=$1
+    shift
+    l=$(members_on "$i" | jq -r '.leader' 2>/dev/null)
+    [[ -n $l && $l != null && $l != 0 ]] || return 1
+    for x in "$@"; do
+        [[ $l != "$x" ]] || return 1
+    done
+}
+
+# shard_path DATA DIGEST N: shard file N of a blob under data directory
+# DATA (storage/shard.c: shards/<algo>/<first 2 hex>/<hex>.<N>; N is the
+# shard index for copies, 32 k + index for k data shards, see
+# node__shard_file).
+shard_path()
+{
+    local hex=${2#*:}
+    printf '%s/shards/%s/%s/%s.%s' "$1" "${2%%:*}" "${hex:0:2}" "$hex" "$3"
+}
+
+# flip FILE OFFSET: invert one byte in place.
+flip()
+{
+    python3 - "$1" "$2" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2]))
+    b = f.read(1)
+    f.seek(int(sys.argv[2]))
+    f.write(bytes([b[0] ^ 0xFF]))
+PY
+}
+
+# get_same I DIGEST FILE [FIRST-[LAST]]: node I serves blob DIGEST of
+# repository $REPO (following redirects) bit-identical to FILE, or that
+# range of it with 206.  One check; scratch files in $T_TMP.
+get_same()
+{
+    local i=$1 dg=$2 file=$3 range=${4:-} want=200 code first last size
+    if [[ -n $range ]]; then
+        want=206
+        size=$(size_of "$file")
+        first=${range%-*}
+        last=${range#*-}
+        [[ -n $last ]] || last=$((size - 1))
+        slice "$file" "$first" $((last - first + 1)) "$T_TMP/expect"
+        code=$(curl -sL --max-time 60 -o "$T_TMP/got" -w '%{http_code}' \
+            -H "Range: bytes=$range" "${REGS[$i]}/v2/$REPO/blobs/$dg") || true
+    else
+        cp "$file" "$T_TMP/expect"
+        code=$(curl -sL --max-time 60 -o "$T_TMP/got" -w '%{http_code}' \
+            "${REGS[$i]}/v2/$REPO/blobs/$dg") || true
+    fi
+    if [[ $code == "$want" ]] && cmp -s "$T_TMP/got" "$T_TMP/expect"; then
+        pass "node $i serves $(basename "$file") ${range:+bytes $range }bit-identical ($code)"
+    else
+        fail "node $i serves $(basename "$file") ${range:+bytes $range }bit-identical" \
+            "HTTP $code, $(size_of "$T_TMP/got") bytes, expected $want with $(size_of "$T_TMP/expect")"
+    fi
+}
 
 # ---------------------------------------------------------------- requests
 
