@@ -144,6 +144,13 @@ struct api_backend {
                           const char *repo,
                           const char *uuid);
 
+    /* A GET or HEAD of a committed blob, before any header: answer it here
+     * (a redirect to another node, a refused signature) and return true,
+     * or return false to go on.  May be NULL. */
+    bool (*blob_redirect)(void *data,
+                          struct api_req *req,
+                          const char *repo,
+                          const Shoal__BlobRecord *rec);
     /* Serve blob bytes [first, last] (inclusive) of a committed blob whose
      * record is `rec`, in repository `repo`; the backend writes the whole
      * response (status `status`, headers already added by api) or

@@ -30,6 +30,11 @@ static void blob_get(struct api_req *req, const char *name, const char *digest)
         h_fail(req, rv, "unable to read blob record");
         return;
     }
+    if (req->srv->be.blob_redirect != NULL &&
+        req->srv->be.blob_redirect(req->srv->be.data, req, name, rec)) {
+        shoal__blob_record__free_unpacked(rec, NULL);
+        return;
+    }
     api_resp_header(req, "Docker-Content-Digest", "%s", digest);
     api_resp_header(req, "Accept-Ranges", "bytes");
     api_resp_header(req, "ETag", "\"%s\"", digest);

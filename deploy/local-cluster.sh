@@ -8,7 +8,9 @@
 #   deploy/local-cluster.sh start-node I  start node I again (it rejoins)
 # Environment: SHOAL_CLUSTER_DIR (default ./shoal-cluster), SHOAL_BIN
 # (default ./build/node/shoal), SHOAL_LB (default 127.0.0.1:5000),
-# SHOAL_BASE_PORT (default 5100: node I listens on BASE+I, Raft on BASE+100+I).
+# SHOAL_BASE_PORT (default 5100: node I listens on BASE+I, Raft on BASE+100+I),
+# SHOAL_NODE_ARGS (more `shoal serve` options for every node, e.g.
+# "--redirects false").
 # The nodes share a cluster secret, generated into $SHOAL_CLUSTER_DIR/secret
 # on first start; node-to-node requests carry it (curl the /internal/
 # endpoints with -H "X-Shoal-Secret: $(cat .../secret)").
@@ -35,17 +37,19 @@ alive() {
 }
 
 start_node() {
-  local i=$1 n=$2 join=()
+  local i=$1 n=$2 join=() more=()
   mkdir -p "$dir/node$i"
   if alive "$dir/node$i.pid"; then echo "node $i already running"; return; fi
   # Node 1 forms the cluster; the others join it (and rejoin on restart).
   if [ "$i" != 1 ]; then join=(--join "http://127.0.0.1:$(node_port 1)"); fi
+  # shellcheck disable=SC2206  # word splitting of SHOAL_NODE_ARGS is intended
+  if [ -n "${SHOAL_NODE_ARGS:-}" ]; then more=($SHOAL_NODE_ARGS); fi
   if [ ! -s "$dir/secret" ]; then
     (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/secret")
   fi
   "$bin" serve --node-id "$i" --listen "127.0.0.1:$(node_port "$i")" \
     --raft "127.0.0.1:$(raft_port "$i")" --data "$dir/node$i" "${join[@]}" \
-    --cluster-secret-file "$dir/secret" \
+    --cluster-secret-file "$dir/secret" ${more[@]+"${more[@]}"} \
     >>"$dir/node$i.log" 2>&1 &
   echo $! >"$dir/node$i.pid"
   for _ in $(seq 1 100); do

@@ -65,6 +65,13 @@ static const struct opt opts[] = {
      "receive the log without voting"},
     {"raft-heartbeat-ms", OPT_INT, F(raft_heartbeat_ms), "10", 5, 10000,
      "Raft leader heartbeat interval in ms (followers learn commits from it)"},
+    {"zone", OPT_STRING, F(zone), "none", 0, 0,
+     "this node's zone (rack, room, region): shards of a blob spread over "
+     "zones, and reads redirect to serving nodes of the same zone first; "
+     "none = no zone"},
+    {"redirects", OPT_BOOL, F(redirects), "true", 0, 0,
+     "answer blob GETs with 307 to a node that serves the blob (signed, "
+     "short-lived URL); false = serve them here, fetching what is needed"},
     {"raft-election-ms", OPT_INT, F(raft_election_ms), "500", 50, 60000,
      "Raft election timeout in ms: time without a leader after one fails; "
      "at least 4x the heartbeat, raise both on WANs"},

@@ -17,6 +17,7 @@ struct node {
     struct node_admin *admin;      /* health and metrics routes */
     struct node_shard_svc *shard_svc; /* shard transfer between nodes */
     struct peer_client *peer;      /* HTTP client to other nodes */
+    struct node_health *health;    /* liveness probes of the members */
     struct node_members *members;  /* join and member records */
     struct node_forward *forward;  /* follower writes to the leader */
     int draining;                  /* data-plane parts still closing */
@@ -151,6 +152,9 @@ int node_start(struct node **out, uv_loop_t *loop,
     node__reads_backend(n->dp.reads, &be);
     node__proxy_init(&n->dp.proxy);
     node__proxy_backend(n->dp.proxy, &be);
+    node__redirect_init(&n->dp.redirect, n->meta, (uint64_t)cfg->node_id,
+                        secret, cfg->redirects);
+    node__redirect_backend(&be);
     api_config_defaults(&acfg);
     acfg.host = host;
     acfg.max_header_bytes = (unsigned)cfg->max_header_kib * 1024;
@@ -176,13 +180,18 @@ int node_start(struct node **out, uv_loop_t *loop,
     node__reads_set_remote(n->dp.reads, (uint64_t)cfg->node_id, n->meta, n->peer);
     node__uploads_set_remote(n->dp.uploads, n->peer);
     node__proxy_set(n->dp.proxy, (uint64_t)cfg->node_id, n->meta, n->peer);
+    node__health_init(&n->health, loop, n->meta, n->peer,
+                      (uint64_t)cfg->node_id);
+    node__redirect_set_health(n->dp.redirect, n->health);
     {
         char *url = strcmp(cfg->url, "auto") == 0
                         ? sh_asprintf("http://%s:%d", host, node_port(n))
                         : sh_strdup(cfg->url);
         node__members_init(&n->members, loop, n->cons, n->meta, n->peer, n->api,
                            (uint64_t)cfg->node_id, raft_addr, url,
+                           strcmp(cfg->zone, "none") == 0 ? "" : cfg->zone,
                            strcmp(cfg->join, "none") == 0 ? NULL : cfg->join);
+        node__members_set_health(n->members, n->health);
         free(url);
     }
     free(secret);
@@ -206,6 +215,7 @@ err_after_api:
     cons_close(n->cons, NULL, NULL);
     uv_run(loop, UV_RUN_DEFAULT);
     node__proxy_free(n->dp.proxy);
+    node__redirect_free(n->dp.redirect);
 err_after_shards:
     shard_store_close(n->shards);
 err_after_meta:
@@ -232,6 +242,7 @@ static void cons_closed(void *arg)
 
     node__forward_free(n->forward);
     node__proxy_free(n->dp.proxy);
+    node__redirect_free(n->dp.redirect);
     shard_store_close(n->shards);
     meta_close(n->meta);
     free(n);
@@ -258,7 +269,8 @@ static void dataplane_closed(void *arg)
 static void api_closed(void *arg)
 {
     struct node *n = arg;
-    n->draining = 5;
+    n->draining = 6;
+    node__health_close(n->health, dataplane_closed, n);
     node__members_close(n->members, dataplane_closed, n);
     node__admin_close(n->admin, dataplane_closed, n);
     node__uploads_close(n->dp.uploads, dataplane_closed, n);

@@ -37,6 +37,7 @@ struct node_members {
     struct cons *cons;          /* borrowed */
     struct meta *meta;          /* borrowed */
     struct peer_client *peer;   /* borrowed */
+    struct node_health *health; /* borrowed: liveness as seen from here */
     Shoal__MemberRecord self;   /* this node (strings owned) */
     char *join_url;             /* where to join next, or NULL */
     bool joined;                /* join done (or bootstrapped) */
@@ -447,9 +448,11 @@ static bool members_out_each(const Shoal__MemberRecord *rec, void *arg)
     sh_buf_add_json_str(o->out, rec->url);
     sh_buf_addstr(o->out, ",\"zone\":");
     sh_buf_add_json_str(o->out, rec->zone);
-    /* The Raft role in the configuration this node knows. */
-    sh_buf_addf(o->out, ",\"role\":\"%s\"}",
-                cons_member_role(o->mm->cons, rec->id));
+    /* The Raft role in the configuration this node knows, and whether
+     * this node's health probes reach it. */
+    sh_buf_addf(o->out, ",\"role\":\"%s\",\"up\":%s}",
+                cons_member_role(o->mm->cons, rec->id),
+                node__health_up(o->mm->health, rec->id) ? "true" : "false");
     o->first = false;
     return true;
 }
@@ -568,7 +571,7 @@ int node__members_init(struct node_members **out, uv_loop_t *loop,
                        struct cons *cons, struct meta *meta,
                        struct peer_client *peer, struct api_server *api,
                        uint64_t id, const char *raft, const char *url,
-                       const char *join)
+                       const char *zone, const char *join)
 {
     struct node_members *mm = sh_calloc(1, sizeof *mm);
     json_t *body;
@@ -580,13 +583,13 @@ int node__members_init(struct node_members **out, uv_loop_t *loop,
     mm->self.id = id;
     mm->self.raft_address = sh_strdup(raft);
     mm->self.url = sh_strdup(url);
-    mm->self.zone = sh_strdup("");
+    mm->self.zone = sh_strdup(zone != NULL ? zone : "");
     mm->self.state = SHOAL__MEMBER_STATE__MEMBER_STATE_ACTIVE;
     mm->joined = join == NULL;
     if (join != NULL) {
         mm->join_target = sh_asprintf("%s/internal/v1/join", join);
-        body = json_pack("{s:I,s:s,s:s}", "id", (json_int_t)id, "raft", raft,
-                         "url", url);
+        body = json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)id, "raft",
+                         raft, "url", url, "zone", mm->self.zone);
         mm->join_body = json_dumps(body, JSON_COMPACT);
         json_decref(body);
     }
@@ -628,6 +631,12 @@ static void members_timer_closed(uv_handle_t *h)
 
 /* Called after the API closed and before the peer client and consensus
  * close; cb(arg) once nothing of ours is in flight. */
+void node__members_set_health(struct node_members *mm,
+                              struct node_health *h)
+{
+    mm->health = h;
+}
+
 void node__members_close(struct node_members *mm, void (*cb)(void *arg),
                          void *arg)
 {

@@ -38,6 +38,8 @@ struct node_config {
     int raft_election_ms;      /* follower election timeout */
     char *join;                /* URL of a member to join, or "none" */
     char *url;                 /* this node's public URL, or "auto" */
+    char *zone;                /* this node's zone, or "none" */
+    bool redirects;            /* 307 blob GETs to their serving nodes */
 };
 
 /* Fill every field with its default (the table in config.c). */
@@ -73,6 +75,7 @@ struct node_dataplane {
     struct node_uploads *uploads;
     struct node_reads *reads;
     struct node_proxy *proxy;
+    struct node_redirect *redirect;
 };
 
 struct node_uploads; /* upload.c */
@@ -226,7 +229,11 @@ int node__members_init(struct node_members **out, uv_loop_t *loop,
                        struct cons *cons, struct meta *meta,
                        struct peer_client *peer, struct api_server *api,
                        uint64_t id, const char *raft, const char *url,
-                       const char *join);
+                       const char *zone, const char *join);
+struct node_health;
+/* Show the liveness `h` sees in the member list ("up"). */
+void node__members_set_health(struct node_members *mm,
+                              struct node_health *h);
 void node__members_close(struct node_members *mm, void (*cb)(void *arg),
                          void *arg);
 /* The public URL of member `id` from the replicated records (malloc'ed),
@@ -238,6 +245,31 @@ void node__forward_init(struct node_forward **out, struct cons *cons,
                         struct meta *meta, struct peer_client *peer,
                         struct api_server *api);
 void node__forward_free(struct node_forward *f);
+
+struct node_health; /* health.c: liveness of the other members */
+void node__health_init(struct node_health **out, uv_loop_t *loop,
+                       struct meta *meta, struct peer_client *peer,
+                       uint64_t self_id);
+/* False once member `id` failed its last probes; true for this node and
+ * for members not probed yet (h may be NULL: everyone is up). */
+bool node__health_up(const struct node_health *h, uint64_t id);
+/* Cancel the probes; cb(arg) once freed. */
+void node__health_close(struct node_health *h, void (*cb)(void *arg),
+                        void *arg);
+
+struct node_redirect; /* redirect.c: 307s of blob GETs to serving nodes */
+/* `secret` keys the URL signatures (NULL: ""); with enabled false GETs
+ * are served where they land, but signed URLs are still checked. */
+void node__redirect_init(struct node_redirect **out, struct meta *meta,
+                         uint64_t self_id, const char *secret, bool enabled);
+void node__redirect_set_health(struct node_redirect *rd,
+                               struct node_health *h);
+/* api_backend.blob_redirect: true when it answered (307, or 403 for a bad
+ * signature). */
+bool node__redirect_blob(struct node_redirect *rd, struct api_req *req,
+                         const Shoal__BlobRecord *rec);
+void node__redirect_backend(struct api_backend *be);
+void node__redirect_free(struct node_redirect *rd);
 
 struct node_proxy; /* proxy.c: upload requests for sessions of other nodes */
 void node__proxy_init(struct node_proxy **out);

@@ -85,7 +85,7 @@ push_blob test/cluster "$D/layer"
 LAYER=$BLOB_DIGEST
 blob_is() # blob_is I
 {
-    curl -s --max-time 30 -o "$T_TMP/b.out" "${REGS[$1]}/v2/test/cluster/blobs/$LAYER" &&
+    curl -sL --max-time 30 -o "$T_TMP/b.out" "${REGS[$1]}/v2/test/cluster/blobs/$LAYER" &&
         cmp -s "$T_TMP/b.out" "$D/layer"
 }
 for i in 1 2 3; do
@@ -134,7 +134,7 @@ expect_status 201
 expect_header Docker-Content-Digest "$BIG"
 big_is() # big_is I
 {
-    curl -s --max-time 30 -o "$T_TMP/big.out" "${REGS[$1]}/v2/test/cluster/blobs/$BIG" &&
+    curl -sL --max-time 30 -o "$T_TMP/big.out" "${REGS[$1]}/v2/test/cluster/blobs/$BIG" &&
         cmp -s "$T_TMP/big.out" "$D/big"
 }
 REG=${REGS[1]}

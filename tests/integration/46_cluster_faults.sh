@@ -149,7 +149,7 @@ serves_blobs()
 {
     local i=$1 list=$2 dig file bad=0 code
     while read -r dig file; do
-        code=$(curl -s --max-time 10 -o "$T_TMP/sb.$i" -w '%{http_code}' \
+        code=$(curl -sL --max-time 10 -o "$T_TMP/sb.$i" -w '%{http_code}' \
             "${REGS[$i]}/v2/$REPO/blobs/$dig") || true
         if [[ $code != 200 ]] || ! cmp -s "$T_TMP/sb.$i" "$file"; then
             echo "blob $dig: $code"

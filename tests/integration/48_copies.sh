@@ -97,6 +97,9 @@ t_note "$(grep -Eo 'copy 1 stored on node [23] \([0-9]+ bytes in [0-9.]+ s\)' "$
 shoal_kill9 "${PIDS[1]}"
 wait_for "nodes 2 and 3 elect a leader without node 1" 20 has_leader 2 1
 for i in 2 3; do
+    wait_for "node $i sees node 1 down (no redirects there)" 10 sees_down "$i" 1
+done
+for i in 2 3; do
     for f in "${FILES[@]}"; do
         get_same "$i" "${DG[$f]}" "$D/$f"
     done
@@ -124,6 +127,9 @@ if command -v skopeo >/dev/null 2>&1; then
     shoal_kill9 "${PIDS[2]}"
     wait_for "nodes 1 and 3 elect a leader without node 2" 20 has_leader 1 2
     for i in 1 3; do
+        wait_for "node $i sees node 2 down" 10 sees_down "$i" 2
+    done
+    for i in 1 3; do
         rm -rf "$D/out$i"
         if "${SK[@]}" copy --src-tls-verify=false --preserve-digests \
             "docker://127.0.0.1:${PORTS[$i]}/$REPO/img:v1" "oci:$D/out$i:v1" \
@@ -144,6 +150,9 @@ else
     t_note "skopeo is not installed: image push skipped"
     shoal_kill9 "${PIDS[2]}"
     wait_for "nodes 1 and 3 elect a leader without node 2" 20 has_leader 1 2
+    for i in 1 3; do
+        wait_for "node $i sees node 2 down" 10 sees_down "$i" 2
+    done
 fi
 
 # A push through node 1 with node 2 down: the copy goes to node 3 (the

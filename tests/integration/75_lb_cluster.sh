@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # 75_lb_cluster: the local cluster of deploy/local-cluster.sh (3 nodes and
 # HAProxy round-robin, no stickiness) with real clients: skopeo pushes a
-# 3-layer image through the load balancer, so the requests of one push land
-# on different nodes; then the image is pulled from every node directly,
-# bit-identical, and podman pulls it through the load balancer.
+# 4-layer image (one layer of 3 MB: erasure-coded 2 + 1) through the load
+# balancer, so the requests of one push land on different nodes; then the
+# image is pulled from every node directly, bit-identical (the node without
+# a data shard or copy of a layer answers 307, which skopeo follows), and
+# podman pulls it through the load balancer.  Then the same pulls with the
+# cluster restarted in proxy mode (--redirects false): no 307 at all.
 . "${SHOAL_TESTS:-$(dirname "$0")/..}/lib/lib.sh"
 
 if is_dist; then
@@ -51,7 +54,9 @@ containers_env
 SK=(skopeo --policy "$CT_POLICY")
 D=$T_TMP/img
 mkdir -p "$D"
-make_layout "$D/src" v1
+MAKE_LAYOUT_ARGS="--big-layer 3000000" make_layout "$D/src" v1
+check "the image has a layer over 1 MiB (erasure-coded)" \
+    bash -c "find '$D/src/blobs' -type f -size +1024k | grep -q ."
 check "skopeo push through the load balancer" \
     "${SK[@]}" copy --dest-tls-verify=false --preserve-digests "oci:$D/src:v1" "docker://$LB/team/app:v1"
 committed=0
@@ -61,28 +66,62 @@ for i in 1 2 3; do
 done
 check "the push's blobs were committed on more than one node ($committed)" test "$committed" -ge 2
 
-for i in 1 2 3; do
-    port=$((SHOAL_BASE_PORT + i))
-    out=$D/out$i
-    check "skopeo pull from node $i" \
-        "${SK[@]}" copy --src-tls-verify=false --preserve-digests "docker://127.0.0.1:$port/team/app:v1" "oci:$out:v1"
-    diff=0
-    for f in "$D/src"/blobs/sha256/*; do
-        cmp -s "$f" "$out/blobs/sha256/$(basename "$f")" || diff=$((diff + 1))
+# redirects_seen: GETs of the image's blobs on each node directly that
+# answer 307 (HEAD never does).
+redirects_seen()
+{
+    local i f n=0 code
+    for i in 1 2 3; do
+        for f in "$D/src"/blobs/sha256/*; do
+            code=$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' \
+                "http://127.0.0.1:$((SHOAL_BASE_PORT + i))/v2/team/app/blobs/sha256:$(basename "$f")") || true
+            [[ $code != 307 ]] || n=$((n + 1))
+        done
     done
-    expect_eq "blobs pulled from node $i that differ" "$diff" 0
-done
+    echo "$n"
+}
+# pulls MODE: skopeo from every node, podman through the load balancer.
+pulls()
+{
+    local mode=$1 i port out diff f
+    for i in 1 2 3; do
+        port=$((SHOAL_BASE_PORT + i))
+        out=$D/out$i-$mode
+        check "skopeo pull from node $i ($mode)" \
+            "${SK[@]}" copy --src-tls-verify=false --preserve-digests "docker://127.0.0.1:$port/team/app:v1" "oci:$out:v1"
+        diff=0
+        for f in "$D/src"/blobs/sha256/*; do
+            cmp -s "$f" "$out/blobs/sha256/$(basename "$f")" || diff=$((diff + 1))
+        done
+        expect_eq "blobs pulled from node $i that differ ($mode)" "$diff" 0
+    done
+    if command -v podman >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
+        # (podman refuses a runroot path over 50 characters.)
+        PM=(podman --root "$T_TMP/pm-root-${mode:0:1}" --runroot "$T_TMP/pm-run-${mode:0:1}" --storage-driver vfs)
+        check "podman pull through the load balancer ($mode)" \
+            "${PM[@]}" pull --tls-verify=false "$LB/team/app:v1"
+        check "podman push through the load balancer ($mode)" \
+            "${PM[@]}" push --tls-verify=false "$LB/team/app:v1" "$LB/team/copy-$mode:v1"
+        check "podman pull of the copy from node 3 ($mode)" \
+            "${PM[@]}" pull --tls-verify=false "127.0.0.1:$((SHOAL_BASE_PORT + 3))/team/copy-$mode:v1"
+        "${PM[@]}" rmi -a -f >/dev/null 2>&1 || true
+    fi
+}
 
-if command -v podman >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
-    PM=(podman --root "$T_TMP/pm-root" --runroot "$T_TMP/pm-run" --storage-driver vfs)
-    check "podman pull through the load balancer" \
-        "${PM[@]}" pull --tls-verify=false "$LB/team/app:v1"
-    check "podman push through the load balancer" \
-        "${PM[@]}" push --tls-verify=false "$LB/team/app:v1" "$LB/team/copy:v1"
-    check "podman pull of the copy from node 3" \
-        "${PM[@]}" pull --tls-verify=false "127.0.0.1:$((SHOAL_BASE_PORT + 3))/team/copy:v1"
-    "${PM[@]}" rmi -a -f >/dev/null 2>&1 || true
-fi
+n=$(redirects_seen)
+check "nodes redirect some blob GETs to serving nodes ($n of 15)" test "$n" -gt 0
+pulls redirects
+
+# Proxy mode: the same cluster restarted with --redirects false.
+check "local-cluster.sh down" cluster down
+export SHOAL_NODE_ARGS="--redirects false"
+check "local-cluster.sh up 3 (proxy mode)" cluster up 3
+track_pids
+wait_for "the cluster elects a leader again" 20 \
+    bash -c "bash '$ROOT/deploy/local-cluster.sh' status | grep -q ', leader (voter)$'"
+n=$(redirects_seen)
+expect_eq "redirects in proxy mode" "$n" 0
+pulls proxy
 
 check "local-cluster.sh down" cluster down
 for f in "$SHOAL_CLUSTER_DIR"/node*.log; do

@@ -728,6 +728,9 @@ leader_of() { members_on "$1" | jq -r '.leader // empty'; }
 # roles_are I ROLES: node I's view of the members' Raft roles, in id order
 # ("voter voter standby").
 roles_are() { [[ $(members_on "$1" | jq -r '[.members[].role] | join(" ")') == "$2" ]]; }
+# sees_down I J: node I's health probes find member J down (it no longer
+# redirects reads there).
+sees_down() { [[ $(members_on "$1" | jq -r ".members[] | select(.id == $2) | .up") == false ]]; }
 # has_leader I [EXCLUDED...]: node I knows a leader that is not EXCLUDED.
 has_leader()
 {
@@ -800,7 +803,9 @@ req()
     local method=$1 url=$2
     shift 2
     [[ $url == http://* ]] || url=$REG$url
-    local opts=(-sS -g --path-as-is --max-time 30 -D "$HDRS" -w '%{http_code}')
+    # -L: blob GETs may answer 307 to the node that serves the blob, which
+    # docker clients follow.
+    local opts=(-sS -L -g --path-as-is --max-time 30 -D "$HDRS" -w '%{http_code}')
     if [[ $method == HEAD ]]; then
         # curl never reads a body after HEAD (30_bad_input checks on a raw
         # socket that none is sent); with -I it would write the headers to
@@ -1189,10 +1194,13 @@ containers_env()
 }
 
 # make_layout DIR TAG [SEED]: a real 3-layer OCI image layout
-# (tests/lib/make_oci_layout.py); sets LAYOUT_DIGEST (manifest digest).
+# (tests/lib/make_oci_layout.py, with $MAKE_LAYOUT_ARGS, e.g.
+# "--big-layer 3000000" for a fourth, erasure-coded layer); sets
+# LAYOUT_DIGEST (manifest digest).
 make_layout()
 {
-    LAYOUT_DIGEST=$(python3 "$T_LIB/make_oci_layout.py" "$1" "$2" --seed "${3:-$T_NAME}")
+    LAYOUT_DIGEST=$(python3 "$T_LIB/make_oci_layout.py" "$1" "$2" --seed "${3:-$T_NAME}" \
+        ${MAKE_LAYOUT_ARGS:-})
 }
 
 # ------------------------------------------------------------ raw sockets

@@ -62,6 +62,21 @@ def tar_layer(rng, index):
     return buf.getvalue()
 
 
+def big_layer(rng, size):
+    """An uncompressed tar of one file of `size` random bytes (gzip cannot
+    shrink them: the layer stays about that big)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("big/random.bin")
+        info.mtime = 0
+        info.uid = info.gid = 0
+        info.uname = info.gname = "root"
+        info.mode = 0o644
+        info.size = size
+        tar.addfile(info, io.BytesIO(rng.randbytes(size)))
+    return buf.getvalue()
+
+
 def gzip_bytes(data):
     out = io.BytesIO()
     with gzip.GzipFile(fileobj=out, mode="wb", mtime=0, compresslevel=6) as gz:
@@ -81,14 +96,16 @@ def main():
     ap.add_argument("--layers", type=int, default=3)
     ap.add_argument("--seed", default="shoal-test-image")
     ap.add_argument("--arch", default=default_arch())
+    ap.add_argument("--big-layer", type=int, default=0, metavar="BYTES",
+                    help="add a last layer holding BYTES random bytes")
     a = ap.parse_args()
 
     rng = random.Random(a.seed)
     os.makedirs(os.path.join(a.dir, "blobs", "sha256"), exist_ok=True)
 
     layers, diff_ids = [], []
-    for i in range(a.layers):
-        raw = tar_layer(rng, i)
+    for i in range(a.layers + (1 if a.big_layer > 0 else 0)):
+        raw = tar_layer(rng, i) if i < a.layers else big_layer(rng, a.big_layer)
         diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
         gz = gzip_bytes(raw)
         layers.append({"mediaType": MT_LAYER, "digest": write_blob(a.dir, gz), "size": len(gz)})
