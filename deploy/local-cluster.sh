@@ -60,6 +60,15 @@ start_node() {
   echo "$n" >"$dir/nodes"
 }
 
+# The load balancer answers /v2/ once its health checks found a node up.
+wait_lb() {
+  for _ in $(seq 1 100); do
+    curl -sf -o /dev/null "http://$lb/v2/" && return 0
+    sleep 0.1
+  done
+  echo "load balancer $lb does not answer yet" >&2
+}
+
 start_lb() {
   local n=$1 servers=""
   for i in $(seq 1 "$n"); do
@@ -103,6 +112,7 @@ case "$cmd" in
       sleep 0.1
     done
     start_lb "$n"
+    wait_lb
     ;;
   down)
     stop_pidfile "$dir/haproxy.pid"

@@ -13,6 +13,7 @@
 #define USAGE_PERIOD_MS 30000
 
 struct node_admin {
+    struct node_cache *cache;      /* blob cache, or NULL */
     uv_loop_t *loop;               /* borrowed */
     struct api_server *api;        /* borrowed */
     struct node_uploads *uploads;  /* borrowed */
@@ -58,6 +59,7 @@ static void metrics(struct api_req *req, void *arg)
     struct sh_buf b = SH_BUF_INIT;
     struct api_stats st;
     struct node_upload_stats us;
+    struct node_cache_stats cs;
 
     api_server_stats(a->api, &st);
     node__uploads_stats(a->uploads, &us);
@@ -96,6 +98,18 @@ static void metrics(struct api_req *req, void *arg)
     metric(&b, "shoal_shard_bytes", "gauge",
            "Bytes in shard files on this node (refreshed every 30 s).",
            a->shard_bytes);
+    node__cache_stats(a->cache, &cs);
+    metric(&b, "shoal_blob_cache_entries", "gauge",
+           "Decoded erasure-coded blobs in the cache.", cs.entries);
+    metric(&b, "shoal_blob_cache_bytes", "gauge", "Bytes they take.", cs.bytes);
+    metric(&b, "shoal_blob_cache_hits_total", "counter",
+           "Erasure-coded blob reads served from the cache.", cs.hits);
+    metric(&b, "shoal_blob_cache_misses_total", "counter",
+           "Erasure-coded blob reads assembled from shards.", cs.misses);
+    metric(&b, "shoal_blob_cache_fills_total", "counter",
+           "Entries added to the cache.", cs.fills);
+    metric(&b, "shoal_blob_cache_evictions_total", "counter",
+           "Entries evicted (least recently used first).", cs.evictions);
     api_resp_send(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data,
                   b.len);
     sh_buf_release(&b);
@@ -170,6 +184,11 @@ static void timer_closed(uv_handle_t *h)
 
 /* Stop refreshing; cb(arg) once a walk in flight (it reads the shard
  * store, which closes after this) has returned and everything is freed. */
+void node__admin_set_cache(struct node_admin *a, struct node_cache *c)
+{
+    a->cache = c;
+}
+
 void node__admin_close(struct node_admin *a, void (*cb)(void *arg), void *arg)
 {
     a->closing = true;

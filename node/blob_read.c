@@ -13,7 +13,10 @@
  * whose own copy fails, reads from the other holders in placement order.
  * Blobs of layout k >= 2 (erasure coded) are served by ec_read.c, whose
  * streams this manager counts too (node__reads_hold/release), so that
- * node__reads_close waits for them as for its own.
+ * node__reads_close waits for them as for its own; once ec_read.c has
+ * decoded one whole into the blob cache (blob_cache.c), it is streamed
+ * from there like a local copy (an unreadable entry is dropped and the
+ * blob assembled again).
  *
  * Possible failure modes are: the local shard missing or corrupt before
  * the headers went out (logged with SH_WARN, the other holders serve the
@@ -47,6 +50,7 @@ struct node_reads {
     uint64_t self_id;           /* this node */
     struct meta *meta;          /* borrowed: member URLs */
     struct peer_client *peer;   /* borrowed: fetches from other nodes */
+    struct node_cache *cache;   /* borrowed: decoded blobs, or NULL */
     unsigned live;              /* streams not yet freed (ec_read.c's too) */
     bool closing;               /* node__reads_close was called */
     void (*close_cb)(void *arg);
@@ -71,8 +75,12 @@ struct stream {
     struct node_reads *mgr;
     struct api_req *req;        /* NULL once the client left */
     struct shard_reader *r;     /* opened in the pool */
+    struct shard_store *store;  /* this node's shards, or the cache's */
     char *digest;
     unsigned idx;               /* local shard file read: (digest, idx) */
+    uint8_t *cached_rec;        /* cache hit: the packed record, to
+                                   assemble the blob if the entry fails */
+    size_t cached_rec_len;
     uint64_t size;              /* blob size */
     struct holders others;      /* fallback when the local copy fails */
     int status;                 /* 200 or 206 */
@@ -127,6 +135,7 @@ static void stream_freed(uv_work_t *w, int status)
     struct node_reads *mgr = s->mgr;
     (void)status;
     free(s->digest);
+    free(s->cached_rec);
     free(s);
     mgr->live--;
     reads_maybe_closed(mgr);
@@ -149,7 +158,7 @@ static void read_work(uv_work_t *w)
 
     if (s->r == NULL) {
         s->work_status =
-            shard_reader_open(s->mgr->shards, s->digest, s->idx, &s->r);
+            shard_reader_open(s->store, s->digest, s->idx, &s->r);
         if (s->work_status != SH_OK)
             return;
     }
@@ -170,6 +179,24 @@ static void read_done(uv_work_t *w, int status)
     if (s->req == NULL) {
         if (s->writing < 0)
             stream_free(s);
+        return;
+    }
+    if (s->work_status != SH_OK && !s->started && s->cached_rec != NULL) {
+        /* The cache entry is unreadable (evicted, corrupt): drop it and
+         * assemble the blob from its shards. */
+        struct api_req *req = s->req;
+        Shoal__BlobRecord *rec = shoal__blob_record__unpack(
+            NULL, s->cached_rec_len, s->cached_rec);
+        node__cache_drop(s->mgr->cache, s->digest);
+        api_req_on_abort(req, NULL, NULL);
+        s->req = NULL;
+        if (rec != NULL) {
+            node__ec_serve(s->mgr, req, rec, s->status, s->first, s->end - 1);
+            shoal__blob_record__free_unpacked(rec, NULL);
+        } else {
+            api_resp_error(req, "UNKNOWN", "blob data unavailable");
+        }
+        stream_free(s);
         return;
     }
     if (s->work_status != SH_OK && !s->started && s->others.n > 0 &&
@@ -493,6 +520,34 @@ static void serve_remote(struct node_reads *mgr, struct api_req *req,
     }
 }
 
+/* A stream of shard file (digest, idx) of `store`, not started yet. */
+static struct stream *stream_new(struct node_reads *mgr, struct api_req *req,
+                                 const Shoal__BlobRecord *rec,
+                                 struct shard_store *store, unsigned idx,
+                                 const struct holders *others, int status,
+                                 uint64_t first, uint64_t last)
+{
+    struct stream *s = sh_calloc(1, sizeof *s);
+
+    mgr->live++;
+    s->mgr = mgr;
+    s->req = req;
+    s->store = store;
+    s->digest = sh_strdup(rec->digest);
+    s->idx = idx;
+    s->size = rec->size;
+    s->others = *others;
+    s->status = status;
+    s->first = first;
+    s->next = first;
+    s->end = last + 1;
+    s->total = last - first + 1;
+    s->reading = -1;
+    s->writing = -1;
+    api_req_on_abort(req, stream_abort, s);
+    return s;
+}
+
 static void be_blob_serve(void *data, struct api_req *req, const char *repo,
                           const Shoal__BlobRecord *rec, int status,
                           uint64_t first, uint64_t last)
@@ -505,6 +560,17 @@ static void be_blob_serve(void *data, struct api_req *req, const char *repo,
 
     (void)repo;
     if (rec->layout != NULL && rec->layout->k > 1) {
+        if (node__cache_lookup(mgr->cache, rec->digest)) {
+            /* Decoded before: served like a local copy, from the cache. */
+            others.n = 0;
+            s = stream_new(mgr, req, rec, node__cache_store(mgr->cache), 0,
+                           &others, status, first, last);
+            s->cached_rec_len = shoal__blob_record__get_packed_size(rec);
+            s->cached_rec = sh_malloc(s->cached_rec_len);
+            shoal__blob_record__pack(rec, s->cached_rec);
+            pump(s);
+            return;
+        }
         node__ec_serve(mgr, req, rec, status, first, last);
         return;
     }
@@ -529,23 +595,8 @@ static void be_blob_serve(void *data, struct api_req *req, const char *repo,
                      last);
         return;
     }
-    s = sh_calloc(1, sizeof *s);
-
-    mgr->live++;
-    s->mgr = mgr;
-    s->req = req;
-    s->digest = sh_strdup(rec->digest);
-    s->idx = local_idx;
-    s->size = rec->size;
-    s->others = others;
-    s->status = status;
-    s->first = first;
-    s->next = first;
-    s->end = last + 1;
-    s->total = last - first + 1;
-    s->reading = -1;
-    s->writing = -1;
-    api_req_on_abort(req, stream_abort, s);
+    s = stream_new(mgr, req, rec, mgr->shards, local_idx, &others, status,
+                   first, last);
     pump(s);
 }
 
@@ -578,6 +629,7 @@ void node__reads_deps(const struct node_reads *r, struct node_reads_deps *out)
 {
     out->loop = r->loop;
     out->shards = r->shards;
+    out->cache = r->cache;
     out->self_id = r->self_id;
     out->meta = r->meta;
     out->peer = r->peer;
@@ -598,6 +650,11 @@ void node__reads_unavailable(struct api_req *req)
 {
     api_resp_header(req, "Retry-After", "5");
     api_resp_error(req, "UNAVAILABLE", "blob data unavailable");
+}
+
+void node__reads_set_cache(struct node_reads *r, struct node_cache *c)
+{
+    r->cache = c;
 }
 
 void node__reads_close(struct node_reads *r, void (*cb)(void *arg), void *arg)

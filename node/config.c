@@ -72,6 +72,9 @@ static const struct opt opts[] = {
     {"redirects", OPT_BOOL, F(redirects), "true", 0, 0,
      "answer blob GETs with 307 to a node that serves the blob (signed, "
      "short-lived URL); false = serve them here, fetching what is needed"},
+    {"cache-mib", OPT_INT, F(cache_mib), "1024", 0, 1048576,
+     "MiB of disk for decoded copies of erasure-coded blobs this node "
+     "serves (hot blobs are then sent from one file); 0 = no cache"},
     {"raft-election-ms", OPT_INT, F(raft_election_ms), "500", 50, 60000,
      "Raft election timeout in ms: time without a leader after one fails; "
      "at least 4x the heartbeat, raise both on WANs"},

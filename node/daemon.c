@@ -18,6 +18,7 @@ struct node {
     struct node_shard_svc *shard_svc; /* shard transfer between nodes */
     struct peer_client *peer;      /* HTTP client to other nodes */
     struct node_health *health;    /* liveness probes of the members */
+    struct node_cache *cache;      /* decoded erasure-coded blobs */
     struct node_members *members;  /* join and member records */
     struct node_forward *forward;  /* follower writes to the leader */
     int draining;                  /* data-plane parts still closing */
@@ -144,6 +145,14 @@ int node_start(struct node **out, uv_loop_t *loop,
     node__uploads_init(&n->dp.uploads, loop, n->shards, n->meta, n->cons,
                        (unsigned)cfg->upload_expiry_s);
     node__reads_init(&n->dp.reads, loop, n->shards);
+    rv = node__cache_open(&n->cache, loop, cfg->data_dir,
+                          (uint64_t)cfg->cache_mib * 1024 * 1024, errmsg);
+    if (rv != SH_OK) {
+        SH_WARN("blob cache disabled: %s", errmsg);
+        n->cache = NULL;
+        rv = SH_OK;
+    }
+    node__reads_set_cache(n->dp.reads, n->cache);
     node__uploads_set_self(n->dp.uploads, (uint64_t)cfg->node_id);
 
     memset(&be, 0, sizeof be);
@@ -168,6 +177,7 @@ int node_start(struct node **out, uv_loop_t *loop,
     rv = api_server_init(&n->api, loop, &acfg, n->meta, n->cons, &be, errmsg);
     if (rv == SH_OK) {
         node__admin_init(&n->admin, loop, n->api, n->dp.uploads, n->shards);
+        node__admin_set_cache(n->admin, n->cache);
         node__shard_svc_init(&n->shard_svc, loop, n->api, n->shards);
         node__inspect_init(n->api, n->meta);
         rv = api_server_listen(n->api, errmsg);
@@ -216,6 +226,7 @@ err_after_api:
     uv_run(loop, UV_RUN_DEFAULT);
     node__proxy_free(n->dp.proxy);
     node__redirect_free(n->dp.redirect);
+    node__cache_close(n->cache);
 err_after_shards:
     shard_store_close(n->shards);
 err_after_meta:
@@ -243,6 +254,7 @@ static void cons_closed(void *arg)
     node__forward_free(n->forward);
     node__proxy_free(n->dp.proxy);
     node__redirect_free(n->dp.redirect);
+    node__cache_close(n->cache);
     shard_store_close(n->shards);
     meta_close(n->meta);
     free(n);

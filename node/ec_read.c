@@ -14,7 +14,10 @@
  * -> in the pool, ec_read copies the window's part of the range out of the
  * gathered buffers -> the response headers go out with the first window,
  * and while one window is written to the client the next one is gathered
- * and decoded.  No pool thread ever waits on the network (two nodes whose
+ * and decoded.  A GET of the whole blob that the blob cache wants
+ * (blob_cache.c) also appends each decoded window to a cache entry, in the
+ * decode work; when the stream ends with every byte in and the digest
+ * matching, the entry is finished and later GETs are served from it.  No pool thread ever waits on the network (two nodes whose
  * pools waited on each other could deadlock): fetches run on the loop,
  * only disk reads and decoding go to the pool.
  *
@@ -122,6 +125,14 @@ struct ec_stream {
     bool started;                      /* response headers sent */
     bool broken;                       /* a write failed: wait for abort */
     bool freeing;                      /* free work queued */
+    /* Cache fill (a whole-blob GET the cache wants): the decoded windows
+     * are appended in order, in the pool, by their decode work. */
+    bool caching;                      /* this read fills the cache */
+    struct shard_writer *cw;           /* pool only: the entry being written */
+    struct digest_ctx *ch;             /* pool only: its hash */
+    uint64_t cached;                   /* pool only: bytes appended */
+    bool cache_failed;                 /* pool only: an append failed */
+    bool cache_ok;                     /* the entry was finished */
     struct ec_win win[2];
     uv_work_t free_work;
 };
@@ -229,10 +240,65 @@ void node__ec_read_failed(struct node_reads *r, const char *digest,
             digest, list);
 }
 
+/* Pool, in the decode work of each window, in blob order. */
+static void cache_append(struct ec_stream *s, const unsigned char *data,
+                         size_t len)
+{
+    enum digest_algo algo;
+
+    if (s->cache_failed)
+        return;
+    if (s->cw == NULL) {
+        char name[64];
+        snprintf(name, sizeof name, "fill-%.16s-%p",
+                 strchr(s->digest, ':') + 1, (void *)s);
+        if (digest_parse(s->digest, strlen(s->digest), &algo) != SH_OK ||
+            shard_writer_open(node__cache_store(s->d.cache), name, &s->cw) !=
+                SH_OK) {
+            s->cache_failed = true;
+            return;
+        }
+        s->ch = digest_ctx_new(algo);
+    }
+    if (shard_writer_append(s->cw, data, len) != SH_OK) {
+        s->cache_failed = true;
+        return;
+    }
+    digest_ctx_update(s->ch, data, len);
+    s->cached += len;
+}
+
+/* Pool, when the stream ends: finish the entry when every byte went in
+ * and the bytes hash to the digest, else discard it. */
+static void cache_end(struct ec_stream *s)
+{
+    char got[DIGEST_MAX_STR];
+
+    if (s->cw == NULL)
+        return;
+    if (!s->cache_failed && s->cached == s->size) {
+        digest_ctx_final(s->ch, got);
+        if (strcmp(got, s->digest) == 0) {
+            s->cache_ok = shard_writer_finish(s->cw, s->digest, 0) == SH_OK;
+            s->cw = NULL;
+        } else {
+            SH_ERROR("blob %s: decoded bytes hash to %s: not cached", s->digest,
+                     got);
+        }
+    }
+    if (s->cw != NULL)
+        shard_writer_abort(s->cw);
+    s->cw = NULL;
+    if (s->ch != NULL)
+        digest_ctx_free(s->ch);
+    s->ch = NULL;
+}
+
 static void stream_free_work(uv_work_t *work)
 {
     struct ec_stream *s = work->data;
 
+    cache_end(s);
     for (unsigned i = 0; i < EC_MAX_SHARDS; i++) {
         if (s->rd[i] != NULL)
             shard_reader_close(s->rd[i]);
@@ -246,6 +312,8 @@ static void stream_freed(uv_work_t *work, int status)
     struct node_reads *mgr = s->mgr;
 
     (void)status;
+    if (s->caching)
+        node__cache_filled(s->d.cache, s->digest, s->cache_ok);
     free(s->digest);
     free(s);
     node__reads_release(mgr);
@@ -334,6 +402,8 @@ static void win_decode_work(uv_work_t *work)
 
     w->rv = ec_read(s->k, s->m, s->shard_size, s->size, w->off, w->len, w->out,
                     win_source, w, &w->dec_failed);
+    if (w->rv == SH_OK && s->caching)
+        cache_append(s, w->out, w->len);
     /* The gathered bytes are spent: free them before the window waits for
      * its write (the loop touches none of this until the work is done). */
     for (unsigned i = 0; i < EC_MAX_SHARDS; i++)
@@ -757,6 +827,9 @@ void node__ec_serve(struct node_reads *r, struct api_req *req,
     s->total = last - first + 1;
     for (int b = 0; b < 2; b++)
         s->win[b].s = s;
+    /* A whole blob read is decoded into the cache on the way. */
+    s->caching = status == 200 && first == 0 && last + 1 == rec->size &&
+                 node__cache_want(s->d.cache, rec->digest, rec->size);
     stream_holders(s, rec);
     node__reads_hold(r);
     api_req_on_abort(req, stream_abort, s);

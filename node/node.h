@@ -40,6 +40,7 @@ struct node_config {
     char *url;                 /* this node's public URL, or "auto" */
     char *zone;                /* this node's zone, or "none" */
     bool redirects;            /* 307 blob GETs to their serving nodes */
+    int cache_mib;             /* blob cache bound, 0 = none */
 };
 
 /* Fill every field with its default (the table in config.c). */
@@ -221,6 +222,8 @@ struct node_admin; /* admin.c: /healthz, /readyz, /metrics */
 void node__admin_init(struct node_admin **out, uv_loop_t *loop,
                       struct api_server *api, struct node_uploads *uploads,
                       struct shard_store *shards);
+struct node_cache;
+void node__admin_set_cache(struct node_admin *a, struct node_cache *c);
 void node__admin_close(struct node_admin *a, void (*cb)(void *arg), void *arg);
 
 struct peer_client;
@@ -278,6 +281,29 @@ void node__proxy_set(struct node_proxy *px, uint64_t self_id, struct meta *meta,
 void node__proxy_backend(struct node_proxy *px, struct api_backend *be);
 void node__proxy_free(struct node_proxy *px);
 
+struct node_cache; /* blob_cache.c: decoded copies of erasure-coded blobs */
+/* Open <data>/cache (emptied) for up to max_bytes; *out stays NULL (no
+ * cache, SH_OK) when max_bytes is 0. */
+int node__cache_open(struct node_cache **out, uv_loop_t *loop,
+                     const char *data_dir, uint64_t max_bytes, char *errmsg);
+void node__cache_close(struct node_cache *c);
+/* Its store: entries are shard files (digest, 0) holding whole blobs. */
+struct shard_store *node__cache_store(struct node_cache *c);
+/* True (and the entry counts as used) when the blob is cached. */
+bool node__cache_lookup(struct node_cache *c, const char *digest);
+/* True when the caller should fill an entry for this blob (not cached, not
+ * being filled, small enough); it then must call node__cache_filled. */
+bool node__cache_want(struct node_cache *c, const char *digest, uint64_t size);
+/* The fill of `digest` ended: finished as (digest, 0) in the store when ok
+ * (least recently used entries are evicted past the bound). */
+void node__cache_filled(struct node_cache *c, const char *digest, bool ok);
+/* An entry that failed to read: forget it and delete its file. */
+void node__cache_drop(struct node_cache *c, const char *digest);
+struct node_cache_stats {
+    uint64_t entries, bytes, hits, misses, fills, evictions;
+};
+void node__cache_stats(const struct node_cache *c, struct node_cache_stats *out);
+
 struct node_reads; /* blob_read.c */
 void node__reads_init(struct node_reads **out, uv_loop_t *loop,
                       struct shard_store *shards);
@@ -285,6 +311,8 @@ void node__reads_init(struct node_reads **out, uv_loop_t *loop,
  * (member URLs from `meta`). */
 void node__reads_set_remote(struct node_reads *r, uint64_t self_id,
                             struct meta *meta, struct peer_client *peer);
+/* Serve cached blobs from `c` and fill it (may be NULL: no cache). */
+void node__reads_set_cache(struct node_reads *r, struct node_cache *c);
 /* Drain and free; cb(arg) once no stream work is in flight. */
 void node__reads_close(struct node_reads *r, void (*cb)(void *arg), void *arg);
 void node__reads_backend(struct node_reads *r, struct api_backend *be);
@@ -292,6 +320,7 @@ void node__reads_backend(struct node_reads *r, struct api_backend *be);
 struct node_reads_deps {
     uv_loop_t *loop;            /* borrowed, like the rest */
     struct shard_store *shards; /* this node's shard files */
+    struct node_cache *cache;   /* decoded blobs; may be NULL */
     uint64_t self_id;           /* this node; 0 before it has an id */
     struct meta *meta;          /* member URLs */
     struct peer_client *peer;   /* fetches from other nodes; may be NULL */

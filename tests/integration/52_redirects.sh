@@ -13,6 +13,10 @@
 #   3. Signatures: a changed signature, an expired time, a signature for
 #      another path, or one with no time all answer 403 DENIED with the
 #      spec's error body; nothing is served.
+#   3b. The blob cache: the serving node every read of the 5 MiB blob went
+#      to keeps it decoded (cache/ in its data directory, /metrics hits);
+#      a flipped byte in that entry: the read is still bit-identical, the
+#      entry is dropped and filled again.
 #   4. A serving node killed: once the others' health probes see it down
 #      (/internal/v1/members "up": false) no node redirects to it; reads
 #      stay bit-identical.
@@ -145,6 +149,24 @@ expect_json_error DENIED
 req GET "$base?shoal-exp=$exp&shoal-sig=$sig$sig"
 expect_status 403
 expect_json_error DENIED
+
+# ======================================================= 3b. blob cache
+
+metric_of() { curl -s --max-time 5 "${REGS[$1]}/metrics" | awk -v m="$2" '$1 == m { print $2 }'; }
+entry=$(shard_path "${DATAS[$t1]}/cache" "${DG[ec]}" 0)
+check "node $t1 keeps the 5 MiB blob decoded in its cache" test -f "$entry"
+hits=$(metric_of "$t1" shoal_blob_cache_hits_total)
+check "node $t1 served reads of it from the cache ($hits hits)" test "${hits:-0}" -gt 0
+get_same "$t1" "${DG[ec]}" "$D/ec" 4000000-5000000
+expect_eq "the ranged read came from the cache too" \
+    "$(metric_of "$t1" shoal_blob_cache_hits_total)" $((hits + 1))
+flip "$entry" 70000
+get_same "$t1" "${DG[ec]}" "$D/ec"
+check "node $t1 logs the unreadable cache entry" \
+    grep -q "blob cache: entry ${DG[ec]} unreadable: dropped" "${LOGS[$t1]}"
+wait_for "node $t1 fills the entry again" 10 \
+    bash -c "[[ \$(curl -s ${REGS[$t1]}/metrics | awk '\$1 == \"shoal_blob_cache_fills_total\" { print \$2 }') -ge 2 ]]"
+get_same "$t1" "${DG[ec]}" "$D/ec"
 
 # ============================================ 4. a serving node goes down
 
