@@ -51,6 +51,7 @@ struct node_reads {
     struct meta *meta;          /* borrowed: member URLs */
     struct peer_client *peer;   /* borrowed: fetches from other nodes */
     struct node_cache *cache;   /* borrowed: decoded blobs, or NULL */
+    struct node_repair *repair; /* borrowed: failed shards, or NULL */
     unsigned live;              /* streams not yet freed (ec_read.c's too) */
     bool closing;               /* node__reads_close was called */
     void (*close_cb)(void *arg);
@@ -80,6 +81,7 @@ struct stream {
     unsigned idx;               /* local shard file read: (digest, idx) */
     uint8_t *cached_rec;        /* cache hit: the packed record, to
                                    assemble the blob if the entry fails */
+    char *repo;                 /* cache hit: the repository read from */
     size_t cached_rec_len;
     uint64_t size;              /* blob size */
     struct holders others;      /* fallback when the local copy fails */
@@ -136,6 +138,7 @@ static void stream_freed(uv_work_t *w, int status)
     (void)status;
     free(s->digest);
     free(s->cached_rec);
+    free(s->repo);
     free(s);
     mgr->live--;
     reads_maybe_closed(mgr);
@@ -191,7 +194,8 @@ static void read_done(uv_work_t *w, int status)
         api_req_on_abort(req, NULL, NULL);
         s->req = NULL;
         if (rec != NULL) {
-            node__ec_serve(s->mgr, req, rec, s->status, s->first, s->end - 1);
+            node__ec_serve(s->mgr, req, s->repo, rec, s->status, s->first,
+                           s->end - 1);
             shoal__blob_record__free_unpacked(rec, NULL);
         } else {
             api_resp_error(req, "UNKNOWN", "blob data unavailable");
@@ -565,13 +569,14 @@ static void be_blob_serve(void *data, struct api_req *req, const char *repo,
             others.n = 0;
             s = stream_new(mgr, req, rec, node__cache_store(mgr->cache), 0,
                            &others, status, first, last);
+            s->repo = sh_strdup(repo);
             s->cached_rec_len = shoal__blob_record__get_packed_size(rec);
             s->cached_rec = sh_malloc(s->cached_rec_len);
             shoal__blob_record__pack(rec, s->cached_rec);
             pump(s);
             return;
         }
-        node__ec_serve(mgr, req, rec, status, first, last);
+        node__ec_serve(mgr, req, repo, rec, status, first, last);
         return;
     }
     /* k = 1: every holder has the whole blob.  This node reads its own
@@ -630,6 +635,7 @@ void node__reads_deps(const struct node_reads *r, struct node_reads_deps *out)
     out->loop = r->loop;
     out->shards = r->shards;
     out->cache = r->cache;
+    out->repair = r->repair;
     out->self_id = r->self_id;
     out->meta = r->meta;
     out->peer = r->peer;
@@ -655,6 +661,11 @@ void node__reads_unavailable(struct api_req *req)
 void node__reads_set_cache(struct node_reads *r, struct node_cache *c)
 {
     r->cache = c;
+}
+
+void node__reads_set_repair(struct node_reads *r, struct node_repair *rp)
+{
+    r->repair = rp;
 }
 
 void node__reads_close(struct node_reads *r, void (*cb)(void *arg), void *arg)

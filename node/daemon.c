@@ -19,6 +19,7 @@ struct node {
     struct peer_client *peer;      /* HTTP client to other nodes */
     struct node_health *health;    /* liveness probes of the members */
     struct node_cache *cache;      /* decoded erasure-coded blobs */
+    struct node_repair *repair;    /* rewrites shards reads found failing */
     struct node_members *members;  /* join and member records */
     struct node_forward *forward;  /* follower writes to the leader */
     int draining;                  /* data-plane parts still closing */
@@ -193,6 +194,10 @@ int node_start(struct node **out, uv_loop_t *loop,
     node__health_init(&n->health, loop, n->meta, n->peer,
                       (uint64_t)cfg->node_id);
     node__redirect_set_health(n->dp.redirect, n->health);
+    node__repair_init(&n->repair, loop, n->shards, n->meta, n->peer,
+                      (uint64_t)cfg->node_id, n->cache, n->dp.redirect,
+                      n->health);
+    node__reads_set_repair(n->dp.reads, n->repair);
     {
         char *url = strcmp(cfg->url, "auto") == 0
                         ? sh_asprintf("http://%s:%d", host, node_port(n))
@@ -281,7 +286,8 @@ static void dataplane_closed(void *arg)
 static void api_closed(void *arg)
 {
     struct node *n = arg;
-    n->draining = 6;
+    n->draining = 7;
+    node__repair_close(n->repair, dataplane_closed, n);
     node__health_close(n->health, dataplane_closed, n);
     node__members_close(n->members, dataplane_closed, n);
     node__admin_close(n->admin, dataplane_closed, n);

@@ -110,6 +110,7 @@ struct ec_stream {
     struct node_reads *mgr;
     struct node_reads_deps d;
     struct api_req *req;               /* NULL once answered or gone */
+    char *repo;                        /* the repository read from */
     char *digest;
     unsigned k, m;                     /* the layout */
     uint32_t shard_size;
@@ -221,15 +222,12 @@ static int win_source(void *arg, unsigned shard, uint64_t file_off, void *buf,
 
 /* ----------------------------------------------------------- lifecycle */
 
-void node__ec_read_failed(struct node_reads *r, const char *digest,
-                          uint64_t failed_mask)
+void node__ec_read_failed(const struct node_reads_deps *d, const char *repo,
+                          const char *digest, uint64_t failed_mask)
 {
     char list[EC_MAX_SHARDS * 4];
     size_t n = 0;
 
-    /* For now the log line is all: the repair job (jobs/repair.c, a later
-     * issue) will hook here to rebuild these shards from the others. */
-    (void)r;
     list[0] = '\0';
     for (unsigned i = 0; i < EC_MAX_SHARDS; i++) {
         if (failed_mask & BIT(i))
@@ -238,6 +236,8 @@ void node__ec_read_failed(struct node_reads *r, const char *digest,
     }
     SH_WARN("blob %s: shards %s failed during a read; they need repair",
             digest, list);
+    if (d->repair != NULL)
+        node__repair_shards(d->repair, repo, digest, failed_mask);
 }
 
 /* Pool, in the decode work of each window, in blob order. */
@@ -314,6 +314,10 @@ static void stream_freed(uv_work_t *work, int status)
     (void)status;
     if (s->caching)
         node__cache_filled(s->d.cache, s->digest, s->cache_ok);
+    /* After the cache fill: a repair re-encodes from the cached copy. */
+    if (s->bad != 0)
+        node__ec_read_failed(&s->d, s->repo, s->digest, s->bad);
+    free(s->repo);
     free(s->digest);
     free(s);
     node__reads_release(mgr);
@@ -332,8 +336,6 @@ static void stream_maybe_free(struct ec_stream *s)
             return;
     }
     s->freeing = true;
-    if (s->bad != 0)
-        node__ec_read_failed(s->mgr, s->digest, s->bad);
     s->free_work.data = s;
     uv_queue_work(s->d.loop, &s->free_work, stream_free_work, stream_freed);
 }
@@ -798,8 +800,8 @@ static void stream_holders(struct ec_stream *s, const Shoal__BlobRecord *rec)
 }
 
 void node__ec_serve(struct node_reads *r, struct api_req *req,
-                    const Shoal__BlobRecord *rec, int status, uint64_t first,
-                    uint64_t last)
+                    const char *repo, const Shoal__BlobRecord *rec, int status,
+                    uint64_t first, uint64_t last)
 {
     struct ec_stream *s;
 
@@ -816,6 +818,7 @@ void node__ec_serve(struct node_reads *r, struct api_req *req,
     s->mgr = r;
     node__reads_deps(r, &s->d);
     s->req = req;
+    s->repo = sh_strdup(repo);
     s->digest = sh_strdup(rec->digest);
     s->k = rec->layout->k;
     s->m = rec->layout->m;

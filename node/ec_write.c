@@ -1,11 +1,13 @@
 /* Erasure-coded shards of a blob: the write path of layouts k >= 2.
  *
  * The happy path: node__ec_write assigns the k + m shards to distinct
- * active members with placement_assign(digest) and starts one PUT
+ * active members with placement_assign(digest) (or takes the nodes it is
+ * given: a repair writes only the shards that failed, to their holders,
+ * replacing the files there) and starts one PUT
  * /internal/v1/shards/<digest>/<i> per shard placed on another node (its
  * length, ec_shard_bytes, is known up front) -> a pool job reads the next
- * batch of whole stripes of the blob back from the upload's spool, feeds
- * the streaming encoder, appends this node's own shards to their shard
+ * batch of whole stripes of the blob from its source (the upload's spool,
+ * or a repair's decoded copy), feeds the streaming encoder, appends this node's own shards to their shard
  * writers and copies every other shard's piece into that shard's fill
  * buffer -> libcurl drains each transfer's other buffer meanwhile; the
  * next job starts once every transfer still alive has a free buffer, so
@@ -47,6 +49,7 @@ struct ec_shard {
     unsigned idx;               /* shard index */
     uint64_t node;              /* node storing it */
     bool local;                 /* this node: written by the pool jobs */
+    bool skip;                  /* not written by this op (repair) */
     bool ok;                    /* durable on its node */
     bool given_up;              /* failed: its bytes are no longer sent */
 
@@ -75,8 +78,11 @@ struct ec_op {
     struct node_repl_ctx ctx;   /* borrowed handles */
     char *digest;
     uint64_t size;
-    struct shard_writer *spool; /* borrowed: the blob */
+    node_ec_source_fn read;     /* the blob's bytes (pool) */
+    bool replace;               /* shards there are replaced (repair) */
+    void *read_arg;
     unsigned k, m, n;           /* n = k + m */
+    unsigned n_write;           /* shards this op writes */
     unsigned quorum;            /* durable shards the caller needs */
     uint64_t shard_bytes;       /* length of every stored shard */
     struct ec_encoder *enc;
@@ -130,6 +136,8 @@ static int shard_sink(void *arg, unsigned shard, uint64_t stripe,
     struct ec_shard *s = &op->sh[shard];
 
     (void)stripe;
+    if (s->skip)
+        return 0;
     if (s->local) {
         if (s->local_err == 0)
             s->local_err = shard_writer_append(s->w, data, len);
@@ -149,14 +157,14 @@ static void job_work(uv_work_t *w)
         for (unsigned i = 0; i < op->n; i++) {
             struct ec_shard *s = &op->sh[i];
             char name[64];
-            if (!s->local)
+            if (!s->local || s->skip)
                 continue;
             snprintf(name, sizeof name, "ec-%016llx.%u",
                      (unsigned long long)op->spool_tag, i);
             s->local_err = shard_writer_open(op->ctx.shards, name, &s->w);
         }
     }
-    rv = shard_writer_pread(op->spool, op->in_off, op->in, op->job_len);
+    rv = op->read(op->read_arg, op->in_off, op->in, op->job_len);
     if (rv == SH_OK)
         rv = ec_encoder_feed(op->enc, op->in, op->job_len);
     if (rv == SH_OK && op->in_off + op->job_len == op->size) {
@@ -168,7 +176,10 @@ static void job_work(uv_work_t *w)
             struct ec_shard *s = &op->sh[i];
             if (!s->local || s->w == NULL)
                 continue;
-            if (s->local_err == 0)
+            if (s->local_err == 0 && op->replace)
+                s->local_err = shard_writer_finish_replace(
+                    s->w, op->digest, node__shard_file(op->k, i));
+            else if (s->local_err == 0)
                 s->local_err = shard_writer_finish(s->w, op->digest,
                                                    node__shard_file(op->k, i));
             else
@@ -203,6 +214,8 @@ static void job_done(uv_work_t *w, int status)
     op->in_off += op->job_len;
     for (unsigned i = 0; i < op->n; i++) {
         struct ec_shard *s = &op->sh[i];
+        if (s->skip)
+            continue;
         if (s->local) {
             if (s->local_err != 0 && !s->given_up)
                 give_up(s, sh_strerror(s->local_err));
@@ -233,7 +246,7 @@ static void op_pump(struct ec_op *op)
         return;
     for (unsigned i = 0; i < op->n; i++) {
         struct ec_shard *s = &op->sh[i];
-        if (!s->local && !s->given_up && s->full[op->fill])
+        if (!s->local && !s->skip && !s->given_up && s->full[op->fill])
             return;
     }
     n = op->size - op->in_off < op->batch ? (size_t)(op->size - op->in_off)
@@ -259,10 +272,11 @@ static void give_up(struct ec_shard *s, const char *why)
     if (!op->canceled)
         SH_WARN("blob %s: shard %u on node %llu given up: %s", op->digest,
                 s->idx, (unsigned long long)s->node, why);
-    if (op->n - op->given_up < op->quorum && !op->stopping) {
+    if (op->n_write - op->given_up < op->quorum && !op->stopping) {
         SH_WARN("blob %s: %u of %u shards left, the write quorum is %u: "
                 "stopping",
-                op->digest, op->n - op->given_up, op->n, op->quorum);
+                op->digest, op->n_write - op->given_up, op->n_write,
+                op->quorum);
         op->stopping = true;
         for (unsigned i = 0; i < op->n; i++)
             if (op->sh[i].active)
@@ -321,6 +335,8 @@ static void xfer_done(struct peer_req *pr, int status)
     op_maybe_done(op);
 }
 
+static const char *const replace_hdr[] = {"Shard-Replace: 1", NULL};
+
 static bool xfer_start(struct ec_shard *s)
 {
     struct ec_op *op = s->op;
@@ -335,6 +351,7 @@ static bool xfer_start(struct ec_shard *s)
     s->pr.method = "PUT";
     s->pr.url = s->url;
     s->pr.resp_max = 64 * 1024;
+    s->pr.headers = op->replace ? replace_hdr : NULL;
     s->pr.cb = xfer_done;
     s->pr.read = xfer_read;
     s->pr.read_len = (long long)op->shard_bytes;
@@ -431,33 +448,35 @@ static void op_maybe_done(struct ec_op *op)
 }
 
 int node__ec_write(const struct node_repl_ctx *ctx, struct node_ec_req *req,
-                   const char *digest, uint64_t size,
-                   struct shard_writer *spool, unsigned k, unsigned m,
-                   unsigned quorum)
+                   const struct node_ec_spec *spec)
 {
-    struct placement_node *nodes;
+    unsigned k = spec->k, m = spec->m;
     uint64_t where[EC_MAX_SHARDS];
-    char **zones;
-    size_t n_nodes;
     struct ec_op *op;
     uint64_t stripes_per_batch;
     size_t shard_buf;
     int rv;
 
     PRE(req->cb != NULL && k >= 2 && k + m <= EC_MAX_SHARDS);
-    PRE(quorum >= k && quorum <= k + m && size > 0);
+    PRE(spec->size > 0 && spec->read != NULL);
     if (ctx->peer == NULL)
         return SH_EUNAVAILABLE;
-    n_nodes = node__members_list(ctx->meta, &nodes, &zones);
-    rv = n_nodes >= k + m
-             ? placement_assign(digest, k + m, nodes, n_nodes, where)
-             : SH_EUNAVAILABLE;
-    node__members_list_free(nodes, zones, n_nodes);
-    if (rv != SH_OK)
-        return SH_EUNAVAILABLE;
+    if (spec->where != NULL) {
+        memcpy(where, spec->where, (k + m) * sizeof *where);
+    } else {
+        struct placement_node *nodes;
+        char **zones;
+        size_t n_nodes = node__members_list(ctx->meta, &nodes, &zones);
+        rv = n_nodes >= k + m
+                 ? placement_assign(spec->digest, k + m, nodes, n_nodes, where)
+                 : SH_EUNAVAILABLE;
+        node__members_list_free(nodes, zones, n_nodes);
+        if (rv != SH_OK)
+            return SH_EUNAVAILABLE;
+    }
 
     op = sh_calloc(1, sizeof *op);
-    rv = ec_encoder_new(k, m, NODE_EC_SHARD_SIZE, size, shard_sink, op,
+    rv = ec_encoder_new(k, m, NODE_EC_SHARD_SIZE, spec->size, shard_sink, op,
                         &op->enc);
     if (rv != SH_OK) {
         free(op);
@@ -465,14 +484,22 @@ int node__ec_write(const struct node_repl_ctx *ctx, struct node_ec_req *req,
     }
     op->req = req;
     op->ctx = *ctx;
-    op->digest = sh_strdup(digest);
-    op->size = size;
-    op->spool = spool;
+    op->digest = sh_strdup(spec->digest);
+    op->size = spec->size;
+    op->read = spec->read;
+    op->read_arg = spec->read_arg;
+    op->replace = spec->replace;
     op->k = k;
     op->m = m;
     op->n = k + m;
-    op->quorum = quorum;
-    op->shard_bytes = ec_shard_bytes(size, k, NODE_EC_SHARD_SIZE);
+    for (unsigned i = 0; i < op->n; i++) {
+        op->sh[i].skip = where[i] == 0 ||
+                         (spec->only != 0 && !(spec->only & ((uint64_t)1 << i)));
+        if (!op->sh[i].skip)
+            op->n_write++;
+    }
+    op->quorum = spec->quorum <= op->n_write ? spec->quorum : op->n_write;
+    op->shard_bytes = ec_shard_bytes(spec->size, k, NODE_EC_SHARD_SIZE);
     op->t0 = uv_now(ctx->loop);
     if (getrandom(&op->spool_tag, sizeof op->spool_tag, 0) !=
         (ssize_t)sizeof op->spool_tag)
@@ -482,8 +509,8 @@ int node__ec_write(const struct node_repl_ctx *ctx, struct node_ec_req *req,
         stripes_per_batch = 1;
     op->batch = (size_t)(stripes_per_batch *
                          ec_stripe_size(k, NODE_EC_SHARD_SIZE));
-    if (op->batch > size)
-        op->batch = (size_t)size;
+    if (op->batch > spec->size)
+        op->batch = (size_t)spec->size;
     op->in = sh_malloc(op->batch);
     /* A job gives each shard at most its pieces of the batch's stripes. */
     shard_buf = (size_t)(stripes_per_batch * NODE_EC_SHARD_SIZE);
@@ -501,7 +528,7 @@ int node__ec_write(const struct node_repl_ctx *ctx, struct node_ec_req *req,
         s->idx = i;
         s->node = where[i];
         s->local = where[i] == ctx->self_id;
-        if (s->local)
+        if (s->local || s->skip)
             continue;
         s->buf[0] = sh_malloc(shard_buf);
         s->buf[1] = sh_malloc(shard_buf);

@@ -201,19 +201,34 @@ struct node_ec_req {
     uint64_t elapsed_ms;                  /* out: time of the whole write */
     struct ec_op *op;                     /* private: NULL when idle */
 };
-/* Encode the blob appended to `spool` (`size` bytes, read back with
- * shard_writer_pread in the pool; the caller must not touch the writer
- * until cb) as k + m shards and store shard i on the i-th node of
- * placement_assign(digest) over the active members: this node's own
- * shards through the shard store, the others with PUT
- * /internal/v1/shards/<digest>/<i>.  Gives up as soon as `quorum` durable
- * shards are out of reach.  SH_OK: cb will fire (never from inside this
- * call); SH_EUNAVAILABLE (fewer than k + m members, or no peer client):
- * it will not and nothing was started. */
+/* Reads [off, off + len) of the blob into buf, in the pool: 0 or SH_*. */
+typedef int (*node_ec_source_fn)(void *arg, uint64_t off, void *buf,
+                                 size_t len);
+/* What to write: the blob `digest` of `size` bytes (read through `read`;
+ * the caller keeps its source untouched until cb), layout k + m. */
+struct node_ec_spec {
+    const char *digest;
+    uint64_t size;
+    unsigned k, m;
+    unsigned quorum;           /* give up once fewer durable shards remain
+                                  possible (at most the shards written) */
+    const uint64_t *where;     /* node of each shard (0: not written), or
+                                  NULL: placement_assign(digest) over the
+                                  active members (fewer than k + m:
+                                  SH_EUNAVAILABLE) */
+    uint64_t only;             /* bit i: write shard i only; 0: all */
+    bool replace;              /* replace shard files already there (a
+                                  repair of ones that failed) */
+    node_ec_source_fn read;
+    void *read_arg;
+};
+/* Encode the blob as k + m shards and store each one written on its node:
+ * this node's own through the shard store, the others with PUT
+ * /internal/v1/shards/<digest>/<file> (node__shard_file).  SH_OK: cb will
+ * fire (never from inside this call); SH_EUNAVAILABLE (no peer client, or
+ * no placement): it will not and nothing was started. */
 int node__ec_write(const struct node_repl_ctx *ctx, struct node_ec_req *req,
-                   const char *digest, uint64_t size,
-                   struct shard_writer *spool, unsigned k, unsigned m,
-                   unsigned quorum);
+                   const struct node_ec_spec *spec);
 /* Cancel a running write (shutdown): transfers are cancelled, the pool
  * work in flight finishes, then cb(req, SH_ECANCELED). */
 void node__ec_write_cancel(struct node_ec_req *req);
@@ -271,6 +286,9 @@ void node__redirect_set_health(struct node_redirect *rd,
  * signature). */
 bool node__redirect_blob(struct node_redirect *rd, struct api_req *req,
                          const Shoal__BlobRecord *rec);
+/* base + path with a fresh signature (served where it lands). */
+char *node__redirect_signed_url(const struct node_redirect *rd,
+                                const char *base, const char *path);
 void node__redirect_backend(struct api_backend *be);
 void node__redirect_free(struct node_redirect *rd);
 
@@ -313,6 +331,9 @@ void node__reads_set_remote(struct node_reads *r, uint64_t self_id,
                             struct meta *meta, struct peer_client *peer);
 /* Serve cached blobs from `c` and fill it (may be NULL: no cache). */
 void node__reads_set_cache(struct node_reads *r, struct node_cache *c);
+struct node_repair;
+/* Hand failed shards found by reads to `rp` (may be NULL). */
+void node__reads_set_repair(struct node_reads *r, struct node_repair *rp);
 /* Drain and free; cb(arg) once no stream work is in flight. */
 void node__reads_close(struct node_reads *r, void (*cb)(void *arg), void *arg);
 void node__reads_backend(struct node_reads *r, struct api_backend *be);
@@ -321,6 +342,7 @@ struct node_reads_deps {
     uv_loop_t *loop;            /* borrowed, like the rest */
     struct shard_store *shards; /* this node's shard files */
     struct node_cache *cache;   /* decoded blobs; may be NULL */
+    struct node_repair *repair; /* failed shards go there; may be NULL */
     uint64_t self_id;           /* this node; 0 before it has an id */
     struct meta *meta;          /* member URLs */
     struct peer_client *peer;   /* fetches from other nodes; may be NULL */
@@ -339,12 +361,34 @@ void node__reads_unavailable(struct api_req *req);
  * rebuilding from parity around shards that fail.  Answers `req` in every
  * case; the record is only read during the call. */
 void node__ec_serve(struct node_reads *r, struct api_req *req,
-                    const Shoal__BlobRecord *rec, int status, uint64_t first,
-                    uint64_t last);
-/* A read of `digest` met failed shards (bit i: shard i).  Called once per
- * read; it logs them for now, the repair job will hook here. */
-void node__ec_read_failed(struct node_reads *r, const char *digest,
-                          uint64_t failed_mask);
+                    const char *repo, const Shoal__BlobRecord *rec, int status,
+                    uint64_t first, uint64_t last);
+/* A read of `digest` in `repo` met failed shards (bit i: shard i).  Called
+ * once per read, when it ends: logs them and hands them to the repair
+ * job. */
+void node__ec_read_failed(const struct node_reads_deps *d, const char *repo,
+                          const char *digest, uint64_t failed_mask);
+
+struct node_repair; /* repair.c: failed shards found by reads, rewritten */
+struct node_health;
+struct node_redirect;
+void node__repair_init(struct node_repair **out, uv_loop_t *loop,
+                       struct shard_store *shards, struct meta *meta,
+                       struct peer_client *peer, uint64_t self_id,
+                       struct node_cache *cache, struct node_redirect *rd,
+                       struct node_health *health);
+/* Queue the repair of shards `mask` of blob `digest` (read in `repo`);
+ * repeats within a minute of the last repair of the blob are ignored. */
+void node__repair_shards(struct node_repair *r, const char *repo,
+                         const char *digest, uint64_t mask);
+struct node_repair_stats {
+    uint64_t queued, shards_rewritten, failed;
+};
+void node__repair_stats(const struct node_repair *r,
+                        struct node_repair_stats *out);
+/* Cancel the job running; cb(arg) once freed. */
+void node__repair_close(struct node_repair *r, void (*cb)(void *arg),
+                        void *arg);
 
 /* shard_svc.c: /internal/v1/shards/ (PUT, GET, HEAD, DELETE of one shard
  * file; GET of the prefix itself: store usage), the endpoints the shard

@@ -180,6 +180,17 @@ out:
     return best;
 }
 
+char *node__redirect_signed_url(const struct node_redirect *rd,
+                                const char *base, const char *path)
+{
+    char sig[SIG_HEX + 1];
+    long long exp = (long long)time(NULL) + REDIRECT_TTL_S;
+
+    sign(rd, path, exp, sig);
+    return sh_asprintf("%s%s?shoal-exp=%lld&shoal-sig=%s", base, path, exp,
+                       sig);
+}
+
 bool node__redirect_blob(struct node_redirect *rd, struct api_req *req,
                          const Shoal__BlobRecord *rec)
 {
@@ -187,11 +198,9 @@ bool node__redirect_blob(struct node_redirect *rd, struct api_req *req,
     const char *q = strchr(target, '?');
     char *path = q ? sh_strndup(target, (size_t)(q - target))
                    : sh_strdup(target);
-    char sig[SIG_HEX + 1];
     bool valid;
-    long long exp;
     uint64_t best;
-    char *base;
+    char *base, *loc;
 
     if (signed_request(rd, path, q ? q + 1 : NULL, &valid)) {
         if (!valid)
@@ -211,11 +220,10 @@ bool node__redirect_blob(struct node_redirect *rd, struct api_req *req,
         free(path);
         return false;
     }
-    exp = (long long)time(NULL) + REDIRECT_TTL_S;
-    sign(rd, path, exp, sig);
-    api_resp_header(req, "Location", "%s%s?shoal-exp=%lld&shoal-sig=%s", base,
-                    path, exp, sig);
+    loc = node__redirect_signed_url(rd, base, path);
+    api_resp_header(req, "Location", "%s", loc);
     api_resp_send(req, 307, NULL, NULL, 0);
+    free(loc);
     free(base);
     free(path);
     return true;

@@ -163,6 +163,7 @@ struct shard_put {
     uint64_t length;        /* Content-Length */
     uint64_t received;      /* body bytes taken so far */
     bool has_crc;           /* Shard-CRC32C was given */
+    bool replace;           /* Shard-Replace: 1 (repair) */
     uint32_t want_crc;      /* its value */
     uint32_t crc;           /* CRC32C of the spooled bytes (pool) */
     char *buf[2];           /* body bytes; `active` is filled on the
@@ -295,8 +296,12 @@ static void put_finish_work(uv_work_t *w)
      * path and its directory fsynced before this returns 0, and the 201
      * goes out only after it.  When the shard already exists the storage
      * layer discards the spool, fsyncs the existing shard's directory and
-     * returns 0 (same name, same bytes). */
-    p->work_status = shard_writer_finish(p->w, p->id.digest, p->id.idx);
+     * returns 0 (same name, same bytes) - unless the PUT says Shard-Replace:
+     * 1 (a repair rewriting a shard that failed its checksums). */
+    p->work_status =
+        p->replace
+            ? shard_writer_finish_replace(p->w, p->id.digest, p->id.idx)
+            : shard_writer_finish(p->w, p->id.digest, p->id.idx);
     p->w = NULL; /* freed by finish in every case */
 }
 
@@ -463,6 +468,8 @@ static void put_start(struct node_shard_svc *svc,
     p->length = (uint64_t)length;
     p->has_crc = crc_hdr != NULL;
     p->want_crc = want_crc;
+    p->replace = api_req_header(req, "Shard-Replace") != NULL &&
+                 strcmp(api_req_header(req, "Shard-Replace"), "1") == 0;
     spool_name(p->spool, sizeof p->spool, id);
     svc_hold(svc);
     api_req_stream_body(req, put_body, put_end, p);

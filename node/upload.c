@@ -775,9 +775,16 @@ static void ec_written(struct node_ec_req *req, int status)
     spool_job(up, spool_finish_work, spool_finish_done);
 }
 
+/* node_ec_source_fn over the spool (the encoder reads it back). */
+static int spool_read(void *arg, uint64_t off, void *buf, size_t len)
+{
+    return shard_writer_pread(arg, off, buf, len);
+}
+
 /* Erasure-code the spool of a verified blob (plan_ec). */
 static void start_ec(struct api_upload *up)
 {
+    struct node_ec_spec spec = {0};
     struct node_repl_ctx ctx;
 
     repl_ctx(up->mgr, &ctx);
@@ -787,8 +794,14 @@ static void start_ec(struct api_upload *up)
         commit_fail(up, SH_ESHUTDOWN);
         return;
     }
-    if (node__ec_write(&ctx, &up->ec, up->digest, up->size, up->w, up->k,
-                       up->m, up->k + 1) != SH_OK) {
+    spec.digest = up->digest;
+    spec.size = up->size;
+    spec.k = up->k;
+    spec.m = up->m;
+    spec.quorum = up->k + 1;
+    spec.read = spool_read;
+    spec.read_arg = up->w;
+    if (node__ec_write(&ctx, &up->ec, &spec) != SH_OK) {
         /* Members went away since the plan: copies. */
         spool_job(up, spool_finish_work, spool_finish_done);
         return;

@@ -359,7 +359,22 @@ static int writer_seal(struct shard_writer *w)
     return 0;
 }
 
+static int writer_finish(struct shard_writer *w, const char *name,
+                         unsigned idx, bool replace);
+
 int shard_writer_finish(struct shard_writer *w, const char *name, unsigned idx)
+{
+    return writer_finish(w, name, idx, false);
+}
+
+int shard_writer_finish_replace(struct shard_writer *w, const char *name,
+                                unsigned idx)
+{
+    return writer_finish(w, name, idx, true);
+}
+
+static int writer_finish(struct shard_writer *w, const char *name,
+                         unsigned idx, bool replace)
 {
     char eb[128];
     char *target;
@@ -374,7 +389,7 @@ int shard_writer_finish(struct shard_writer *w, const char *name, unsigned idx)
         rv = SH_EINVAL;
         goto discard_spool;
     }
-    if (access(target, F_OK) == 0) {
+    if (!replace && access(target, F_OK) == 0) {
         /* Same name, same bytes: keep the shard that is already there.  Its
          * writer may still be between its rename and its directory fsync,
          * so fsync the directory here too before saying it is durable.

@@ -231,6 +231,11 @@ int shard_writer_pread(struct shard_writer *w, uint64_t off, void *buf,
  * returned (content-addressed: same name, same bytes; callers name shards
  * so that this holds).  The writer is freed in every case. */
 int shard_writer_finish(struct shard_writer *w, const char *name, unsigned idx);
+/* The same, but a shard already there is replaced (atomically: readers
+ * that opened it keep reading the old file).  For repair, which rewrites a
+ * shard that failed its checksums with bytes that were verified. */
+int shard_writer_finish_replace(struct shard_writer *w, const char *name,
+                                unsigned idx);
 /* Write out buffered bytes, close and free the writer, leaving the spool
  * file for shard_writer_resume (not fsynced: spools are never acknowledged
  * data). */

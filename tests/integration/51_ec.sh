@@ -13,7 +13,9 @@
 #   3. Each node in turn is killed (SIGKILL): the two others serve every
 #      blob bit-identical (degraded reads); then it is restarted.
 #   4. A flipped byte in a data shard file: every node still serves the
-#      blob bit-identical and logs the corrupt shard.  With fewer than k
+#      blob bit-identical; the read that met it logs the corrupt shard and
+#      has it repaired (rewritten on its node from the decoded copy: the
+#      shard endpoint then answers 200 for it again).  With fewer than k
 #      shards left, a read answers 503 (nothing sent yet) or is cut short
 #      (bytes already sent), never with wrong bytes.
 #   5. Six nodes (4 + 2): a 9 MiB blob is laid out on 6 distinct nodes;
@@ -187,21 +189,36 @@ f=$(shard_file "$x" "$dg" 0)
 check "node $x keeps shard 0 of the 20 MiB blob on disk" test -f "$f"
 mark_logs
 flip "$f" 100
+req GET "${REGS[$x]}/internal/v1/shards/$dg/64"
+expect_status 409
 for i in 1 2 3; do
     get_same "$i" "$dg" "$D/b20m"
 done
 get_same "$x" "$dg" "$D/b20m" 50-5000
+# The first read that met it logged it and had it repaired (re-encoded
+# from its decoded copy and rewritten on node x); later reads may find it
+# whole already.
+logged_any() { local i; for i in 1 2 3; do logged_since "$i" "$1" && return 0; done; return 1; }
+check "a node logs the corrupt shard 0 of node $x" \
+    logged_any "warn.*blob $dg: shard 0 on node $x corrupt"
+check "a node reports shard 0 for repair" \
+    logged_any "blob $dg: shards 0 failed during a read"
+wait_for "a node rewrote shard 0 on node $x" 10 \
+    logged_any "blob $dg: shard 0 rewritten on node $x (repair)"
+req GET "${REGS[$x]}/internal/v1/shards/$dg/64"
+expect_status 200
 for i in 1 2 3; do
-    check "node $i logs the corrupt shard 0 of node $x" \
-        logged_since "$i" "warn.*blob $dg: shard 0 on node $x corrupt"
-    check "node $i reports shard 0 for repair" \
-        logged_since "$i" "blob $dg: shards 0 failed during a read"
+    get_same "$i" "$dg" "$D/b20m"
 done
 
 # ================ 4b. fewer than k shards: 503 first, a short body later
-# Shards 0 and 1 of the 1 MiB blob removed: nothing can be sent, so every
-# node answers 503 UNAVAILABLE with Retry-After.
-dg=${DG[b1m]}
+# Shards 0 and 1 of a new 1 MiB blob (never read whole: in no node's
+# cache) removed: nothing can be sent, so every node answers 503
+# UNAVAILABLE with Retry-After.
+rand_file "$D/c1m" $MIB
+REG=${REGS[1]}
+push_blob "$REPO" "$D/c1m"
+dg=$BLOB_DIGEST
 for idx in 0 1; do
     rm -f "$(shard_file "$(holder_of "$dg" "$idx")" "$dg" "$idx")"
 done
@@ -211,11 +228,15 @@ for i in 1 2 3; do
     expect_header_present Retry-After
     expect_json_error UNAVAILABLE
 done
-# The 20 MiB blob with shards 0 and 2 also corrupt in stripe 6 (file
-# offset 6 MiB, blob bytes from 12 MiB): the first windows went out when
-# that one fails, so the response is cut short; what came is the blob's
-# start, never other bytes.
-dg=${DG[b20m]}
+# A new 20 MiB blob (never read whole, so in no node's cache) with shards
+# 0 and 2 corrupt in stripe 6 (file offset 6 MiB, blob bytes from 12 MiB):
+# the first windows went out when that one fails, so the response is cut
+# short; what came is the blob's start, never other bytes.  (Repair cannot
+# help: no decoded copy can be made.)
+rand_file "$D/c20m" $((20 * MIB + 3))
+REG=${REGS[1]}
+push_blob "$REPO" "$D/c20m"
+dg=$BLOB_DIGEST
 for idx in 0 2; do
     flip "$(shard_file "$(holder_of "$dg" "$idx")" "$dg" "$idx")" $((6 * MIB + 10))
 done
@@ -223,8 +244,8 @@ rc=0
 curl -s --max-time 60 -o "$D/got" "${REGS[1]}/v2/$REPO/blobs/$dg" || rc=$?
 got=$(size_of "$D/got")
 check "a read losing its shards mid-stream is cut short (curl exit $rc, $got bytes)" \
-    test "$rc" -ne 0 -a "$got" -lt "$(size_of "$D/b20m")"
-check "the bytes before the cut are the blob's" cmp -s -n "$got" "$D/got" "$D/b20m"
+    test "$rc" -ne 0 -a "$got" -lt "$(size_of "$D/c20m")"
+check "the bytes before the cut are the blob's" cmp -s -n "$got" "$D/got" "$D/c20m"
 check "node 1 logs the aborted response" \
     grep -q "blob $dg: fewer than 2 shards readable at offset" "${LOGS[1]}"
 

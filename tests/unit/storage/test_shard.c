@@ -520,6 +520,26 @@ static void test_finish_onto_existing(void **state)
     assert_int_equal(shard_reader_read(r, 0, got, 1000), 0);
     assert_memory_equal(got, first, 1000);
     shard_reader_close(r);
+
+    /* Replace: the new bytes win; a reader opened before keeps the old. */
+    {
+        struct shard_writer *w;
+        struct shard_reader *old;
+        unsigned char got2[2000];
+        assert_int_equal(shard_reader_open(f->s, NAME_A, 4, &old), 0);
+        assert_int_equal(shard_writer_open(f->s, "repair-1", &w), 0);
+        assert_int_equal(shard_writer_append(w, second, 2000), 0);
+        assert_int_equal(shard_writer_finish_replace(w, NAME_A, 4), 0);
+        assert_int_equal(fx_count_entries(spool), 0);
+        assert_int_equal(shard_reader_open(f->s, NAME_A, 4, &r), 0);
+        assert_int_equal(shard_reader_size(r), 2000);
+        assert_int_equal(shard_reader_read(r, 0, got2, 2000), 0);
+        assert_memory_equal(got2, second, 2000);
+        shard_reader_close(r);
+        assert_int_equal(shard_reader_read(old, 0, got, 1000), 0);
+        assert_memory_equal(got, first, 1000);
+        shard_reader_close(old);
+    }
     free(spool);
     free(first);
     free(second);

@@ -1,0 +1,514 @@
+/* Repair on read: shards of erasure-coded blobs that a read found missing
+ * or corrupt are rebuilt and rewritten on their holders.
+ *
+ * The happy path: ec_read.c ends a read that had to rebuild around failed
+ * shards -> node__repair_shards queues (digest, mask), one job per blob ->
+ * jobs run one at a time: the job needs the blob decoded in this node's
+ * blob cache; the read that found the failure usually left it there (a
+ * whole-blob GET fills the cache), else the job GETs the blob from this
+ * node itself with a signed URL (served here, never redirected) -> the
+ * cached copy is opened (pool) and re-encoded by ec_write.c with only the
+ * failed shards written, each to the holder the placement names, with
+ * Shard-Replace: 1 so the bad file is replaced atomically (readers that
+ * opened it keep it) -> the result is logged shard by shard.  The blob
+ * record does not change: every shard stays on its node.
+ *
+ * The decoded copy was checked against the digest when it entered the
+ * cache, so the shards rewritten from it are right by construction.
+ *
+ * Possible failure modes are: the blob gone or not erasure-coded any more
+ * (the job is dropped), a holder down (its shard is left for now: moving a
+ * shard to another node, with the record updated through Raft, is the
+ * next step), the blob not cacheable (over a quarter of cache-mib, or no
+ * cache: logged, nothing repaired), a rewrite failing (logged; the next
+ * read that meets the shard queues it again after REPAIR_QUIET_S), close
+ * (the job running is cancelled). */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "node.h"
+#include "peer.h"
+
+/* A blob repaired (or tried) is not tried again for this long. */
+#define REPAIR_QUIET_S 60
+#define REPAIR_RECENT 64
+#define REPAIR_QUEUE_MAX 1024
+
+struct repair_job {
+    sh_queue link;
+    char *repo;
+    char *digest;
+    uint64_t mask;
+};
+
+struct recent {
+    char *digest;
+    time_t at;
+};
+
+struct node_repair {
+    uv_loop_t *loop;            /* borrowed, like the rest */
+    struct shard_store *shards;
+    struct meta *meta;
+    struct peer_client *peer;
+    uint64_t self_id;
+    struct node_cache *cache;
+    struct node_redirect *rd;
+    struct node_health *health;
+    sh_queue jobs;              /* waiting, oldest first */
+    unsigned n_jobs;
+    struct repair_job *cur;     /* running, or NULL */
+    struct recent recent[REPAIR_RECENT];
+    unsigned recent_next;
+    struct node_repair_stats stats;
+
+    /* The running job. */
+    Shoal__BlobRecord *rec;
+    uint64_t where[EC_MAX_SHARDS];
+    uint64_t write_mask;
+    struct peer_req pr;         /* the self GET */
+    char *url;
+    bool fetching;
+    struct shard_reader *src;   /* the cached copy (pool) */
+    int work_status;
+    uv_work_t work;
+    bool working;
+    struct node_repl_ctx ctx;
+    struct node_ec_req ec;
+    bool writing;
+    uv_timer_t wait;            /* polls for the cache entry after a GET */
+    unsigned waits;             /* polls left */
+
+    bool closing;
+    bool timer_closed;
+    void (*close_cb)(void *arg);
+    void *close_arg;
+};
+
+static void job_next(struct node_repair *r);
+
+static bool recent_has(struct node_repair *r, const char *digest)
+{
+    time_t now = time(NULL);
+    for (unsigned i = 0; i < REPAIR_RECENT; i++) {
+        struct recent *e = &r->recent[i];
+        if (e->digest != NULL && now - e->at < REPAIR_QUIET_S &&
+            strcmp(e->digest, digest) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void recent_add(struct node_repair *r, const char *digest)
+{
+    struct recent *e = &r->recent[r->recent_next];
+    r->recent_next = (r->recent_next + 1) % REPAIR_RECENT;
+    free(e->digest);
+    e->digest = sh_strdup(digest);
+    e->at = time(NULL);
+}
+
+static void maybe_closed(struct node_repair *r)
+{
+    void (*cb)(void *);
+    void *arg;
+
+    if (!r->closing || r->cur != NULL || !r->timer_closed)
+        return;
+    while (!SH_QUEUE_IS_EMPTY(&r->jobs)) {
+        sh_queue *q = SH_QUEUE_NEXT(&r->jobs);
+        struct repair_job *j = SH_QUEUE_DATA(q, struct repair_job, link);
+        SH_QUEUE_REMOVE(q);
+        free(j->repo);
+        free(j->digest);
+        free(j);
+    }
+    for (unsigned i = 0; i < REPAIR_RECENT; i++)
+        free(r->recent[i].digest);
+    cb = r->close_cb;
+    arg = r->close_arg;
+    free(r);
+    if (cb)
+        cb(arg);
+}
+
+/* The running job is over (whatever happened). */
+static void job_end(struct node_repair *r)
+{
+    struct repair_job *j = r->cur;
+
+    recent_add(r, j->digest);
+    if (r->rec != NULL)
+        shoal__blob_record__free_unpacked(r->rec, NULL);
+    r->rec = NULL;
+    free(r->url);
+    r->url = NULL;
+    free(j->repo);
+    free(j->digest);
+    free(j);
+    r->cur = NULL;
+    if (r->closing) {
+        maybe_closed(r);
+        return;
+    }
+    job_next(r);
+}
+
+/* ----------------------------------------------------------- rewrite */
+
+static int src_read(void *arg, uint64_t off, void *buf, size_t len)
+{
+    return shard_reader_read(arg, off, buf, len);
+}
+
+static void src_close_work(uv_work_t *w)
+{
+    struct node_repair *r = w->data;
+    if (r->src != NULL)
+        shard_reader_close(r->src);
+    r->src = NULL;
+}
+
+static void src_closed(uv_work_t *w, int status)
+{
+    struct node_repair *r = w->data;
+    (void)status;
+    r->working = false;
+    job_end(r);
+}
+
+static void rewritten(struct node_ec_req *req, int status)
+{
+    struct node_repair *r = req->data;
+    struct repair_job *j = r->cur;
+    uint64_t done = 0;
+
+    r->writing = false;
+    for (unsigned i = 0; i < req->n_shards; i++) {
+        done |= (uint64_t)1 << req->shard_idx[i];
+        r->stats.shards_rewritten++;
+        SH_INFO("blob %s: shard %u rewritten on node %llu (repair)",
+                j->digest, req->shard_idx[i],
+                (unsigned long long)req->shard_node[i]);
+    }
+    if (status != SH_OK || done != r->write_mask) {
+        r->stats.failed++;
+        SH_WARN("blob %s: repair of shards 0x%llx incomplete: %s", j->digest,
+                (unsigned long long)(r->write_mask & ~done),
+                sh_strerror(status));
+    }
+    r->working = true;
+    r->work.data = r;
+    uv_queue_work(r->loop, &r->work, src_close_work, src_closed);
+}
+
+static void src_open_work(uv_work_t *w)
+{
+    struct node_repair *r = w->data;
+    r->work_status = shard_reader_open(node__cache_store(r->cache),
+                                       r->cur->digest, 0, &r->src);
+    if (r->work_status == SH_OK && shard_reader_size(r->src) != r->rec->size)
+        r->work_status = SH_ECORRUPT;
+}
+
+static void src_opened(uv_work_t *w, int status)
+{
+    struct node_repair *r = w->data;
+    struct node_ec_spec spec = {0};
+
+    (void)status;
+    r->working = false;
+    if (r->work_status != SH_OK || r->closing) {
+        if (r->work_status != SH_OK) {
+            r->stats.failed++;
+            SH_WARN("blob %s: repair: cached copy unreadable: %s",
+                    r->cur->digest, sh_strerror(r->work_status));
+        }
+        r->working = true;
+        uv_queue_work(r->loop, &r->work, src_close_work, src_closed);
+        return;
+    }
+    spec.digest = r->cur->digest;
+    spec.size = r->rec->size;
+    spec.k = r->rec->layout->k;
+    spec.m = r->rec->layout->m;
+    spec.where = r->where;
+    spec.only = r->write_mask;
+    spec.quorum = 0;
+    spec.replace = true;
+    spec.read = src_read;
+    spec.read_arg = r->src;
+    r->ec.data = r;
+    r->ec.cb = rewritten;
+    if (node__ec_write(&r->ctx, &r->ec, &spec) != SH_OK) {
+        r->stats.failed++;
+        r->working = true;
+        uv_queue_work(r->loop, &r->work, src_close_work, src_closed);
+        return;
+    }
+    r->writing = true;
+}
+
+static void rewrite(struct node_repair *r)
+{
+    r->working = true;
+    r->work.data = r;
+    uv_queue_work(r->loop, &r->work, src_open_work, src_opened);
+}
+
+/* ------------------------------------------------- the decoded copy */
+
+static bool self_body(struct peer_req *pr, const char *data, size_t len)
+{
+    (void)pr;
+    (void)data;
+    (void)len;
+    return true; /* the bytes go to the cache on the serving side */
+}
+
+/* The serving side finishes the cache entry after the last byte went
+ * out: poll for it a little while. */
+static void wait_cb(uv_timer_t *t)
+{
+    struct node_repair *r = t->data;
+
+    if (r->closing) {
+        job_end(r);
+        return;
+    }
+    if (node__cache_lookup(r->cache, r->cur->digest)) {
+        rewrite(r);
+        return;
+    }
+    if (r->waits-- > 0) {
+        uv_timer_start(&r->wait, wait_cb, 50, 0);
+        return;
+    }
+    r->stats.failed++;
+    SH_WARN("blob %s: repair needs the blob decoded in the cache, which did "
+            "not keep it%s",
+            r->cur->digest,
+            r->cache == NULL ? " (cache-mib = 0)"
+                             : " (blobs over a quarter of cache-mib are not "
+                               "cached)");
+    job_end(r);
+}
+
+static void self_fetched(struct peer_req *pr, int status)
+{
+    struct node_repair *r = pr->data;
+
+    r->fetching = false;
+    sh_buf_release(&pr->resp);
+    sh_buf_release(&pr->resp_hdrs);
+    if (r->closing) {
+        job_end(r);
+        return;
+    }
+    if (status != SH_OK || pr->http_status != 200) {
+        r->stats.failed++;
+        SH_WARN("blob %s: repair: reading the blob gave %s (HTTP %ld)",
+                r->cur->digest, sh_strerror(status), pr->http_status);
+        job_end(r);
+        return;
+    }
+    r->waits = 200;
+    wait_cb(&r->wait);
+}
+
+static void fetch_decoded(struct node_repair *r)
+{
+    char *base = node__member_url(r->meta, r->self_id);
+    char *path;
+
+    if (base == NULL || r->rd == NULL) {
+        free(base);
+        r->stats.failed++;
+        job_end(r);
+        return;
+    }
+    path = sh_asprintf("/v2/%s/blobs/%s", r->cur->repo, r->cur->digest);
+    r->url = node__redirect_signed_url(r->rd, base, path);
+    free(path);
+    free(base);
+    memset(&r->pr, 0, sizeof r->pr);
+    r->pr.data = r;
+    r->pr.method = "GET";
+    r->pr.url = r->url;
+    r->pr.on_body = self_body;
+    r->pr.cb = self_fetched;
+    if (peer_send(r->peer, &r->pr) != SH_OK) {
+        r->stats.failed++;
+        job_end(r);
+        return;
+    }
+    r->fetching = true;
+}
+
+/* --------------------------------------------------------------- jobs */
+
+static Shoal__BlobRecord *record_load(struct meta *meta, const char *digest)
+{
+    struct sh_buf key = SH_BUF_INIT;
+    Shoal__BlobRecord *rec = NULL;
+    char *val;
+    size_t vlen;
+
+    meta_key_blob(&key, digest);
+    if (meta_get(meta, key.data, key.len, &val, &vlen) == SH_OK) {
+        rec = shoal__blob_record__unpack(NULL, vlen, (const uint8_t *)val);
+        free(val);
+    }
+    sh_buf_release(&key);
+    return rec;
+}
+
+static void job_start(struct node_repair *r)
+{
+    struct repair_job *j = r->cur;
+
+    r->rec = record_load(r->meta, j->digest);
+    if (r->rec == NULL || r->rec->layout == NULL || r->rec->layout->k < 2) {
+        job_end(r);
+        return;
+    }
+    memset(r->where, 0, sizeof r->where);
+    r->write_mask = 0;
+    for (size_t p = 0; p < r->rec->n_placement; p++) {
+        unsigned i = r->rec->placement[p]->index;
+        uint64_t node = r->rec->placement[p]->node_id;
+        uint64_t bit = (uint64_t)1 << i;
+        if (i >= EC_MAX_SHARDS || !(j->mask & bit) || r->where[i] != 0)
+            continue;
+        if (!node__health_up(r->health, node)) {
+            SH_WARN("blob %s: shard %u: its node %llu is down; left for now",
+                    j->digest, i, (unsigned long long)node);
+            continue;
+        }
+        r->where[i] = node;
+        r->write_mask |= bit;
+    }
+    if (r->write_mask == 0) {
+        job_end(r);
+        return;
+    }
+    SH_INFO("blob %s: repairing shards 0x%llx", j->digest,
+            (unsigned long long)r->write_mask);
+    if (node__cache_lookup(r->cache, j->digest))
+        rewrite(r);
+    else
+        fetch_decoded(r);
+}
+
+static void job_next(struct node_repair *r)
+{
+    sh_queue *q;
+
+    if (r->cur != NULL || SH_QUEUE_IS_EMPTY(&r->jobs) || r->closing)
+        return;
+    q = SH_QUEUE_NEXT(&r->jobs);
+    SH_QUEUE_REMOVE(q);
+    r->n_jobs--;
+    r->cur = SH_QUEUE_DATA(q, struct repair_job, link);
+    job_start(r);
+}
+
+void node__repair_shards(struct node_repair *r, const char *repo,
+                         const char *digest, uint64_t mask)
+{
+    struct repair_job *j;
+    sh_queue *q;
+
+    if (r == NULL || r->closing || mask == 0)
+        return;
+    if (r->cur != NULL && strcmp(r->cur->digest, digest) == 0)
+        return; /* running (its own reads may report the same shards) */
+    SH_QUEUE_FOREACH(q, &r->jobs)
+    {
+        j = SH_QUEUE_DATA(q, struct repair_job, link);
+        if (strcmp(j->digest, digest) == 0) {
+            j->mask |= mask;
+            return;
+        }
+    }
+    if (recent_has(r, digest) || r->n_jobs >= REPAIR_QUEUE_MAX)
+        return;
+    j = sh_calloc(1, sizeof *j);
+    j->repo = sh_strdup(repo);
+    j->digest = sh_strdup(digest);
+    j->mask = mask;
+    SH_QUEUE_PUSH(&r->jobs, &j->link);
+    r->n_jobs++;
+    r->stats.queued++;
+    /* Started from the loop, never inside the read that reported it. */
+    if (r->cur == NULL) {
+        q = SH_QUEUE_NEXT(&r->jobs);
+        SH_QUEUE_REMOVE(q);
+        r->n_jobs--;
+        r->cur = SH_QUEUE_DATA(q, struct repair_job, link);
+        job_start(r);
+    }
+}
+
+void node__repair_init(struct node_repair **out, uv_loop_t *loop,
+                       struct shard_store *shards, struct meta *meta,
+                       struct peer_client *peer, uint64_t self_id,
+                       struct node_cache *cache, struct node_redirect *rd,
+                       struct node_health *health)
+{
+    struct node_repair *r = sh_calloc(1, sizeof *r);
+
+    r->loop = loop;
+    r->shards = shards;
+    r->meta = meta;
+    r->peer = peer;
+    r->self_id = self_id;
+    r->cache = cache;
+    r->rd = rd;
+    r->health = health;
+    r->ctx.loop = loop;
+    r->ctx.shards = shards;
+    r->ctx.meta = meta;
+    r->ctx.peer = peer;
+    r->ctx.self_id = self_id;
+    SH_QUEUE_INIT(&r->jobs);
+    uv_timer_init(loop, &r->wait);
+    r->wait.data = r;
+    *out = r;
+}
+
+void node__repair_stats(const struct node_repair *r,
+                        struct node_repair_stats *out)
+{
+    if (r == NULL) {
+        memset(out, 0, sizeof *out);
+        return;
+    }
+    *out = r->stats;
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    struct node_repair *r = h->data;
+    r->timer_closed = true;
+    maybe_closed(r);
+}
+
+void node__repair_close(struct node_repair *r, void (*cb)(void *arg),
+                        void *arg)
+{
+    r->closing = true;
+    r->close_cb = cb;
+    r->close_arg = arg;
+    if (r->fetching)
+        peer_cancel(&r->pr);
+    if (r->writing)
+        node__ec_write_cancel(&r->ec);
+    if (r->cur != NULL && uv_is_active((uv_handle_t *)&r->wait)) {
+        uv_timer_stop(&r->wait);
+        job_end(r); /* was waiting for the cache: nothing else in flight */
+    }
+    /* Reported from the timer's close callback, never from here. */
+    uv_close((uv_handle_t *)&r->wait, timer_closed);
+}
