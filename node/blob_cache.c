@@ -1,10 +1,12 @@
 /* Decoded copies of erasure-coded blobs on the nodes that serve them.
  *
  * The happy path: a serving node assembles a whole blob for a GET (ec_read.c)
- * and, when node__cache_want says so, tees the bytes it sends into a cache
- * writer (a shard writer of the cache's own store, <data>/cache, hashed as
- * they go) -> at the end the digest is compared and the entry finished
- * under (digest, 0) -> node__cache_filled accounts it -> the next GETs of
+ * and, when node__cache_want says so (the second whole read of the blob
+ * lately: admission on the second access), tees the bytes it sends into a
+ * cache
+ * writer (a shard writer of the cache's own store, <data>/cache, without
+ * early writeback) -> when every byte went in the entry is finished, with
+ * no fsync, under (digest, 0) -> node__cache_filled accounts it -> the next GETs of
  * the blob find it with node__cache_lookup and are served from that file
  * like a local copy: mapped, verified, written without a copy.  Redirects
  * send every read of a blob to the same serving node first, so one node
@@ -15,8 +17,8 @@
  * cache is emptied at start (it is only a cache: the shards are the data),
  * so no index survives a restart.
  *
- * Possible failure modes are: the fill failing (write error, digest
- * mismatch: logged, nothing cached, the GET itself is unaffected), the
+ * Possible failure modes are: the fill failing (write error, the client
+ * leaving before the end: nothing cached, the GET itself is unaffected), the
  * cache directory unusable at start (the node runs without a cache), a
  * deleted blob (its entry stays until evicted: only a GET that passed the
  * repository link check reaches the cache). */
@@ -32,8 +34,13 @@ struct cache_entry {
     bool filling;               /* a writer is filling it */
 };
 
+/* Blobs read once lately, not cached: a second read of one fills it. */
+#define CACHE_SEEN 512
+
 struct node_cache {
     uv_loop_t *loop;            /* borrowed */
+    char *seen[CACHE_SEEN];     /* ring of digests read once */
+    unsigned seen_next;
     struct shard_store *store;  /* owned: <data>/cache */
     uint64_t max_bytes;
     uint64_t bytes;             /* cached (finished entries) */
@@ -111,9 +118,30 @@ bool node__cache_lookup(struct node_cache *c, const char *digest)
     return true;
 }
 
+/* True when `digest` was seen (and forgets it); else remembers it. */
+static bool seen_before(struct node_cache *c, const char *digest)
+{
+    for (unsigned i = 0; i < CACHE_SEEN; i++) {
+        if (c->seen[i] != NULL && strcmp(c->seen[i], digest) == 0) {
+            free(c->seen[i]);
+            c->seen[i] = NULL;
+            return true;
+        }
+    }
+    free(c->seen[c->seen_next]);
+    c->seen[c->seen_next] = sh_strdup(digest);
+    c->seen_next = (c->seen_next + 1) % CACHE_SEEN;
+    return false;
+}
+
 bool node__cache_want(struct node_cache *c, const char *digest, uint64_t size)
 {
     if (c == NULL || size > c->max_bytes / 4 || entry_find(c, digest) != NULL)
+        return false;
+    /* Admission on the second read: a blob read once (one pull of an image
+     * nobody pulls again) does not evict hot ones, and the first read does
+     * not pay for the copy. */
+    if (!seen_before(c, digest))
         return false;
     if (c->n == c->cap) {
         c->cap = c->cap ? 2 * c->cap : 64;
@@ -193,6 +221,7 @@ void node__cache_drop(struct node_cache *c, const char *digest)
     if (e != NULL && !e->filling) {
         SH_WARN("blob cache: entry %s unreadable: dropped", digest);
         entry_drop(c, (size_t)(e - c->e), true);
+        (void)seen_before(c, digest); /* it was hot: the next read fills */
     }
 }
 
@@ -215,6 +244,8 @@ void node__cache_close(struct node_cache *c)
         return;
     for (size_t i = 0; i < c->n; i++)
         free(c->e[i].digest);
+    for (unsigned i = 0; i < CACHE_SEEN; i++)
+        free(c->seen[i]);
     free(c->e);
     shard_store_close(c->store);
     free(c);

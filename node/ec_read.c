@@ -15,11 +15,12 @@
  * gathered buffers -> the response headers go out with the first window,
  * and while one window is written to the client the next one is gathered
  * and decoded.  A GET of the whole blob that the blob cache wants
- * (blob_cache.c) also appends each decoded window to a cache entry, in the
- * decode work; when the stream ends with every byte in and the digest
- * matching, the entry is finished and later GETs are served from it.  No pool thread ever waits on the network (two nodes whose
- * pools waited on each other could deadlock): fetches run on the loop,
- * only disk reads and decoding go to the pool.
+ * (blob_cache.c) also appends each decoded window to a cache entry (in the
+ * pool, one append at a time, next to the client write of that window);
+ * when the stream ends with every byte in, the entry is finished and later
+ * GETs are served from it.  No pool thread ever waits on the network (two
+ * nodes whose pools waited on each other could deadlock): fetches run on
+ * the loop, only disk reads, decoding and cache appends go to the pool.
  *
  * Memory per stream, whatever the blob size: the buffers of the window
  * being gathered (at most k + m ranges of W * shard_size bytes, W the
@@ -65,6 +66,7 @@ enum win_state {
     WIN_DECODE, /* ec_read running in the pool */
     WIN_READY,  /* decoded, waiting for the write before it */
     WIN_WRITE,  /* being written to the client */
+    WIN_DRAIN,  /* written, its cache append still running */
 };
 
 struct ec_stream;
@@ -103,6 +105,8 @@ struct ec_win {
     unsigned char *out;                /* owned: the decoded len bytes */
     int rv;                            /* pool: ec_read's result */
     uint64_t dec_failed;               /* pool: ec_read's failed mask */
+    bool appending;                    /* out is being (or waits to be)
+                                          appended to the cache entry */
     uv_work_t work;                    /* local reads, then the decode */
 };
 
@@ -130,16 +134,20 @@ struct ec_stream {
      * are appended in order, in the pool, by their decode work. */
     bool caching;                      /* this read fills the cache */
     struct shard_writer *cw;           /* pool only: the entry being written */
-    struct digest_ctx *ch;             /* pool only: its hash */
     uint64_t cached;                   /* pool only: bytes appended */
     bool cache_failed;                 /* pool only: an append failed */
     bool cache_ok;                     /* the entry was finished */
+    struct ec_win *append_cur;         /* window being appended, or NULL */
+    struct ec_win *append_next;        /* window waiting for it, or NULL */
+    uv_work_t append_work;
     struct ec_win win[2];
     uv_work_t free_work;
 };
 
 static void pump(struct ec_stream *s);
 static void win_gather(struct ec_win *w);
+static void append_done(uv_work_t *work, int status);
+static void append_queue(struct ec_win *w);
 
 /* ------------------------------------------------------------ helpers */
 
@@ -241,57 +249,48 @@ void node__ec_read_failed(const struct node_reads_deps *d, const char *repo,
 }
 
 /* Pool, in the decode work of each window, in blob order. */
+/* Pool, in window order.  The bytes are the ones just sent to the client,
+ * each from a shard range that passed its checksums (or rebuilt from such
+ * ranges): they are not hashed again (sha256 of every filled byte cost
+ * more than the rest of the fill together); the entry's own per-block
+ * checksums guard it from here on. */
 static void cache_append(struct ec_stream *s, const unsigned char *data,
                          size_t len)
 {
-    enum digest_algo algo;
-
     if (s->cache_failed)
         return;
     if (s->cw == NULL) {
         char name[64];
         snprintf(name, sizeof name, "fill-%.16s-%p",
                  strchr(s->digest, ':') + 1, (void *)s);
-        if (digest_parse(s->digest, strlen(s->digest), &algo) != SH_OK ||
-            shard_writer_open(node__cache_store(s->d.cache), name, &s->cw) !=
-                SH_OK) {
+        if (shard_writer_open(node__cache_store(s->d.cache), name, &s->cw) !=
+            SH_OK) {
             s->cache_failed = true;
             return;
         }
-        s->ch = digest_ctx_new(algo);
+        shard_writer_no_writeback(s->cw);
     }
     if (shard_writer_append(s->cw, data, len) != SH_OK) {
         s->cache_failed = true;
         return;
     }
-    digest_ctx_update(s->ch, data, len);
     s->cached += len;
 }
 
-/* Pool, when the stream ends: finish the entry when every byte went in
- * and the bytes hash to the digest, else discard it. */
+/* Pool, when the stream ends: finish the entry when every byte went in,
+ * else discard it. */
 static void cache_end(struct ec_stream *s)
 {
-    char got[DIGEST_MAX_STR];
-
     if (s->cw == NULL)
         return;
     if (!s->cache_failed && s->cached == s->size) {
-        digest_ctx_final(s->ch, got);
-        if (strcmp(got, s->digest) == 0) {
-            s->cache_ok = shard_writer_finish(s->cw, s->digest, 0) == SH_OK;
-            s->cw = NULL;
-        } else {
-            SH_ERROR("blob %s: decoded bytes hash to %s: not cached", s->digest,
-                     got);
-        }
+        /* A cache is emptied at start: no fsync. */
+        s->cache_ok = shard_writer_finish_volatile(s->cw, s->digest, 0) == SH_OK;
+        s->cw = NULL;
     }
     if (s->cw != NULL)
         shard_writer_abort(s->cw);
     s->cw = NULL;
-    if (s->ch != NULL)
-        digest_ctx_free(s->ch);
-    s->ch = NULL;
 }
 
 static void stream_free_work(uv_work_t *work)
@@ -330,7 +329,7 @@ static void stream_maybe_free(struct ec_stream *s)
     if (s->req != NULL || s->freeing)
         return;
     for (int b = 0; b < 2; b++) {
-        if (s->win[b].state == WIN_READY)
+        if (s->win[b].state == WIN_READY && !s->win[b].appending)
             win_release(&s->win[b]);
         if (s->win[b].state != WIN_IDLE)
             return;
@@ -404,12 +403,57 @@ static void win_decode_work(uv_work_t *work)
 
     w->rv = ec_read(s->k, s->m, s->shard_size, s->size, w->off, w->len, w->out,
                     win_source, w, &w->dec_failed);
-    if (w->rv == SH_OK && s->caching)
-        cache_append(s, w->out, w->len);
     /* The gathered bytes are spent: free them before the window waits for
      * its write (the loop touches none of this until the work is done). */
     for (unsigned i = 0; i < EC_MAX_SHARDS; i++)
         win_drop(w, i);
+}
+
+/* The cache appends of a stream run one at a time, in window order, next
+ * to the client writes (not before them: the copy would slow every
+ * window). */
+static void append_work(uv_work_t *work)
+{
+    struct ec_stream *s = work->data;
+    cache_append(s, s->append_cur->out, s->append_cur->len);
+}
+
+static void append_start(struct ec_win *w)
+{
+    struct ec_stream *s = w->s;
+
+    s->append_cur = w;
+    s->append_work.data = s;
+    uv_queue_work(s->d.loop, &s->append_work, append_work, append_done);
+}
+
+static void append_done(uv_work_t *work, int status)
+{
+    struct ec_stream *s = work->data;
+    struct ec_win *w = s->append_cur;
+
+    (void)status;
+    w->appending = false;
+    s->append_cur = NULL;
+    if (s->append_next != NULL) {
+        struct ec_win *next = s->append_next;
+        s->append_next = NULL;
+        append_start(next);
+    }
+    if (w->state == WIN_DRAIN)
+        win_release(w);
+    pump(s);
+}
+
+static void append_queue(struct ec_win *w)
+{
+    struct ec_stream *s = w->s;
+
+    w->appending = true;
+    if (s->append_cur == NULL)
+        append_start(w);
+    else
+        s->append_next = w;
 }
 
 static void win_decode_done(uv_work_t *work, int status)
@@ -433,6 +477,8 @@ static void win_decode_done(uv_work_t *work, int status)
         return;
     }
     w->state = WIN_READY;
+    if (s->caching)
+        append_queue(w);
     pump(s);
 }
 
@@ -711,7 +757,10 @@ static void win_written(void *arg, int status)
     struct ec_win *w = arg;
     struct ec_stream *s = w->s;
 
-    win_release(w);
+    if (w->appending)
+        w->state = WIN_DRAIN; /* released by append_done */
+    else
+        win_release(w);
     if (status < 0)
         s->broken = true; /* the connection is closing: abort follows */
     pump(s);

@@ -310,7 +310,8 @@ struct shard_store *node__cache_store(struct node_cache *c);
 /* True (and the entry counts as used) when the blob is cached. */
 bool node__cache_lookup(struct node_cache *c, const char *digest);
 /* True when the caller should fill an entry for this blob (not cached, not
- * being filled, small enough); it then must call node__cache_filled. */
+ * being filled, small enough, and read whole once before lately); it then
+ * must call node__cache_filled. */
 bool node__cache_want(struct node_cache *c, const char *digest, uint64_t size);
 /* The fill of `digest` ended: finished as (digest, 0) in the store when ok
  * (least recently used entries are evicted past the bound). */

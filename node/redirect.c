@@ -5,7 +5,9 @@
  * with one shard fewer to fetch than any other node.  Ranked by
  * placement_rank of the digest (the same blob always goes to the same
  * node first, whose cache then keeps it hot), members of this node's zone
- * first, members the health probes see down never.
+ * first, members the health probes see down never.  A holder of a copy
+ * reads it itself; for an erasure-coded blob every node but the best
+ * serving node redirects (other serving nodes too: one cache per blob).
  *
  * The happy path: a GET (never a HEAD: its answer has no bytes to move)
  * reaches a node outside the serving nodes -> 307 to
@@ -154,8 +156,8 @@ static uint64_t pick(const struct node_redirect *rd,
         bool dup = false;
         if (k > 1 && p->index >= k)
             continue; /* parity: its holder decodes like anyone else */
-        if (p->node_id == rd->self_id) {
-            n = 0; /* serving node itself */
+        if (p->node_id == rd->self_id && k == 1) {
+            n = 0; /* a copy here: read it */
             goto out;
         }
         for (size_t j = 0; j < n; j++)
@@ -174,7 +176,7 @@ static uint64_t pick(const struct node_redirect *rd,
     if (n_zone > 0)
         n = n_zone;
     if (n > 0 && placement_rank(rec->digest, cand, n, ranked) == SH_OK)
-        best = ranked[0];
+        best = ranked[0] != rd->self_id ? ranked[0] : 0;
 out:
     node__members_list_free(members, zones, n_members);
     return best;

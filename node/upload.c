@@ -355,6 +355,12 @@ static int be_upload_create(void *data, const char *repo, char *uuid,
         free(up);
         return rv;
     }
+    /* In a cluster of 3 or more, a spool big enough for early writeback
+     * (several MiB) is erasure-coded and deleted, never made durable: its
+     * pages need not reach the disk at all (finishing it as a copy, when
+     * too few shards can be written, still fsyncs it). */
+    if (mgr->peer != NULL && node__members_active(mgr->meta) >= 3)
+        shard_writer_no_writeback(up->w);
     up->repo = sh_strdup(repo);
     up->sha256 = digest_ctx_new(DIGEST_SHA256);
     up->buf[0] = buf_get(mgr);

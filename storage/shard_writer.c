@@ -46,6 +46,8 @@ struct shard_writer {
     uint64_t size;             /* data bytes appended so far */
     uint64_t flushed;          /* data bytes written to the file */
     uint64_t writeback;        /* bytes handed to early writeback */
+    bool no_writeback;         /* never start writeback early */
+    bool no_sync;              /* seal without fsync (volatile finish) */
     uint32_t block_crc;        /* crc32c of the current partial block */
     size_t block_fill;         /* bytes covered by block_crc */
     uint32_t *table;           /* owned: crc of each finished block */
@@ -201,7 +203,7 @@ static int writer_pwrite(struct shard_writer *w, const void *p, size_t len)
     /* Start writeback of every SHARD_WRITEBACK bytes as they complete, so
      * dirty pages do not pile up and the fsync in finish is short.  Only a
      * hint: durability is still decided by that fsync. */
-    if (w->flushed - w->writeback >= SHARD_WRITEBACK) {
+    if (!w->no_writeback && w->flushed - w->writeback >= SHARD_WRITEBACK) {
         (void)sync_file_range(w->fd, (off64_t)w->writeback,
                               (off64_t)(w->flushed - w->writeback),
                               SYNC_FILE_RANGE_WRITE);
@@ -350,13 +352,18 @@ static int writer_seal(struct shard_writer *w)
         rv = writer_pwrite(w, trailer, sizeof trailer);
     if (rv != 0)
         return rv;
-    if (fsync(w->fd) != 0) {
+    if (!w->no_sync && fsync(w->fd) != 0) {
         rv = storage__errno(errno);
         SH_ERROR("unable to fsync spool '%s': %s", w->spool_path,
                  strerror_r(errno, eb, sizeof eb));
         return rv;
     }
     return 0;
+}
+
+void shard_writer_no_writeback(struct shard_writer *w)
+{
+    w->no_writeback = true;
 }
 
 static int writer_finish(struct shard_writer *w, const char *name,
@@ -370,6 +377,13 @@ int shard_writer_finish(struct shard_writer *w, const char *name, unsigned idx)
 int shard_writer_finish_replace(struct shard_writer *w, const char *name,
                                 unsigned idx)
 {
+    return writer_finish(w, name, idx, true);
+}
+
+int shard_writer_finish_volatile(struct shard_writer *w, const char *name,
+                                 unsigned idx)
+{
+    w->no_sync = true;
     return writer_finish(w, name, idx, true);
 }
 
@@ -419,7 +433,7 @@ static int writer_finish(struct shard_writer *w, const char *name,
         goto discard_after_target;
     }
     /* The shard becomes durable when its directory entry is on disk. */
-    rv = storage__fsync_parent(target);
+    rv = w->no_sync ? 0 : storage__fsync_parent(target);
     free(target);
     writer_free(w);
     return rv;

@@ -236,6 +236,16 @@ int shard_writer_finish(struct shard_writer *w, const char *name, unsigned idx);
  * shard that failed its checksums with bytes that were verified. */
 int shard_writer_finish_replace(struct shard_writer *w, const char *name,
                                 unsigned idx);
+/* Finish (replacing) WITHOUT any fsync: the shard is complete and
+ * checksummed but may vanish in a crash.  Only for stores that are caches
+ * (emptied at start). */
+int shard_writer_finish_volatile(struct shard_writer *w, const char *name,
+                                 unsigned idx);
+/* Do not start writeback of written pages early (the default does every
+ * few MiB, so a later fsync is short).  For spools that are usually read
+ * back and deleted, never made durable: their bytes then may never reach
+ * the disk.  A later finish still fsyncs. */
+void shard_writer_no_writeback(struct shard_writer *w);
 /* Write out buffered bytes, close and free the writer, leaving the spool
  * file for shard_writer_resume (not fsynced: spools are never acknowledged
  * data). */

@@ -7,7 +7,9 @@
 #      300 KiB blob (2 copies): the node holding no data shard / copy
 #      answers 307; the Location is a serving node's URL with shoal-exp and
 #      shoal-sig; following it gives the bytes, whole and by Range (206);
-#      serving nodes answer 200 themselves; HEAD is never redirected.
+#      holders of copies answer 200 themselves, and so does the best
+#      serving node of the erasure-coded blob (the other one redirects to
+#      it); HEAD is never redirected.
 #   2. Every read of one blob goes to the same serving node (rendezvous
 #      rank), whichever non-serving node is asked.
 #   3. Signatures: a changed signature, an expired time, a signature for
@@ -98,9 +100,17 @@ for f in ec small; do
         bash -c "[[ '$HOP_LOC' =~ [?]shoal-exp=[0-9]+\&shoal-sig=[0-9a-f]{64}$ ]]"
     get_same "$o" "$dg" "$D/$f"
     get_same "$o" "$dg" "$D/$f" 1000-300000
+    # A holder of a copy reads it itself; for the erasure-coded blob only
+    # the best serving node (the target) does, the other one redirects to
+    # it too (one cache per blob).
     for s in "${srv[@]}"; do
         first_hop "$s" "$dg"
-        expect_eq "serving node $s answers GET of blob $f itself" "$HOP" 200
+        if [[ $f == small || $s == "$target" ]]; then
+            expect_eq "serving node $s answers GET of blob $f itself" "$HOP" 200
+        else
+            expect_eq "serving node $s redirects GET of blob $f to node $target" \
+                "$HOP $(node_of_url "$HOP_LOC")" "307 $target"
+        fi
     done
     first_hop "$o" "$dg" -I
     expect_eq "node $o answers HEAD of blob $f itself" "$HOP" 200
