@@ -11,7 +11,13 @@
 #                 deploy/local-cluster.sh; push, pull and mput go through the
 #                 load balancer, mget goes straight to a follower (a node that
 #                 is not the Raft leader; same seed, so it reads the tags the
-#                 mput just wrote).  With FAILOVER=1, once after the rounds:
+#                 mput just wrote).  The pull is cold (blobs just pushed:
+#                 assembled from shards); then the same blobs are pulled
+#                 twice more (blob_pull_warm_*: the caches admit a blob on
+#                 its second read; blob_pull_hot_*: from the caches) and,
+#                 with DEGRADED=1, other blobs are pushed and pulled with
+#                 the last node stopped (blob_pull_degraded_*).
+#                 With FAILOVER=1, once after the rounds:
 #                 kill -9 the leader, PUT a manifest through the load balancer
 #                 until one is accepted (failover_ms, from the kill to that
 #                 201; failover_leader_ms, until the survivors know a new
@@ -35,6 +41,7 @@
 #   CLUSTER_BASE_PORT  node I listens on BASE+I, Raft on BASE+100+I
 #                      [a free range picked at random]
 #   CLUSTER_LB_PORT    HAProxy's port [a free one picked at random]
+#   DEGRADED      1: measure the degraded pull in each cluster round [1]
 #   FAILOVER      1: measure a leader kill once after the rounds [1 when
 #                 cluster is in TARGETS]; 0: don't
 #   FAILOVER_TIMEOUT seconds to wait for a write after the kill [30]
@@ -65,6 +72,7 @@ BENCH_TMP=${BENCH_TMP:-${TMPDIR:-/tmp}}
 READY_TIMEOUT=${READY_TIMEOUT:-30}
 KEEP=${KEEP:-0}
 CLUSTER_NODES=${CLUSTER_NODES:-3}
+DEGRADED=${DEGRADED:-1}
 FAILOVER_TIMEOUT=${FAILOVER_TIMEOUT:-30}
 
 log() { printf '%s\n' "$*" >&2; }
@@ -396,6 +404,38 @@ failover_put() { # base-url N: PUT manifest failover-N, prints the status
 # Once per run, after the rounds: kill -9 the leader, PUT manifests through
 # the LB until one is accepted, restart the node.  Writes
 # results/cluster.failover; 1 if no write was accepted.
+# blob_pull_degraded_*: other blobs pushed through the LB, then pulled
+# cold with the last node stopped (reads rebuild its shards from parity);
+# the node is started again afterwards.
+degraded_pull() { # out
+    local out=$1 victim=$CLUSTER_NODES lb=http://127.0.0.1:$CLUSTER_LB_PORT
+    local seed=$((base_seed + r + 7919)) i n
+    run_bench "$out.deg" "$lb" --phases push --seed "$seed" || return 1
+    log "run.sh: cluster: degraded pull with node $victim stopped"
+    cluster_sh_run stop-node "$victim" >>"$cdir/cluster.log" 2>&1 || return 1
+    # Until the others' health probes see it down, they may still redirect
+    # reads to it.
+    for _ in $(seq 1 100); do
+        n=0
+        for i in $(seq 1 $((CLUSTER_NODES - 1))); do
+            curl -sf --max-time 2 -H "X-Shoal-Secret: $(cat "$cdir/secret")" \
+                "$(node_url "$i")/internal/v1/members" |
+                grep -q "\"id\":$victim,[^}]*\"up\":false" && n=$((n + 1))
+        done
+        [ "$n" = $((CLUSTER_NODES - 1)) ] && break
+        sleep 0.1
+    done
+    run_bench "$out.deg" "$lb" --phases pull --seed "$seed" || return 1
+    sed -n 's/^blob_pull_/blob_pull_degraded_/p' "$out.deg" >>"$out"
+    cluster_sh_run start-node "$victim" >>"$cdir/cluster.log" 2>&1 || return 1
+    for _ in $(seq 1 100); do
+        agreed_leader $(seq 1 "$CLUSTER_NODES") >/dev/null && return 0
+        sleep 0.1
+    done
+    log "run.sh: cluster: node $victim did not rejoin"
+    return 1
+}
+
 failover() {
     local out=$work/results/cluster.failover lb=http://127.0.0.1:$CLUSTER_LB_PORT
     local leader i pid code code2 codes='' n=0 t0 t1 deadline survivors=() newl tl
@@ -697,6 +737,23 @@ for r in $(seq 1 "$ROUNDS"); do
                     log "run.sh: cluster: no node names a leader other than itself"
                     ok=0
                 fi
+            fi
+            # The pull above was cold (blobs just pushed, assembled from
+            # shards).  The caches admit a blob on its second whole read:
+            # the next pull fills them (blob_pull_warm_*), the one after
+            # comes from them (blob_pull_hot_*).
+            if [ "$ok" = 1 ]; then
+                run_bench "$out.warm" "http://127.0.0.1:$CLUSTER_LB_PORT" \
+                    --phases pull || ok=0
+                sed -n 's/^blob_pull_/blob_pull_warm_/p' "$out.warm" >>"$out"
+            fi
+            if [ "$ok" = 1 ]; then
+                run_bench "$out.hot" "http://127.0.0.1:$CLUSTER_LB_PORT" \
+                    --phases pull || ok=0
+                sed -n 's/^blob_pull_/blob_pull_hot_/p' "$out.hot" >>"$out"
+            fi
+            if [ "$ok" = 1 ] && [ "$DEGRADED" = 1 ]; then
+                degraded_pull "$out" || ok=0
             fi
             ;;
         esac
