@@ -138,6 +138,45 @@ int fsm__apply_blob_commit(struct meta *m, struct meta_batch *b,
     return SH_OK;
 }
 
+int fsm__apply_blob_place(struct meta *m, struct meta_batch *b,
+                          const Shoal__BlobPlace *op)
+{
+    struct sh_buf key = SH_BUF_INIT;
+    Shoal__BlobRecord *rec = NULL;
+    char *val = NULL;
+    size_t vlen;
+    int rv;
+
+    if (!need(op->digest) || op->to_node == 0 || op->from_node == 0)
+        return SH_EMALFORMED;
+    meta_key_blob(&key, op->digest);
+    rv = meta_get(m, key.data, key.len, &val, &vlen);
+    if (rv == SH_OK) {
+        rec = shoal__blob_record__unpack(NULL, vlen, (const uint8_t *)val);
+        rv = rec != NULL ? SH_ENOTFOUND : SH_ECORRUPT;
+    }
+    for (size_t i = 0; rec != NULL && i < rec->n_placement; i++) {
+        Shoal__ShardPlacement *p = rec->placement[i];
+        if (p->index == op->index && p->node_id == op->from_node) {
+            p->node_id = op->to_node;
+            rv = SH_OK;
+            break;
+        }
+    }
+    if (rv == SH_OK) {
+        size_t n = shoal__blob_record__get_packed_size(rec);
+        uint8_t *out = sh_malloc(n);
+        shoal__blob_record__pack(rec, out);
+        meta_batch_put(b, key.data, key.len, out, n);
+        free(out);
+    }
+    if (rec != NULL)
+        shoal__blob_record__free_unpacked(rec, NULL);
+    free(val);
+    sh_buf_release(&key);
+    return rv;
+}
+
 int fsm__apply_blob_link(struct meta *m, struct meta_batch *b,
                          const Shoal__BlobLink *op)
 {

@@ -35,6 +35,9 @@ static int fsm_fill(struct meta *m, struct meta_batch *b, const uint8_t *buf,
         case SHOAL__COMMAND__OP_BLOB_UNLINK:
             rv = fsm__apply_blob_unlink(m, b, cmd->blob_unlink);
             break;
+        case SHOAL__COMMAND__OP_BLOB_PLACE:
+            rv = fsm__apply_blob_place(m, b, cmd->blob_place);
+            break;
         case SHOAL__COMMAND__OP_MEMBER_PUT:
             rv = fsm__apply_member_put(m, b, cmd->member_put);
             break;

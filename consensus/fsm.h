@@ -37,6 +37,8 @@ int fsm__apply_blob_commit(struct meta *m, struct meta_batch *b,
                            const Shoal__BlobCommit *op);
 int fsm__apply_blob_link(struct meta *m, struct meta_batch *b,
                          const Shoal__BlobLink *op);
+int fsm__apply_blob_place(struct meta *m, struct meta_batch *b,
+                          const Shoal__BlobPlace *op);
 int fsm__apply_blob_unlink(struct meta *m, struct meta_batch *b,
                            const Shoal__BlobUnlink *op);
 int fsm__apply_member_put(struct meta *m, struct meta_batch *b,

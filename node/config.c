@@ -75,6 +75,9 @@ static const struct opt opts[] = {
     {"cache-mib", OPT_INT, F(cache_mib), "1024", 0, 1048576,
      "MiB of disk for decoded copies of erasure-coded blobs this node "
      "serves (hot blobs are then sent from one file); 0 = no cache"},
+    {"repair-move-after", OPT_INT, F(repair_move_after_s), "300", 1, 604800,
+     "seconds a node must have been down before a read that met one of its "
+     "shards rebuilds that shard on another node (and records the move)"},
     {"raft-election-ms", OPT_INT, F(raft_election_ms), "500", 50, 60000,
      "Raft election timeout in ms: time without a leader after one fails; "
      "at least 4x the heartbeat, raise both on WANs"},

@@ -196,7 +196,7 @@ int node_start(struct node **out, uv_loop_t *loop,
     node__redirect_set_health(n->dp.redirect, n->health);
     node__repair_init(&n->repair, loop, n->shards, n->meta, n->peer,
                       (uint64_t)cfg->node_id, n->cache, n->dp.redirect,
-                      n->health);
+                      n->health, n->cons, (unsigned)cfg->repair_move_after_s);
     node__reads_set_repair(n->dp.reads, n->repair);
     {
         char *url = strcmp(cfg->url, "auto") == 0

@@ -27,6 +27,7 @@ struct probe {
     uint64_t id;                /* member */
     unsigned fails;             /* failures in a row */
     bool down;                  /* HEALTH_DOWN_AFTER failures or more */
+    uint64_t down_since;        /* loop time (ms) it was marked down */
     bool busy;                  /* pr is in flight */
     bool seen;                  /* still a member at the last round */
     struct peer_req pr;
@@ -81,6 +82,7 @@ static void probe_done(struct peer_req *pr, int status)
             p->down = false;
         } else if (++p->fails >= HEALTH_DOWN_AFTER && !p->down) {
             p->down = true;
+            p->down_since = uv_now(h->loop);
             SH_WARN("member %llu is down: %s (HTTP %ld)",
                     (unsigned long long)p->id, sh_strerror(status),
                     pr->http_status);
@@ -191,6 +193,16 @@ bool node__health_up(const struct node_health *h, uint64_t id)
         if (h->p[i]->id == id)
             return !h->p[i]->down;
     return true;
+}
+
+uint64_t node__health_down_ms(const struct node_health *h, uint64_t id)
+{
+    if (h == NULL)
+        return 0;
+    for (size_t i = 0; i < h->n; i++)
+        if (h->p[i]->id == id && h->p[i]->down)
+            return uv_now(h->loop) - h->p[i]->down_since;
+    return 0;
 }
 
 static void timer_closed(uv_handle_t *t)

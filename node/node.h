@@ -41,6 +41,7 @@ struct node_config {
     char *zone;                /* this node's zone, or "none" */
     bool redirects;            /* 307 blob GETs to their serving nodes */
     int cache_mib;             /* blob cache bound, 0 = none */
+    int repair_move_after_s;   /* a shard on a node down this long moves */
 };
 
 /* Fill every field with its default (the table in config.c). */
@@ -271,6 +272,8 @@ void node__health_init(struct node_health **out, uv_loop_t *loop,
 /* False once member `id` failed its last probes; true for this node and
  * for members not probed yet (h may be NULL: everyone is up). */
 bool node__health_up(const struct node_health *h, uint64_t id);
+/* How long member `id` has been down (ms), 0 while it is up. */
+uint64_t node__health_down_ms(const struct node_health *h, uint64_t id);
 /* Cancel the probes; cb(arg) once freed. */
 void node__health_close(struct node_health *h, void (*cb)(void *arg),
                         void *arg);
@@ -377,7 +380,8 @@ void node__repair_init(struct node_repair **out, uv_loop_t *loop,
                        struct shard_store *shards, struct meta *meta,
                        struct peer_client *peer, uint64_t self_id,
                        struct node_cache *cache, struct node_redirect *rd,
-                       struct node_health *health);
+                       struct node_health *health, struct cons *cons,
+                       unsigned move_after_s);
 /* Queue the repair of shards `mask` of blob `digest` (read in `repo`);
  * repeats within a minute of the last repair of the blob are ignored. */
 void node__repair_shards(struct node_repair *r, const char *repo,

@@ -10,16 +10,19 @@
  * cached copy is opened (pool) and re-encoded by ec_write.c with only the
  * failed shards written, each to the holder the placement names, with
  * Shard-Replace: 1 so the bad file is replaced atomically (readers that
- * opened it keep it) -> the result is logged shard by shard.  The blob
- * record does not change: every shard stays on its node.
+ * opened it keep it) -> the result is logged shard by shard.  A shard whose
+ * node has been down for move_after_s goes to another active member that
+ * holds no shard of the blob instead (best rendezvous rank), and once it
+ * is durable there BlobPlace moves it in the record through Raft (applied
+ * only while the record still names the old node).
  *
  * The decoded copy was checked against the digest when it entered the
  * cache, so the shards rewritten from it are right by construction.
  *
  * Possible failure modes are: the blob gone or not erasure-coded any more
- * (the job is dropped), a holder down (its shard is left for now: moving a
- * shard to another node, with the record updated through Raft, is the
- * next step), the blob not cacheable (over a quarter of cache-mib, or no
+ * (the job is dropped), a holder down for less than move_after_s (its
+ * shard is left; the next read that meets it asks again), no member to
+ * move a shard to (left), the blob not cacheable (over a quarter of cache-mib, or no
  * cache: logged, nothing repaired), a rewrite failing (logged; the next
  * read that meets the shard queues it again after REPAIR_QUIET_S), close
  * (the job running is cancelled). */
@@ -34,6 +37,12 @@
 #define REPAIR_QUIET_S 60
 #define REPAIR_RECENT 64
 #define REPAIR_QUEUE_MAX 1024
+/* Shards left because their node was not down long enough are asked
+ * again when it will have been (at most this many blobs wait so). */
+#define REPAIR_DELAYED 32
+#define REPAIR_TICK_MS 500
+/* A rewrite that failed (its node unreachable, say) is tried again. */
+#define REPAIR_RETRY_MS 5000u
 
 struct repair_job {
     sh_queue link;
@@ -47,6 +56,13 @@ struct recent {
     time_t at;
 };
 
+struct delayed {
+    char *repo;                 /* NULL: free slot */
+    char *digest;
+    uint64_t mask;
+    uint64_t due;               /* loop time (ms) */
+};
+
 struct node_repair {
     uv_loop_t *loop;            /* borrowed, like the rest */
     struct shard_store *shards;
@@ -56,17 +72,27 @@ struct node_repair {
     struct node_cache *cache;
     struct node_redirect *rd;
     struct node_health *health;
+    struct cons *cons;          /* BlobPlace proposals */
+    uint64_t move_after_ms;
     sh_queue jobs;              /* waiting, oldest first */
     unsigned n_jobs;
     struct repair_job *cur;     /* running, or NULL */
     struct recent recent[REPAIR_RECENT];
+    struct delayed delayed[REPAIR_DELAYED];
+    uv_timer_t tick;            /* asks the delayed shards again */
+    bool tick_closed;
     unsigned recent_next;
     struct node_repair_stats stats;
 
     /* The running job. */
     Shoal__BlobRecord *rec;
     uint64_t where[EC_MAX_SHARDS];
+    uint64_t from[EC_MAX_SHARDS];   /* a moved shard's old node, else 0 */
     uint64_t write_mask;
+    uint64_t done_mask;         /* shards rewritten */
+    bool attempted;             /* a write was tried (quiet period) */
+    struct cons_propose_req place[EC_MAX_SHARDS];
+    unsigned placing;           /* BlobPlace proposals in flight */
     struct peer_req pr;         /* the self GET */
     char *url;
     bool fetching;
@@ -87,6 +113,10 @@ struct node_repair {
 };
 
 static void job_next(struct node_repair *r);
+static void repair_queue(struct node_repair *r, const char *repo,
+                         const char *digest, uint64_t mask, bool retry);
+static void delay(struct node_repair *r, const char *repo, const char *digest,
+                  uint64_t mask, uint64_t ms);
 
 static bool recent_has(struct node_repair *r, const char *digest)
 {
@@ -114,8 +144,12 @@ static void maybe_closed(struct node_repair *r)
     void (*cb)(void *);
     void *arg;
 
-    if (!r->closing || r->cur != NULL || !r->timer_closed)
+    if (!r->closing || r->cur != NULL || !r->timer_closed || !r->tick_closed)
         return;
+    for (unsigned i = 0; i < REPAIR_DELAYED; i++) {
+        free(r->delayed[i].repo);
+        free(r->delayed[i].digest);
+    }
     while (!SH_QUEUE_IS_EMPTY(&r->jobs)) {
         sh_queue *q = SH_QUEUE_NEXT(&r->jobs);
         struct repair_job *j = SH_QUEUE_DATA(q, struct repair_job, link);
@@ -138,7 +172,10 @@ static void job_end(struct node_repair *r)
 {
     struct repair_job *j = r->cur;
 
-    recent_add(r, j->digest);
+    /* Only a tried repair starts the quiet period: one skipped because a
+     * node was not down long enough is asked again by the next read. */
+    if (r->attempted)
+        recent_add(r, j->digest);
     if (r->rec != NULL)
         shoal__blob_record__free_unpacked(r->rec, NULL);
     r->rec = NULL;
@@ -170,12 +207,58 @@ static void src_close_work(uv_work_t *w)
     r->src = NULL;
 }
 
+static void placed(struct cons_propose_req *preq, int status)
+{
+    struct node_repair *r = preq->data;
+    unsigned i = (unsigned)(preq - r->place);
+
+    if (status == SH_OK)
+        SH_INFO("blob %s: shard %u moved from node %llu to node %llu",
+                r->cur->digest, i, (unsigned long long)r->from[i],
+                (unsigned long long)r->where[i]);
+    else
+        SH_WARN("blob %s: recording the move of shard %u to node %llu "
+                "failed: %s",
+                r->cur->digest, i, (unsigned long long)r->where[i],
+                sh_strerror(status));
+    if (--r->placing == 0)
+        job_end(r);
+}
+
+/* Record the moves of the shards in `done` (durable on their new node). */
+static void record_moves(struct node_repair *r, uint64_t done)
+{
+    for (unsigned i = 0; i < EC_MAX_SHARDS; i++) {
+        Shoal__Command cmd = SHOAL__COMMAND__INIT;
+        Shoal__BlobPlace op = SHOAL__BLOB_PLACE__INIT;
+
+        if (!(done & ((uint64_t)1 << i)) || r->from[i] == 0 || r->closing)
+            continue;
+        op.digest = r->cur->digest;
+        op.index = i;
+        op.from_node = r->from[i];
+        op.to_node = r->where[i];
+        cmd.op_case = SHOAL__COMMAND__OP_BLOB_PLACE;
+        cmd.blob_place = &op;
+        r->place[i].data = r;
+        r->place[i].cb = placed;
+        r->placing++;
+        if (cons_propose(r->cons, &r->place[i], &cmd) != SH_OK) {
+            r->placing--;
+            SH_WARN("blob %s: unable to propose the move of shard %u",
+                    r->cur->digest, i);
+        }
+    }
+}
+
 static void src_closed(uv_work_t *w, int status)
 {
     struct node_repair *r = w->data;
     (void)status;
     r->working = false;
-    job_end(r);
+    record_moves(r, r->done_mask);
+    if (r->placing == 0)
+        job_end(r);
 }
 
 static void rewritten(struct node_ec_req *req, int status)
@@ -185,6 +268,7 @@ static void rewritten(struct node_ec_req *req, int status)
     uint64_t done = 0;
 
     r->writing = false;
+    r->attempted = true;
     for (unsigned i = 0; i < req->n_shards; i++) {
         done |= (uint64_t)1 << req->shard_idx[i];
         r->stats.shards_rewritten++;
@@ -192,11 +276,16 @@ static void rewritten(struct node_ec_req *req, int status)
                 j->digest, req->shard_idx[i],
                 (unsigned long long)req->shard_node[i]);
     }
+    r->done_mask = done;
     if (status != SH_OK || done != r->write_mask) {
         r->stats.failed++;
-        SH_WARN("blob %s: repair of shards 0x%llx incomplete: %s", j->digest,
-                (unsigned long long)(r->write_mask & ~done),
-                sh_strerror(status));
+        SH_WARN("blob %s: repair of shards 0x%llx incomplete (%s): asking "
+                "again in %u s",
+                j->digest, (unsigned long long)(r->write_mask & ~done),
+                sh_strerror(status), REPAIR_RETRY_MS / 1000);
+        if (status != SH_ECANCELED)
+            delay(r, j->repo, j->digest, r->write_mask & ~done,
+                  REPAIR_RETRY_MS);
     }
     r->working = true;
     r->work.data = r;
@@ -364,6 +453,76 @@ static Shoal__BlobRecord *record_load(struct meta *meta, const char *digest)
     return rec;
 }
 
+/* An active member that is up and holds no shard of the blob (nor is
+ * chosen for one already), best rendezvous rank first; 0 if none. */
+static uint64_t move_target(struct node_repair *r)
+{
+    struct placement_node *v, *cand;
+    uint64_t *ranked, best = 0;
+    char **zones;
+    size_t n = node__members_list(r->meta, &v, &zones), nc = 0;
+
+    cand = sh_calloc(n > 0 ? n : 1, sizeof *cand);
+    ranked = sh_calloc(n > 0 ? n : 1, sizeof *ranked);
+    for (size_t i = 0; i < n; i++) {
+        bool used = !node__health_up(r->health, v[i].id);
+        for (size_t p = 0; !used && p < r->rec->n_placement; p++)
+            used = r->rec->placement[p]->node_id == v[i].id;
+        for (unsigned s = 0; !used && s < EC_MAX_SHARDS; s++)
+            used = r->where[s] == v[i].id;
+        if (!used)
+            cand[nc++] = v[i];
+    }
+    if (nc > 0 && placement_rank(r->cur->digest, cand, nc, ranked) == SH_OK)
+        best = ranked[0];
+    free(ranked);
+    free(cand);
+    node__members_list_free(v, zones, n);
+    return best;
+}
+
+/* Ask for shards `mask` of the blob again in `ms`. */
+static void delay(struct node_repair *r, const char *repo, const char *digest,
+                  uint64_t mask, uint64_t ms)
+{
+    struct delayed *free_slot = NULL;
+
+    for (unsigned i = 0; i < REPAIR_DELAYED; i++) {
+        struct delayed *d = &r->delayed[i];
+        if (d->repo != NULL && strcmp(d->digest, digest) == 0) {
+            d->mask |= mask;
+            return;
+        }
+        if (d->repo == NULL && free_slot == NULL)
+            free_slot = d;
+    }
+    if (free_slot == NULL)
+        return; /* the next read asks again */
+    free_slot->repo = sh_strdup(repo);
+    free_slot->digest = sh_strdup(digest);
+    free_slot->mask = mask;
+    free_slot->due = uv_now(r->loop) + ms;
+}
+
+static void tick_cb(uv_timer_t *t)
+{
+    struct node_repair *r = t->data;
+    uint64_t now = uv_now(r->loop);
+
+    for (unsigned i = 0; i < REPAIR_DELAYED; i++) {
+        struct delayed *d = &r->delayed[i];
+        char *repo, *digest;
+        if (d->repo == NULL || d->due > now)
+            continue;
+        repo = d->repo;
+        digest = d->digest;
+        d->repo = d->digest = NULL;
+        repair_queue(r, repo, digest, d->mask, true);
+        free(repo);
+        free(digest);
+    }
+}
+
 static void job_start(struct node_repair *r)
 {
     struct repair_job *j = r->cur;
@@ -373,8 +532,13 @@ static void job_start(struct node_repair *r)
         job_end(r);
         return;
     }
+    uint64_t later = 0, wait_ms = 0;
+
     memset(r->where, 0, sizeof r->where);
+    memset(r->from, 0, sizeof r->from);
     r->write_mask = 0;
+    r->done_mask = 0;
+    r->attempted = false;
     for (size_t p = 0; p < r->rec->n_placement; p++) {
         unsigned i = r->rec->placement[p]->index;
         uint64_t node = r->rec->placement[p]->node_id;
@@ -382,13 +546,32 @@ static void job_start(struct node_repair *r)
         if (i >= EC_MAX_SHARDS || !(j->mask & bit) || r->where[i] != 0)
             continue;
         if (!node__health_up(r->health, node)) {
-            SH_WARN("blob %s: shard %u: its node %llu is down; left for now",
-                    j->digest, i, (unsigned long long)node);
-            continue;
+            uint64_t to;
+            uint64_t down = node__health_down_ms(r->health, node);
+            if (down < r->move_after_ms) {
+                SH_WARN("blob %s: shard %u: its node %llu is down; left for "
+                        "now",
+                        j->digest, i, (unsigned long long)node);
+                later |= bit;
+                if (r->move_after_ms - down > wait_ms)
+                    wait_ms = r->move_after_ms - down;
+                continue;
+            }
+            to = move_target(r);
+            if (to == 0) {
+                SH_WARN("blob %s: shard %u: its node %llu is down and no "
+                        "other member can take it",
+                        j->digest, i, (unsigned long long)node);
+                continue;
+            }
+            r->from[i] = node;
+            node = to;
         }
         r->where[i] = node;
         r->write_mask |= bit;
     }
+    if (later != 0)
+        delay(r, j->repo, j->digest, later, wait_ms + REPAIR_TICK_MS);
     if (r->write_mask == 0) {
         job_end(r);
         return;
@@ -417,6 +600,13 @@ static void job_next(struct node_repair *r)
 void node__repair_shards(struct node_repair *r, const char *repo,
                          const char *digest, uint64_t mask)
 {
+    repair_queue(r, repo, digest, mask, false);
+}
+
+/* `retry`: a delayed retry, which the quiet period does not stop. */
+static void repair_queue(struct node_repair *r, const char *repo,
+                         const char *digest, uint64_t mask, bool retry)
+{
     struct repair_job *j;
     sh_queue *q;
 
@@ -432,7 +622,7 @@ void node__repair_shards(struct node_repair *r, const char *repo,
             return;
         }
     }
-    if (recent_has(r, digest) || r->n_jobs >= REPAIR_QUEUE_MAX)
+    if ((!retry && recent_has(r, digest)) || r->n_jobs >= REPAIR_QUEUE_MAX)
         return;
     j = sh_calloc(1, sizeof *j);
     j->repo = sh_strdup(repo);
@@ -455,10 +645,13 @@ void node__repair_init(struct node_repair **out, uv_loop_t *loop,
                        struct shard_store *shards, struct meta *meta,
                        struct peer_client *peer, uint64_t self_id,
                        struct node_cache *cache, struct node_redirect *rd,
-                       struct node_health *health)
+                       struct node_health *health, struct cons *cons,
+                       unsigned move_after_s)
 {
     struct node_repair *r = sh_calloc(1, sizeof *r);
 
+    r->cons = cons;
+    r->move_after_ms = (uint64_t)move_after_s * 1000;
     r->loop = loop;
     r->shards = shards;
     r->meta = meta;
@@ -475,6 +668,9 @@ void node__repair_init(struct node_repair **out, uv_loop_t *loop,
     SH_QUEUE_INIT(&r->jobs);
     uv_timer_init(loop, &r->wait);
     r->wait.data = r;
+    uv_timer_init(loop, &r->tick);
+    r->tick.data = r;
+    uv_timer_start(&r->tick, tick_cb, REPAIR_TICK_MS, REPAIR_TICK_MS);
     *out = r;
 }
 
@@ -495,6 +691,13 @@ static void timer_closed(uv_handle_t *h)
     maybe_closed(r);
 }
 
+static void tick_closed(uv_handle_t *h)
+{
+    struct node_repair *r = h->data;
+    r->tick_closed = true;
+    maybe_closed(r);
+}
+
 void node__repair_close(struct node_repair *r, void (*cb)(void *arg),
                         void *arg)
 {
@@ -509,6 +712,7 @@ void node__repair_close(struct node_repair *r, void (*cb)(void *arg),
         uv_timer_stop(&r->wait);
         job_end(r); /* was waiting for the cache: nothing else in flight */
     }
-    /* Reported from the timer's close callback, never from here. */
+    /* Reported from a timer's close callback, never from here. */
     uv_close((uv_handle_t *)&r->wait, timer_closed);
+    uv_close((uv_handle_t *)&r->tick, tick_closed);
 }

@@ -24,6 +24,10 @@
 #      stay bit-identical.
 #   5. Proxy mode (--redirects false on a node): it serves everything
 #      itself (200), still refusing bad signatures.
+#   6. A fourth node joins; a holder of a data shard of a new blob is
+#      killed and stays down (repair-move-after 1 s): a read rebuilds its
+#      shard on the node that held none of the blob, and the record moves
+#      it there through Raft (BlobPlace); every survivor serves the blob.
 # Nothing here is timed.
 . "${SHOAL_TESTS:-$(dirname "$0")/..}/lib/lib.sh"
 
@@ -37,7 +41,7 @@ MIB=$((1024 * 1024))
 SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 printf '%s\n' "$SECRET" >"$T_TMP/secret"
 CLUSTER_SECRET=$SECRET
-SEC=(--cluster-secret-file "$T_TMP/secret")
+SEC=(--cluster-secret-file "$T_TMP/secret" --repair-move-after 1)
 
 record() { curl -s --max-time 10 -H "X-Shoal-Secret: $SECRET" "${REGS[${2:-1}]}/internal/v1/blobs/$1"; }
 # serving DIGEST: ids of the nodes holding copies or data shards, sorted.
@@ -218,7 +222,43 @@ req GET "/v2/$REPO/blobs/${DG[ec]}?shoal-exp=$exp&shoal-sig=$bad_sig"
 expect_status 403
 expect_json_error DENIED
 
-for i in 1 2 3; do
+# ==================================== 6. a shard moves off a dead node
+
+node_start 4 "${SEC[@]}" --join "${REGS[1]}"
+for i in 1 2 3 4; do
+    wait_for "node $i lists 4 members" 20 has_members "$i" 4
+done
+rand_file "$D/mv" $((3 * MIB + 5))
+REG=${REGS[1]}
+push_blob "$REPO" "$D/mv"
+dg=$BLOB_DIGEST
+rec=$(record "$dg")
+dead=$(jq -r '.placement[] | select(.index == 0) | .node' <<<"$rec")
+spare=$(jq -r '[.placement[].node] as $p | [1, 2, 3, 4] - $p | .[0]' <<<"$rec")
+check "the 2+1 blob leaves one of 4 nodes without a shard (dead $dead, spare $spare)" \
+    test -n "$spare" -a "$spare" != null
+shoal_kill9 "${PIDS[$dead]}"
+alive=()
+for i in 1 2 3 4; do
+    [[ $i == "$dead" ]] || alive+=("$i")
+done
+# moved: read the blob through a survivor (the read meets the missing
+# shard and asks for its repair), then see whether the record moved it.
+moved()
+{
+    curl -sL --max-time 20 -o /dev/null "${REGS[${alive[0]}]}/v2/$REPO/blobs/$dg" || true
+    [[ $(record "$dg" "${alive[0]}" | jq -r '.placement[] | select(.index == 0) | .node') == "$spare" ]]
+}
+wait_for "shard 0 of the blob moves from dead node $dead to node $spare" 30 moved
+check "node $spare holds shard 0 now" test -f "$(shard_path "${DATAS[$spare]}" "$dg" 64)"
+check "a node logs the move" \
+    grep -q "blob $dg: shard 0 moved from node $dead to node $spare" \
+    "${LOGS[${alive[0]}]}" "${LOGS[${alive[1]}]}" "${LOGS[${alive[2]}]}"
+for i in "${alive[@]}"; do
+    get_same "$i" "$dg" "$D/mv"
+done
+
+for i in "${alive[@]}"; do
     shoal_stop "${PIDS[$i]}" "${LOGS[$i]}"
 done
 finish

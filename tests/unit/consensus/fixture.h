@@ -118,6 +118,9 @@ struct fx_cmd {
     Shoal__Layout layout;
     Shoal__BlobLink blob_link;
     Shoal__BlobUnlink blob_unlink;
+    Shoal__BlobPlace blob_place;
+    Shoal__ShardPlacement place[3];
+    Shoal__ShardPlacement *places[3];
 };
 
 static inline void fx_cmd_reset(struct fx_cmd *c)
@@ -132,6 +135,7 @@ static inline void fx_cmd_reset(struct fx_cmd *c)
     static const Shoal__Layout ly = SHOAL__LAYOUT__INIT;
     static const Shoal__BlobLink bl = SHOAL__BLOB_LINK__INIT;
     static const Shoal__BlobUnlink bu = SHOAL__BLOB_UNLINK__INIT;
+    static const Shoal__BlobPlace bp = SHOAL__BLOB_PLACE__INIT;
 
     c->cmd = cmd;
     c->put_manifest = pm;
@@ -143,6 +147,7 @@ static inline void fx_cmd_reset(struct fx_cmd *c)
     c->layout = ly;
     c->blob_link = bl;
     c->blob_unlink = bu;
+    c->blob_place = bp;
 }
 
 /* PutManifest of `content` as `digest` in `repo`; tag, subject and
@@ -219,6 +224,21 @@ static inline Shoal__Command *fx_blob_commit(struct fx_cmd *c,
     c->blob_commit.record = &c->blob;
     c->cmd.op_case = SHOAL__COMMAND__OP_BLOB_COMMIT;
     c->cmd.blob_commit = &c->blob_commit;
+    return &c->cmd;
+}
+
+static inline Shoal__Command *fx_blob_place(struct fx_cmd *c,
+                                            const char *digest,
+                                            unsigned index, uint64_t from,
+                                            uint64_t to)
+{
+    fx_cmd_reset(c);
+    c->blob_place.digest = (char *)digest;
+    c->blob_place.index = index;
+    c->blob_place.from_node = from;
+    c->blob_place.to_node = to;
+    c->cmd.op_case = SHOAL__COMMAND__OP_BLOB_PLACE;
+    c->cmd.blob_place = &c->blob_place;
     return &c->cmd;
 }
 

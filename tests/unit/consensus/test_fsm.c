@@ -504,6 +504,52 @@ static void test_blob_link(void **state)
     assert_int_equal(fx_count_keys(f->m), 5);
 }
 
+static void test_blob_place(void **state)
+{
+    struct fx_meta *f = *state;
+    struct fx_cmd c;
+    Shoal__BlobRecord *rec;
+    char *before, *after;
+
+    fx_blob_commit(&c, REPO, DIGEST_A, 10);
+    c.layout.k = 2;
+    c.layout.m = 1;
+    for (unsigned i = 0; i < 3; i++) {
+        shoal__shard_placement__init(&c.place[i]);
+        c.place[i].index = i;
+        c.place[i].node_id = i + 1;
+        c.places[i] = &c.place[i];
+    }
+    c.blob.n_placement = 3;
+    c.blob.placement = c.places;
+    apply_ok(f->m, &c.cmd);
+
+    /* Shard 1 moves from node 2 to node 5; the others stay. */
+    apply_ok(f->m, fx_blob_place(&c, DIGEST_A, 1, 2, 5));
+    rec = blob_of(f->m, DIGEST_A);
+    assert_non_null(rec);
+    assert_int_equal(rec->n_placement, 3);
+    assert_int_equal(rec->placement[0]->node_id, 1);
+    assert_int_equal(rec->placement[1]->index, 1);
+    assert_int_equal(rec->placement[1]->node_id, 5);
+    assert_int_equal(rec->placement[2]->node_id, 3);
+    assert_int_equal(rec->size, 10);
+    assert_int_equal(rec->layout->k, 2);
+    shoal__blob_record__free_unpacked(rec, NULL);
+
+    /* Not (or no longer) on that node, unknown blob: nothing changes. */
+    before = fx_dump(f->m);
+    assert_refused(f->m, fx_blob_place(&c, DIGEST_A, 1, 2, 6), SH_ENOTFOUND);
+    assert_refused(f->m, fx_blob_place(&c, DIGEST_A, 7, 1, 6), SH_ENOTFOUND);
+    assert_refused(f->m, fx_blob_place(&c, DIGEST_B, 0, 1, 6), SH_ENOTFOUND);
+    assert_refused(f->m, fx_blob_place(&c, DIGEST_A, 0, 1, 0), SH_EMALFORMED);
+    assert_refused(f->m, fx_blob_place(&c, "", 0, 1, 6), SH_EMALFORMED);
+    after = fx_dump(f->m);
+    assert_string_equal(after, before);
+    free(before);
+    free(after);
+}
+
 static void test_blob_unlink(void **state)
 {
     struct fx_meta *f = *state;
@@ -649,6 +695,7 @@ int main(void)
         T(test_delete_tag),
         T(test_delete_absent),
         T(test_blob_commit),
+        T(test_blob_place),
         T(test_blob_link),
         T(test_blob_unlink),
         T(test_malformed_empty_db),

@@ -269,8 +269,29 @@ static void test_member_put(void **state)
     sh_command_free(out);
 }
 
+static void test_blob_place(void **state)
+{
+    Shoal__Command cmd = SHOAL__COMMAND__INIT;
+    Shoal__BlobPlace op = SHOAL__BLOB_PLACE__INIT;
+    Shoal__Command *out;
+
+    (void)state;
+    op.digest = (char *)DIGEST_B;
+    op.index = 5;
+    op.from_node = 2;
+    op.to_node = 9;
+    cmd.op_case = SHOAL__COMMAND__OP_BLOB_PLACE;
+    cmd.blob_place = &op;
+    out = round_trip(&cmd);
+    assert_string_equal(out->blob_place->digest, DIGEST_B);
+    assert_int_equal(out->blob_place->index, 5);
+    assert_int_equal(out->blob_place->from_node, 2);
+    assert_int_equal(out->blob_place->to_node, 9);
+    sh_command_free(out);
+}
+
 /* Every op case of the generated oneof is covered above: the list ends at
- * MemberPut.  A new op added to command.proto fails here until it gets a
+ * BlobPlace.  A new op added to command.proto fails here until it gets a
  * round-trip test. */
 static void test_every_op_covered(void **state)
 {
@@ -283,8 +304,8 @@ static void test_every_op_covered(void **state)
         if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
             ops++;
     }
-    assert_int_equal(ops, 7);
-    assert_int_equal(SHOAL__COMMAND__OP_MEMBER_PUT, 16);
+    assert_int_equal(ops, 8);
+    assert_int_equal(SHOAL__COMMAND__OP_BLOB_PLACE, 17);
 }
 
 /* Decoding must fail with SH_EMALFORMED and leave *out NULL. */
@@ -401,6 +422,7 @@ int main(void)
         cmocka_unit_test(test_delete_tag),
         cmocka_unit_test(test_blob_commit),
         cmocka_unit_test(test_blob_link_unlink),
+        cmocka_unit_test(test_blob_place),
         cmocka_unit_test(test_member_put),
         cmocka_unit_test(test_every_op_covered),
         cmocka_unit_test(test_decode_garbage),
