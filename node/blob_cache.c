@@ -24,6 +24,7 @@
  * repository link check reaches the cache). */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "node.h"
 
@@ -50,10 +51,11 @@ struct node_cache {
     uint64_t hits, misses, fills, evictions;
 };
 
+/* Deletes one entry's file in the pool; holds its path, not the store, so
+ * the cache may close meanwhile. */
 struct evict_work {
     uv_work_t w;
-    struct shard_store *store;
-    char *digest;
+    char *path;
 };
 
 int node__cache_open(struct node_cache **out, uv_loop_t *loop,
@@ -158,14 +160,14 @@ bool node__cache_want(struct node_cache *c, const char *digest, uint64_t size)
 static void evict_work(uv_work_t *w)
 {
     struct evict_work *ew = w->data;
-    (void)shard_store_delete(ew->store, ew->digest, 0);
+    (void)unlink(ew->path);
 }
 
 static void evict_done(uv_work_t *w, int status)
 {
     struct evict_work *ew = w->data;
     (void)status;
-    free(ew->digest);
+    free(ew->path);
     free(ew);
 }
 
@@ -179,13 +181,14 @@ static void entry_drop(struct node_cache *c, size_t i, bool delete_file)
         c->bytes -= e->size;
     if (delete_file) {
         struct evict_work *ew = sh_calloc(1, sizeof *ew);
-        ew->store = c->store;
-        ew->digest = e->digest;
+        ew->path = shard_store_path(c->store, e->digest, 0);
         ew->w.data = ew;
-        uv_queue_work(c->loop, &ew->w, evict_work, evict_done);
-    } else {
-        free(e->digest);
+        if (ew->path != NULL)
+            uv_queue_work(c->loop, &ew->w, evict_work, evict_done);
+        else
+            free(ew);
     }
+    free(e->digest);
     c->e[i] = c->e[--c->n];
 }
 

@@ -283,17 +283,29 @@ static void dataplane_closed(void *arg)
         peer_client_close(n->peer, peer_closed, n);
 }
 
+/* Reads hand failed shards to repair, repair asks health: they close in
+ * that order, one after the other (the chain counts as one drain). */
+static void repair_closed(void *arg)
+{
+    struct node *n = arg;
+    node__health_close(n->health, dataplane_closed, n);
+}
+
+static void reads_closed(void *arg)
+{
+    struct node *n = arg;
+    node__repair_close(n->repair, repair_closed, n);
+}
+
 static void api_closed(void *arg)
 {
     struct node *n = arg;
-    n->draining = 7;
-    node__repair_close(n->repair, dataplane_closed, n);
-    node__health_close(n->health, dataplane_closed, n);
+    n->draining = 5;
     node__members_close(n->members, dataplane_closed, n);
     node__admin_close(n->admin, dataplane_closed, n);
     node__uploads_close(n->dp.uploads, dataplane_closed, n);
     node__shard_svc_close(n->shard_svc, dataplane_closed, n);
-    node__reads_close(n->dp.reads, dataplane_closed, n);
+    node__reads_close(n->dp.reads, reads_closed, n);
 }
 
 void node_stop(struct node *n, void (*cb)(void *arg), void *arg)
