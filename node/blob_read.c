@@ -205,13 +205,16 @@ static void read_done(uv_work_t *w, int status)
     }
     if (s->work_status != SH_OK && !s->started && s->others.n > 0 &&
         s->mgr->peer != NULL) {
-        /* Nothing sent yet: another holder serves the read.  The local
-         * copy stays as it is until repair (a later issue) replaces it. */
+        /* Nothing sent yet: another holder serves the read, and repair
+         * (repair.c) gets the local copy rewritten from a good one. */
         struct api_req *req = s->req;
         SH_WARN("blob %s: local copy (shard %u) unreadable at offset %llu: "
                 "%s; reading it from another holder",
                 s->digest, s->idx, (unsigned long long)s->work_off,
                 sh_strerror(s->work_status));
+        if (s->idx < EC_MAX_SHARDS)
+            node__repair_shards(s->mgr->repair, "", s->digest,
+                                (uint64_t)1 << s->idx);
         api_req_on_abort(req, NULL, NULL);
         s->req = NULL;
         serve_remote(s->mgr, req, s->digest, s->size, &s->others, s->status,
@@ -439,6 +442,13 @@ static void remote_fetched(struct peer_req *pr, int status)
     if (r->fetch_status != SH_OK && r->req != NULL)
         SH_WARN("blob fetch %s: %s (HTTP %ld)", r->url, sh_strerror(status),
                 pr->http_status);
+    /* A holder that answered its copy is missing (404) or corrupt (409):
+     * that copy needs repair (an unreachable one is its node's matter). */
+    if (r->fetch_status != SH_OK && status == SH_OK &&
+        (pr->http_status == 404 || pr->http_status == 409) && r->next > 0 &&
+        r->h.idx[r->next - 1] < EC_MAX_SHARDS)
+        node__repair_shards(r->mgr->repair, "", r->digest,
+                            (uint64_t)1 << r->h.idx[r->next - 1]);
     sh_buf_release(&pr->resp);
     sh_buf_release(&pr->resp_hdrs);
     /* Nothing reached the client yet: the next holder may serve it. */

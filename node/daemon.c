@@ -198,6 +198,7 @@ int node_start(struct node **out, uv_loop_t *loop,
                       (uint64_t)cfg->node_id, n->cache, n->dp.redirect,
                       n->health, n->cons, (unsigned)cfg->repair_move_after_s);
     node__reads_set_repair(n->dp.reads, n->repair);
+    node__repair_route(n->repair, n->api);
     {
         char *url = strcmp(cfg->url, "auto") == 0
                         ? sh_asprintf("http://%s:%d", host, node_port(n))

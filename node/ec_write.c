@@ -457,7 +457,7 @@ int node__ec_write(const struct node_repl_ctx *ctx, struct node_ec_req *req,
     size_t shard_buf;
     int rv;
 
-    PRE(req->cb != NULL && k >= 2 && k + m <= EC_MAX_SHARDS);
+    PRE(req->cb != NULL && k >= 1 && k + m <= EC_MAX_SHARDS);
     PRE(spec->size > 0 && spec->read != NULL);
     if (ctx->peer == NULL)
         return SH_EUNAVAILABLE;

@@ -382,6 +382,9 @@ void node__repair_init(struct node_repair **out, uv_loop_t *loop,
                        struct node_cache *cache, struct node_redirect *rd,
                        struct node_health *health, struct cons *cons,
                        unsigned move_after_s);
+/* Serve POST /internal/v1/repair (a node without a good copy of a blob
+ * of full copies asks one that has it). */
+void node__repair_route(struct node_repair *r, struct api_server *api);
 /* Queue the repair of shards `mask` of blob `digest` (read in `repo`);
  * repeats within a minute of the last repair of the blob are ignored. */
 void node__repair_shards(struct node_repair *r, const char *repo,

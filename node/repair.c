@@ -1,5 +1,6 @@
-/* Repair on read: shards of erasure-coded blobs that a read found missing
- * or corrupt are rebuilt and rewritten on their holders.
+/* Repair on read: shards that a read found missing or corrupt are rebuilt
+ * and rewritten on their holders (erasure-coded blobs from their decoded
+ * copy; full copies from a good copy, see copies_source).
  *
  * The happy path: ec_read.c ends a read that had to rebuild around failed
  * shards -> node__repair_shards queues (digest, mask), one job per blob ->
@@ -26,12 +27,15 @@
  * cache: logged, nothing repaired), a rewrite failing (logged; the next
  * read that meets the shard queues it again after REPAIR_QUIET_S), close
  * (the job running is cancelled). */
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "node.h"
 #include "peer.h"
+
+static const char *const json_hdr[] = {"Content-Type: application/json", NULL};
 
 /* A blob repaired (or tried) is not tried again for this long. */
 #define REPAIR_QUIET_S 60
@@ -95,8 +99,12 @@ struct node_repair {
     unsigned placing;           /* BlobPlace proposals in flight */
     struct peer_req pr;         /* the self GET */
     char *url;
+    char *body;                 /* a delegated repair's request */
     bool fetching;
-    struct shard_reader *src;   /* the cached copy (pool) */
+    struct shard_reader *src;   /* the decoded copy (pool) */
+    struct shard_store *src_store; /* where it is: the cache, or this
+                                      node's shards (a good full copy) */
+    unsigned src_idx;           /* its shard file index */
     int work_status;
     uv_work_t work;
     bool working;
@@ -181,6 +189,8 @@ static void job_end(struct node_repair *r)
     r->rec = NULL;
     free(r->url);
     r->url = NULL;
+    free(r->body);
+    r->body = NULL;
     free(j->repo);
     free(j->digest);
     free(j);
@@ -295,8 +305,8 @@ static void rewritten(struct node_ec_req *req, int status)
 static void src_open_work(uv_work_t *w)
 {
     struct node_repair *r = w->data;
-    r->work_status = shard_reader_open(node__cache_store(r->cache),
-                                       r->cur->digest, 0, &r->src);
+    r->work_status =
+        shard_reader_open(r->src_store, r->cur->digest, r->src_idx, &r->src);
     if (r->work_status == SH_OK && shard_reader_size(r->src) != r->rec->size)
         r->work_status = SH_ECORRUPT;
 }
@@ -453,6 +463,103 @@ static Shoal__BlobRecord *record_load(struct meta *meta, const char *digest)
     return rec;
 }
 
+/* ---------------------------------------------------- full copies (k = 1) */
+
+static void delegated(struct peer_req *pr, int status)
+{
+    struct node_repair *r = pr->data;
+
+    r->fetching = false;
+    if (status != SH_OK || pr->http_status != 202)
+        SH_WARN("blob %s: repair: %s answered %s (HTTP %ld)", r->cur->digest,
+                r->url, sh_strerror(status), pr->http_status);
+    sh_buf_release(&pr->resp);
+    sh_buf_release(&pr->resp_hdrs);
+    job_end(r);
+}
+
+/* A blob of full copies: this node's own copy, when it has one that did
+ * not fail, is the source; otherwise a holder of a good copy is asked to
+ * do the repair (POST /internal/v1/repair). */
+static void copies_source(struct node_repair *r)
+{
+    const Shoal__BlobRecord *rec = r->rec;
+    uint64_t helper = 0;
+    char *base;
+
+    for (size_t p = 0; p < rec->n_placement; p++) {
+        const Shoal__ShardPlacement *pl = rec->placement[p];
+        if (pl->index >= EC_MAX_SHARDS ||
+            (r->cur->mask & ((uint64_t)1 << pl->index)))
+            continue;
+        if (pl->node_id == r->self_id) {
+            r->src_store = r->shards;
+            r->src_idx = pl->index;
+            rewrite(r);
+            return;
+        }
+        if (helper == 0 && node__health_up(r->health, pl->node_id))
+            helper = pl->node_id;
+    }
+    base = helper != 0 ? node__member_url(r->meta, helper) : NULL;
+    if (base == NULL) {
+        SH_WARN("blob %s: repair: no good copy on a node that is up",
+                r->cur->digest);
+        job_end(r);
+        return;
+    }
+    r->url = sh_asprintf("%s/internal/v1/repair", base);
+    free(base);
+    free(r->body);
+    r->body = sh_asprintf("{\"digest\":\"%s\",\"mask\":%llu}",
+                          r->cur->digest,
+                          (unsigned long long)r->cur->mask);
+    memset(&r->pr, 0, sizeof r->pr);
+    r->pr.data = r;
+    r->pr.method = "POST";
+    r->pr.url = r->url;
+    r->pr.body = r->body;
+    r->pr.body_len = strlen(r->body);
+    r->pr.headers = json_hdr;
+    r->pr.timeout_ms = 10000;
+    r->pr.cb = delegated;
+    if (peer_send(r->peer, &r->pr) != SH_OK) {
+        job_end(r);
+        return;
+    }
+    SH_INFO("blob %s: repair of copies 0x%llx handed to node %llu, which "
+            "holds a good one",
+            r->cur->digest, (unsigned long long)r->cur->mask,
+            (unsigned long long)helper);
+    r->fetching = true;
+}
+
+/* POST /internal/v1/repair {"digest": D, "mask": M}: another node asks
+ * this one to repair shards M of blob D (it holds a good copy). */
+static void h_repair(struct api_req *req, const char *body, size_t len,
+                     void *arg)
+{
+    struct node_repair *r = arg;
+    json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *dg = j ? json_object_get(j, "digest") : NULL;
+    json_t *mask = j ? json_object_get(j, "mask") : NULL;
+    enum digest_algo algo;
+
+    if (!json_is_string(dg) || !json_is_integer(mask) ||
+        json_integer_value(mask) <= 0 ||
+        digest_parse(json_string_value(dg), strlen(json_string_value(dg)),
+                     &algo) != SH_OK) {
+        static const char err[] = "{\"error\":\"expected {digest, mask}\"}";
+        json_decref(j);
+        api_resp_send(req, 400, "application/json", err, sizeof err - 1);
+        return;
+    }
+    repair_queue(r, "", json_string_value(dg),
+                 (uint64_t)json_integer_value(mask), false);
+    json_decref(j);
+    api_resp_send(req, 202, "application/json", "{}", 2);
+}
+
 /* An active member that is up and holds no shard of the blob (nor is
  * chosen for one already), best rendezvous rank first; 0 if none. */
 static uint64_t move_target(struct node_repair *r)
@@ -528,7 +635,7 @@ static void job_start(struct node_repair *r)
     struct repair_job *j = r->cur;
 
     r->rec = record_load(r->meta, j->digest);
-    if (r->rec == NULL || r->rec->layout == NULL || r->rec->layout->k < 2) {
+    if (r->rec == NULL || r->rec->layout == NULL || r->rec->layout->k < 1) {
         job_end(r);
         return;
     }
@@ -578,6 +685,12 @@ static void job_start(struct node_repair *r)
     }
     SH_INFO("blob %s: repairing shards 0x%llx", j->digest,
             (unsigned long long)r->write_mask);
+    if (r->rec->layout->k == 1) {
+        copies_source(r);
+        return;
+    }
+    r->src_store = node__cache_store(r->cache);
+    r->src_idx = 0;
     if (node__cache_lookup(r->cache, j->digest))
         rewrite(r);
     else
@@ -672,6 +785,11 @@ void node__repair_init(struct node_repair **out, uv_loop_t *loop,
     r->tick.data = r;
     uv_timer_start(&r->tick, tick_cb, REPAIR_TICK_MS, REPAIR_TICK_MS);
     *out = r;
+}
+
+void node__repair_route(struct node_repair *r, struct api_server *api)
+{
+    api_route_add_post(api, "/internal/v1/repair", 4096, h_repair, r);
 }
 
 void node__repair_stats(const struct node_repair *r,

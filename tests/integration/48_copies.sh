@@ -11,7 +11,8 @@
 #      from nodes 1 and 3 after node 2 is killed; pushes through node 1
 #      while node 2 is down still get their copy (on node 3).
 #   4. A corrupt local copy: the node reads the other copy instead (same
-#      bytes) and logs a warning.
+#      bytes), logs a warning, and the copy is repaired (rewritten from a
+#      good one by the node that holds it).
 #   5. Short of the write quorum of copies, a push answers 503 with
 #      Retry-After and commits nothing; a retry once the peer is back works.
 #      (Two of three nodes down also means no Raft quorum, so this runs on
@@ -181,6 +182,13 @@ get_same 1 "$dg" "$D/b1m"
 get_same 1 "$dg" "$D/b1m" 10-900000
 check "node 1 logs a warning about its corrupt copy" \
     grep -q "warn.*blob $dg: local copy (shard 0) unreadable" "${LOGS[1]}"
+# Repair: node 1 has no good copy, so it asks the other holder, which
+# rewrites node 1's copy from its own (POST /internal/v1/repair).
+rewritten_on() { grep -q "blob $1: shard $2 rewritten on node $3 (repair)" "${LOGS[@]}"; }
+wait_for "node 1's copy of the 1 MiB blob is rewritten" 10 rewritten_on "$dg" 0 1
+req GET "${REGS[1]}/internal/v1/shards/$dg/0"
+expect_status 200
+expect_body_file "$D/b1m"
 # The copy of the 700 KiB blob on its other holder (node 2 or 3, shard 1)
 # corrupt: that node reads node 1's shard 0 instead.
 dg=${DG[b700k]}
@@ -192,6 +200,11 @@ if [[ -n $other ]]; then
     get_same "$other" "$dg" "$D/b700k" 65536-200000
     check "node $other logs a warning about its corrupt copy" \
         grep -q "warn.*blob $dg: local copy (shard 1) unreadable" "${LOGS[$other]}"
+    wait_for "node $other's copy of the 700 KiB blob is rewritten" 10 \
+        rewritten_on "$dg" 1 "$other"
+    req GET "${REGS[$other]}/internal/v1/shards/$dg/1"
+    expect_status 200
+    expect_body_file "$D/b700k"
 else
     fail "the 700 KiB blob has a holder besides node 1" "holders: $(holders "$dg" 1 2 3)"
 fi
