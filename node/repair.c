@@ -470,9 +470,13 @@ static void delegated(struct peer_req *pr, int status)
     struct node_repair *r = pr->data;
 
     r->fetching = false;
-    if (status != SH_OK || pr->http_status != 202)
-        SH_WARN("blob %s: repair: %s answered %s (HTTP %ld)", r->cur->digest,
-                r->url, sh_strerror(status), pr->http_status);
+    if ((status != SH_OK || pr->http_status != 202) && !r->closing) {
+        SH_WARN("blob %s: repair: %s answered %s (HTTP %ld); asking again "
+                "in %u s",
+                r->cur->digest, r->url, sh_strerror(status), pr->http_status,
+                REPAIR_RETRY_MS / 1000);
+        delay(r, r->cur->repo, r->cur->digest, r->cur->mask, REPAIR_RETRY_MS);
+    }
     sh_buf_release(&pr->resp);
     sh_buf_release(&pr->resp_hdrs);
     job_end(r);
@@ -503,8 +507,12 @@ static void copies_source(struct node_repair *r)
     }
     base = helper != 0 ? node__member_url(r->meta, helper) : NULL;
     if (base == NULL) {
-        SH_WARN("blob %s: repair: no good copy on a node that is up",
-                r->cur->digest);
+        /* (A holder just restarted counts as down until a probe reaches
+         * it.) */
+        SH_WARN("blob %s: repair: no good copy on a node that is up; asking "
+                "again in %u s",
+                r->cur->digest, REPAIR_RETRY_MS / 1000);
+        delay(r, r->cur->repo, r->cur->digest, r->cur->mask, REPAIR_RETRY_MS);
         job_end(r);
         return;
     }

@@ -185,7 +185,7 @@ check "node 1 logs a warning about its corrupt copy" \
 # Repair: node 1 has no good copy, so it asks the other holder, which
 # rewrites node 1's copy from its own (POST /internal/v1/repair).
 rewritten_on() { grep -q "blob $1: shard $2 rewritten on node $3 (repair)" "${LOGS[@]}"; }
-wait_for "node 1's copy of the 1 MiB blob is rewritten" 10 rewritten_on "$dg" 0 1
+wait_for "node 1's copy of the 1 MiB blob is rewritten" 20 rewritten_on "$dg" 0 1
 req GET "${REGS[1]}/internal/v1/shards/$dg/0"
 expect_status 200
 expect_body_file "$D/b1m"
@@ -200,7 +200,7 @@ if [[ -n $other ]]; then
     get_same "$other" "$dg" "$D/b700k" 65536-200000
     check "node $other logs a warning about its corrupt copy" \
         grep -q "warn.*blob $dg: local copy (shard 1) unreadable" "${LOGS[$other]}"
-    wait_for "node $other's copy of the 700 KiB blob is rewritten" 10 \
+    wait_for "node $other's copy of the 700 KiB blob is rewritten" 20 \
         rewritten_on "$dg" 1 "$other"
     req GET "${REGS[$other]}/internal/v1/shards/$dg/1"
     expect_status 200
