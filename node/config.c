@@ -78,6 +78,9 @@ static const struct opt opts[] = {
     {"repair-move-after", OPT_INT, F(repair_move_after_s), "300", 1, 604800,
      "seconds a node must have been down before a read that met one of its "
      "shards rebuilds that shard on another node (and records the move)"},
+    {"gc-grace", OPT_INT, F(gc_grace_s), "3600", 1, 31536000,
+     "seconds before a shard file that no blob record places on this node "
+     "(left by a failed push or a moved shard) is deleted"},
     {"raft-election-ms", OPT_INT, F(raft_election_ms), "500", 50, 60000,
      "Raft election timeout in ms: time without a leader after one fails; "
      "at least 4x the heartbeat, raise both on WANs"},

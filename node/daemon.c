@@ -20,6 +20,7 @@ struct node {
     struct node_health *health;    /* liveness probes of the members */
     struct node_cache *cache;      /* decoded erasure-coded blobs */
     struct node_repair *repair;    /* rewrites shards reads found failing */
+    struct node_gc *gc;            /* deletes orphan shard files */
     struct node_members *members;  /* join and member records */
     struct node_forward *forward;  /* follower writes to the leader */
     int draining;                  /* data-plane parts still closing */
@@ -199,6 +200,8 @@ int node_start(struct node **out, uv_loop_t *loop,
                       n->health, n->cons, (unsigned)cfg->repair_move_after_s);
     node__reads_set_repair(n->dp.reads, n->repair);
     node__repair_route(n->repair, n->api);
+    node__gc_init(&n->gc, loop, n->cons, n->meta, n->shards,
+                  (uint64_t)cfg->node_id, (unsigned)cfg->gc_grace_s);
     {
         char *url = strcmp(cfg->url, "auto") == 0
                         ? sh_asprintf("http://%s:%d", host, node_port(n))
@@ -301,7 +304,8 @@ static void reads_closed(void *arg)
 static void api_closed(void *arg)
 {
     struct node *n = arg;
-    n->draining = 5;
+    n->draining = 6;
+    node__gc_close(n->gc, dataplane_closed, n);
     node__members_close(n->members, dataplane_closed, n);
     node__admin_close(n->admin, dataplane_closed, n);
     node__uploads_close(n->dp.uploads, dataplane_closed, n);

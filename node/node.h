@@ -42,6 +42,7 @@ struct node_config {
     bool redirects;            /* 307 blob GETs to their serving nodes */
     int cache_mib;             /* blob cache bound, 0 = none */
     int repair_move_after_s;   /* a shard on a node down this long moves */
+    int gc_grace_s;            /* orphan shard files older are deleted */
 };
 
 /* Fill every field with its default (the table in config.c). */
@@ -294,6 +295,17 @@ char *node__redirect_signed_url(const struct node_redirect *rd,
                                 const char *base, const char *path);
 void node__redirect_backend(struct api_backend *be);
 void node__redirect_free(struct node_redirect *rd);
+
+struct node_gc; /* gc.c: shard files no record places here */
+/* Sweep every grace_s / 2 (1 s to 10 min) for shard files older than
+ * grace_s that no record places on this node, and delete them. */
+void node__gc_init(struct node_gc **out, uv_loop_t *loop, struct cons *cons,
+                   struct meta *meta, struct shard_store *shards,
+                   uint64_t self_id, unsigned grace_s);
+/* Files and bytes deleted since start. */
+void node__gc_stats(const struct node_gc *g, uint64_t *files, uint64_t *bytes);
+/* Stop; cb(arg) once the sweep in flight ended and it is freed. */
+void node__gc_close(struct node_gc *g, void (*cb)(void *arg), void *arg);
 
 struct node_proxy; /* proxy.c: upload requests for sessions of other nodes */
 void node__proxy_init(struct node_proxy **out);

@@ -278,3 +278,81 @@ void shard_store_wipe(struct shard_store *s, uint64_t *files, uint64_t *bytes)
 {
     store_walk(s, true, files, bytes);
 }
+
+/* Each "<hex>.<idx>" file of the fan-out directory open at `fd` (consumed)
+ * under algorithm `algo`. */
+static bool each_in_dir(int fd, const char *algo, shard_each_fn fn, void *arg)
+{
+    struct dirent *e;
+    struct stat st;
+    DIR *d = fdopendir(fd);
+    bool go = true;
+
+    if (d == NULL) {
+        close(fd);
+        return true;
+    }
+    while (go && (e = readdir(d)) != NULL) {
+        char name[DIGEST_MAX_STR + 16];
+        const char *dot = strrchr(e->d_name, '.');
+        char *end;
+        unsigned long idx;
+        enum digest_algo a;
+        int n;
+
+        if (dot == NULL || dot == e->d_name || dot[1] == '\0')
+            continue;
+        idx = strtoul(dot + 1, &end, 10);
+        if (*end != '\0' || idx > UINT32_MAX)
+            continue;
+        n = snprintf(name, sizeof name, "%s:%.*s", algo,
+                     (int)(dot - e->d_name), e->d_name);
+        if (n <= 0 || (size_t)n >= sizeof name ||
+            digest_parse(name, (size_t)n, &a) != 0)
+            continue;
+        if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+            !S_ISREG(st.st_mode))
+            continue;
+        go = fn(arg, name, (unsigned)idx, (uint64_t)st.st_size,
+                (int64_t)st.st_mtime);
+    }
+    closedir(d);
+    return go;
+}
+
+void shard_store_each(struct shard_store *s, shard_each_fn fn, void *arg)
+{
+    DIR *top = opendir(s->shards);
+    struct dirent *a;
+    bool go = true;
+
+    if (top == NULL)
+        return;
+    while (go && (a = readdir(top)) != NULL) {
+        DIR *mid;
+        struct dirent *x;
+        int fd;
+
+        if (a->d_name[0] == '.')
+            continue;
+        fd = openat(dirfd(top), a->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        mid = fdopendir(fd);
+        if (mid == NULL) {
+            close(fd);
+            continue;
+        }
+        while (go && (x = readdir(mid)) != NULL) {
+            int sub;
+            if (x->d_name[0] == '.')
+                continue;
+            sub = openat(dirfd(mid), x->d_name,
+                         O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (sub >= 0)
+                go = each_in_dir(sub, a->d_name, fn, arg);
+        }
+        closedir(mid);
+    }
+    closedir(top);
+}

@@ -190,6 +190,14 @@ int shard_store_delete(struct shard_store *s, const char *name, unsigned idx);
 
 /* Bytes and number of shard files held, for status reporting. */
 void shard_store_usage(struct shard_store *s, uint64_t *files, uint64_t *bytes);
+/* Call fn(arg, name, idx, size, mtime) for every finished shard file
+ * (name: the digest "algo:hex"; size: the file's; mtime: unix seconds),
+ * in no particular order, until fn returns false.  Files that do not look
+ * like shards are skipped.  Shards finished or deleted meanwhile may or
+ * may not be seen. */
+typedef bool (*shard_each_fn)(void *arg, const char *name, unsigned idx,
+                              uint64_t size, int64_t mtime);
+void shard_store_each(struct shard_store *s, shard_each_fn fn, void *arg);
 /* Delete every finished shard (a store that is only a cache), giving the
  * files and bytes deleted.  Not durable: no directory is synced. */
 void shard_store_wipe(struct shard_store *s, uint64_t *files, uint64_t *bytes);

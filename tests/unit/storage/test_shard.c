@@ -671,6 +671,45 @@ static void test_spool_cleanup_and_usage(void **state)
     free(data);
 }
 
+struct seen {
+    unsigned n;
+    bool a0, b7;
+    uint64_t bytes;
+};
+
+static bool each_count(void *arg, const char *name, unsigned idx,
+                       uint64_t size, int64_t mtime)
+{
+    struct seen *s = arg;
+    s->n++;
+    s->bytes += size;
+    assert_true(mtime > 0);
+    if (strcmp(name, NAME_A) == 0 && idx == 0)
+        s->a0 = true;
+    if (strcmp(name, NAME_B) == 0 && idx == 7)
+        s->b7 = true;
+    return true;
+}
+
+static void test_each(void **state)
+{
+    struct fixture *f = *state;
+    unsigned char *data = pattern(100, 9);
+    struct seen s = {0};
+    char *junk = sh_asprintf("%s/shards/junk-file", f->dir);
+
+    write_shard(f->s, NAME_A, 0, data, 100);
+    write_shard(f->s, NAME_B, 7, data, 10);
+    assert_int_equal(durable_write_file(junk, "x", 1), 0);
+    shard_store_each(f->s, each_count, &s);
+    assert_int_equal(s.n, 2);
+    assert_true(s.a0);
+    assert_true(s.b7);
+    assert_int_equal(s.bytes, (100 + 4 + 32) + (10 + 4 + 32));
+    free(junk);
+    free(data);
+}
+
 static void test_store_open_error(void **state)
 {
     struct fixture *f = *state;
@@ -700,6 +739,7 @@ int main(void)
         T(test_rehash),                  T(test_map),
         T(test_resume),
         T(test_spool_cleanup_and_usage), T(test_store_open_error),
+        T(test_each),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
