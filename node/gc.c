@@ -65,25 +65,16 @@ static void maybe_closed(struct node_gc *g)
 static bool placed_here(struct node_gc *g, const char *name, unsigned idx,
                         const char **why)
 {
-    struct sh_buf key = SH_BUF_INIT;
     Shoal__BlobRecord *rec;
-    char *val;
-    size_t vlen;
     bool here = false;
     int rv;
 
-    meta_key_blob(&key, name);
-    rv = meta_get(g->meta, key.data, key.len, &val, &vlen);
-    sh_buf_release(&key);
+    rv = node__blob_record(g->meta, name, &rec);
     if (rv == SH_ENOTFOUND) {
         *why = "no record";
         return false;
     }
-    if (rv != SH_OK)
-        return true;
-    rec = shoal__blob_record__unpack(NULL, vlen, (const uint8_t *)val);
-    free(val);
-    if (rec == NULL || rec->layout == NULL || rec->n_placement == 0) {
+    if (rv != SH_OK || rec->layout == NULL || rec->n_placement == 0) {
         if (rec != NULL)
             shoal__blob_record__free_unpacked(rec, NULL);
         return true;

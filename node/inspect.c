@@ -66,14 +66,31 @@ static void record_json(struct meta *meta, const Shoal__BlobRecord *rec,
     sh_buf_addstr(out, "]}");
 }
 
+int node__blob_record(struct meta *meta, const char *digest,
+                      Shoal__BlobRecord **out)
+{
+    struct sh_buf key = SH_BUF_INIT;
+    char *val;
+    size_t vlen;
+    int rv;
+
+    *out = NULL;
+    meta_key_blob(&key, digest);
+    rv = meta_get(meta, key.data, key.len, &val, &vlen);
+    sh_buf_release(&key);
+    if (rv != SH_OK)
+        return rv;
+    *out = shoal__blob_record__unpack(NULL, vlen, (const uint8_t *)val);
+    free(val);
+    return *out != NULL ? SH_OK : SH_ECORRUPT;
+}
+
 static void h_blob_info(struct api_req *req, const char *rest, void *arg)
 {
     struct meta *meta = arg;
-    struct sh_buf key = SH_BUF_INIT, out = SH_BUF_INIT;
+    struct sh_buf out = SH_BUF_INIT;
     Shoal__BlobRecord *rec;
     enum digest_algo algo;
-    char *val;
-    size_t vlen;
     int rv;
 
     if (strcmp(api_req_method(req), "GET") != 0 && !api_req_is_head(req)) {
@@ -85,22 +102,18 @@ static void h_blob_info(struct api_req *req, const char *rest, void *arg)
         inspect_error(req, 400, "invalid digest");
         return;
     }
-    meta_key_blob(&key, rest);
-    rv = meta_get(meta, key.data, key.len, &val, &vlen);
-    sh_buf_release(&key);
+    rv = node__blob_record(meta, rest, &rec);
     if (rv == SH_ENOTFOUND) {
         inspect_error(req, 404, "no such blob");
         return;
     }
-    if (rv != SH_OK) {
-        inspect_error(req, 500, "unable to read the blob record");
-        return;
-    }
-    rec = shoal__blob_record__unpack(NULL, vlen, (const uint8_t *)val);
-    free(val);
-    if (rec == NULL) {
+    if (rv == SH_ECORRUPT) {
         SH_ERROR("blob %s: unreadable record", rest);
         inspect_error(req, 500, "unreadable blob record");
+        return;
+    }
+    if (rv != SH_OK) {
+        inspect_error(req, 500, "unable to read the blob record");
         return;
     }
     record_json(meta, rec, &out);

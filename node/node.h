@@ -418,6 +418,12 @@ struct node_shard_svc;
 /* inspect.c: GET /internal/v1/blobs/<digest>, a blob's record (layout,
  * placement with member URLs). */
 void node__inspect_init(struct api_server *api, struct meta *meta);
+/* The replicated record of blob `digest` as this node has applied it:
+ * SH_OK with *out (free with shoal__blob_record__free_unpacked),
+ * SH_ENOTFOUND, SH_ECORRUPT when it does not decode, or meta's error;
+ * *out is NULL but on SH_OK.  Safe from the pool (leveldb is). */
+int node__blob_record(struct meta *meta, const char *digest,
+                      Shoal__BlobRecord **out);
 
 void node__shard_svc_init(struct node_shard_svc **out, uv_loop_t *loop,
                           struct api_server *api, struct shard_store *shards);

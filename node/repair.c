@@ -447,22 +447,6 @@ static void fetch_decoded(struct node_repair *r)
 
 /* --------------------------------------------------------------- jobs */
 
-static Shoal__BlobRecord *record_load(struct meta *meta, const char *digest)
-{
-    struct sh_buf key = SH_BUF_INIT;
-    Shoal__BlobRecord *rec = NULL;
-    char *val;
-    size_t vlen;
-
-    meta_key_blob(&key, digest);
-    if (meta_get(meta, key.data, key.len, &val, &vlen) == SH_OK) {
-        rec = shoal__blob_record__unpack(NULL, vlen, (const uint8_t *)val);
-        free(val);
-    }
-    sh_buf_release(&key);
-    return rec;
-}
-
 /* ---------------------------------------------------- full copies (k = 1) */
 
 static void delegated(struct peer_req *pr, int status)
@@ -642,7 +626,7 @@ static void job_start(struct node_repair *r)
 {
     struct repair_job *j = r->cur;
 
-    r->rec = record_load(r->meta, j->digest);
+    (void)node__blob_record(r->meta, j->digest, &r->rec);
     if (r->rec == NULL || r->rec->layout == NULL || r->rec->layout->k < 1) {
         job_end(r);
         return;
@@ -752,14 +736,7 @@ static void repair_queue(struct node_repair *r, const char *repo,
     SH_QUEUE_PUSH(&r->jobs, &j->link);
     r->n_jobs++;
     r->stats.queued++;
-    /* Started from the loop, never inside the read that reported it. */
-    if (r->cur == NULL) {
-        q = SH_QUEUE_NEXT(&r->jobs);
-        SH_QUEUE_REMOVE(q);
-        r->n_jobs--;
-        r->cur = SH_QUEUE_DATA(q, struct repair_job, link);
-        job_start(r);
-    }
+    job_next(r); /* starts it when no job runs */
 }
 
 void node__repair_init(struct node_repair **out, uv_loop_t *loop,
