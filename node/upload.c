@@ -852,9 +852,7 @@ static void commit_flushed(void *arg, int status)
     up->plan_ec = mgr->peer != NULL &&
                   node__ec_layout(node__members_active(mgr->meta), up->offset,
                                   &up->k, &up->m);
-    up->working = true;
-    up->work.data = up;
-    uv_queue_work(up->mgr->loop, &up->work, finish_work, finish_done);
+    spool_job(up, finish_work, finish_done);
 }
 
 static void be_upload_commit(struct api_upload *up, const char *digest,
