@@ -16,32 +16,10 @@ for tool in skopeo haproxy; do
     command -v "$tool" >/dev/null 2>&1 || skip_all "$tool is not installed"
 done
 ROOT=$(cd "$SHOAL_TESTS/.." && pwd)
-export SHOAL_BIN SHOAL_CLUSTER_DIR=$T_TMP/cluster
-# A base port with base+1..3 (API) and base+101..103 (Raft) free.
-for _ in $(seq 1 50); do
-    b=$((10000 + RANDOM % 22000)) # below the ephemeral range (lib.sh)
-    ok=1
-    for p in $((b + 1)) $((b + 2)) $((b + 3)) $((b + 101)) $((b + 102)) $((b + 103)); do
-        port_free "$p" || ok=0
-    done
-    [[ $ok == 1 ]] && break
-done
-export SHOAL_BASE_PORT=$b
-free_port
-export SHOAL_LB=127.0.0.1:$FREE_PORT
-LB=$SHOAL_LB
-
-cluster() { bash "$ROOT/deploy/local-cluster.sh" "$@"; }
-track_pids()
-{
-    local f
-    for f in "$SHOAL_CLUSTER_DIR"/*.pid; do
-        [[ -f $f ]] && bg_track "$(cat "$f")"
-    done
-}
+local_cluster_env 3
 
 check "local-cluster.sh up 3" cluster up 3
-track_pids
+track_cluster_pids
 cluster status >"$T_TMP/status"
 t_note "$(cat "$T_TMP/status")"
 check "status shows one leader" test "$(grep -c ', leader (voter)$' "$T_TMP/status")" -eq 1
@@ -83,17 +61,14 @@ redirects_seen()
 # pulls MODE: skopeo from every node, podman through the load balancer.
 pulls()
 {
-    local mode=$1 i port out diff f
+    local mode=$1 i port out
     for i in 1 2 3; do
         port=$((SHOAL_BASE_PORT + i))
         out=$D/out$i-$mode
         check "skopeo pull from node $i ($mode)" \
             "${SK[@]}" copy --src-tls-verify=false --preserve-digests "docker://127.0.0.1:$port/team/app:v1" "oci:$out:v1"
-        diff=0
-        for f in "$D/src"/blobs/sha256/*; do
-            cmp -s "$f" "$out/blobs/sha256/$(basename "$f")" || diff=$((diff + 1))
-        done
-        expect_eq "blobs pulled from node $i that differ ($mode)" "$diff" 0
+        expect_eq "blobs pulled from node $i that differ ($mode)" \
+            "$(layout_diff "$D/src" "$out")" 0
     done
     if command -v podman >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
         # (podman refuses a runroot path over 50 characters.)
@@ -116,7 +91,7 @@ pulls redirects
 check "local-cluster.sh down" cluster down
 export SHOAL_NODE_ARGS="--redirects false"
 check "local-cluster.sh up 3 (proxy mode)" cluster up 3
-track_pids
+track_cluster_pids
 wait_for "the cluster elects a leader again" 20 \
     bash -c "bash '$ROOT/deploy/local-cluster.sh' status | grep -q ', leader (voter)$'"
 n=$(redirects_seen)

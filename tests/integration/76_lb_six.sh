@@ -14,37 +14,14 @@ fi
 for tool in skopeo haproxy; do
     command -v "$tool" >/dev/null 2>&1 || skip_all "$tool is not installed"
 done
-ROOT=$(cd "$SHOAL_TESTS/.." && pwd)
 N=6
-export SHOAL_BIN SHOAL_CLUSTER_DIR=$T_TMP/cluster
-# A base port with base+1..6 (API) and base+101..106 (Raft) free.
-for _ in $(seq 1 50); do
-    b=$((10000 + RANDOM % 22000)) # below the ephemeral range (lib.sh)
-    ok=1
-    for i in $(seq 1 "$N"); do
-        port_free $((b + i)) || ok=0
-        port_free $((b + 100 + i)) || ok=0
-    done
-    [[ $ok == 1 ]] && break
-done
-export SHOAL_BASE_PORT=$b
-free_port
-export SHOAL_LB=127.0.0.1:$FREE_PORT
-LB=$SHOAL_LB
+local_cluster_env "$N"
 node_url() { echo "http://127.0.0.1:$((SHOAL_BASE_PORT + $1))"; }
-cluster() { bash "$ROOT/deploy/local-cluster.sh" "$@"; }
-track_pids()
-{
-    local f
-    for f in "$SHOAL_CLUSTER_DIR"/*.pid; do
-        [[ -f $f ]] && bg_track "$(cat "$f")"
-    done
-}
 secret() { cat "$SHOAL_CLUSTER_DIR/secret"; }
 internal() { curl -s --max-time 10 -H "X-Shoal-Secret: $(secret)" "$(node_url "$1")$2"; }
 
 check "local-cluster.sh up $N" cluster up "$N"
-track_pids
+track_cluster_pids
 voters_and_standbys()
 {
     [[ $(internal 1 /internal/v1/members | jq -r '[.members[].role] | sort | join(" ")') == \
@@ -112,11 +89,7 @@ for i in "${survivors[@]}"; do
     check "skopeo pull from node $i with nodes ${victims[*]} down" \
         "${SK[@]}" copy --src-tls-verify=false --preserve-digests \
         "docker://127.0.0.1:$((SHOAL_BASE_PORT + i))/team/six:v1" "oci:$out:v1"
-    diff=0
-    for f in "$D/src"/blobs/sha256/*; do
-        cmp -s "$f" "$out/blobs/sha256/$(basename "$f")" || diff=$((diff + 1))
-    done
-    expect_eq "blobs pulled from node $i that differ" "$diff" 0
+    expect_eq "blobs pulled from node $i that differ" "$(layout_diff "$D/src" "$out")" 0
 done
 if command -v podman >/dev/null 2>&1 && [[ $(id -u) == 0 ]]; then
     # (podman refuses a runroot path over 50 characters.)

@@ -1193,6 +1193,47 @@ containers_env()
     chmod 700 "$XDG_RUNTIME_DIR"
 }
 
+# local_cluster_env N: settings for a deploy/local-cluster.sh cluster of
+# N nodes in $T_TMP/cluster: a base port with base+1..N (API) and
+# base+101..100+N (Raft) free, a free port for HAProxy (also in $LB).
+local_cluster_env()
+{
+    local n=$1 b i ok
+    export SHOAL_BIN SHOAL_CLUSTER_DIR=$T_TMP/cluster
+    for _ in $(seq 1 50); do
+        b=$((10000 + RANDOM % 22000)) # below the ephemeral range
+        ok=1
+        for i in $(seq 1 "$n"); do
+            port_free $((b + i)) || ok=0
+            port_free $((b + 100 + i)) || ok=0
+        done
+        [[ $ok == 1 ]] && break
+    done
+    export SHOAL_BASE_PORT=$b
+    free_port
+    export SHOAL_LB=127.0.0.1:$FREE_PORT
+    LB=$SHOAL_LB
+}
+# cluster ARGS...: deploy/local-cluster.sh with those settings.
+cluster() { bash "$T_LIB/../../deploy/local-cluster.sh" "$@"; }
+# track_cluster_pids: stop its nodes and HAProxy at exit, by PID.
+track_cluster_pids()
+{
+    local f
+    for f in "$SHOAL_CLUSTER_DIR"/*.pid; do
+        [[ -f $f ]] && bg_track "$(cat "$f")"
+    done
+}
+# layout_diff SRC OUT: how many blobs of OCI layout SRC differ in OUT.
+layout_diff()
+{
+    local f n=0
+    for f in "$1"/blobs/sha256/*; do
+        cmp -s "$f" "$2/blobs/sha256/$(basename "$f")" || n=$((n + 1))
+    done
+    echo "$n"
+}
+
 # make_layout DIR TAG [SEED]: a real 3-layer OCI image layout
 # (tests/lib/make_oci_layout.py, with $MAKE_LAYOUT_ARGS, e.g.
 # "--big-layer 3000000" for a fourth, erasure-coded layer); sets
