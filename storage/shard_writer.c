@@ -271,18 +271,17 @@ int shard_writer_rehash(struct shard_writer *w,
     rv = w->err != 0 ? w->err : writer_flush(w);
     if (rv != 0)
         return rv;
-    /* The write buffer is empty after the flush: reuse it, so memory stays
-     * bounded whatever the size. */
+    /* The write buffer is empty after the flush (and stays so: nothing is
+     * appended meanwhile): reuse it, so memory stays bounded whatever the
+     * size. */
     c = digest_ctx_new(algo);
     while (off < w->flushed) {
         uint64_t left = w->flushed - off;
         size_t n = left < SHARD_WRITE_BUF ? (size_t)left : SHARD_WRITE_BUF;
-        rv = storage__pread_all(w->fd, w->buf, n, off);
+        rv = shard_writer_pread(w, off, w->buf, n);
         if (rv != 0) {
-            SH_ERROR("unable to read back spool '%s': %s", w->spool_path,
-                     sh_strerror(rv));
             digest_ctx_free(c);
-            return rv == SH_ECORRUPT ? SH_EIO : rv;
+            return rv;
         }
         digest_ctx_update(c, w->buf, n);
         off += n;
