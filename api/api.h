@@ -162,6 +162,10 @@ struct api_backend {
                        int status,
                        uint64_t first,
                        uint64_t last);
+    /* A GET or HEAD carrying a redirect signature (?shoal-sig=): true when
+     * it is valid for `path` now, so the request needs no credentials
+     * (the signing node checked them).  May be NULL. */
+    bool (*url_signed)(void *data, const char *path, const char *query);
     /* Drop the local data of a blob when the last reference went away
      * (may be a no-op while GC is not running). */
     void (*blob_forget)(void *data, const char *digest);
@@ -214,7 +218,30 @@ struct api_stats {
 };
 void api_server_stats(const struct api_server *s, struct api_stats *out);
 
+/* --------------------------------------------------------------- auth */
+
+/* The account a request authenticated as, or NULL (anonymous, auth off,
+ * or a node or signed URL). */
+const char *api_req_account(const struct api_req *req);
+/* May the request use the admin API?  True when auth is off. */
+bool api_req_admin(const struct api_req *req);
+/* "admin", "registry:catalog:*" or "repository:<pattern>:<actions>" with
+ * pattern "*", "<ns>/" + "*" or a repository name: SH_OK or SH_EINVAL. */
+int api_auth_scope_valid(const char *scope);
+/* crypt(3) yescrypt hash of a password with a random salt (~20 ms of CPU:
+ * call it from the pool).  *hash_out malloc'ed. */
+int api_auth_hash_password(const char *password, char **hash_out);
+/* A new token signing key: PKCS#8 PEM (malloc'ed) and its id. */
+int api_auth_key_generate(char **pem_out, char kid[33]);
+
 /* ------------------------------------------------------------- server */
+
+enum api_auth_mode {
+    API_AUTH_NONE,   /* every request is allowed */
+    API_AUTH_BASIC,  /* HTTP Basic against the accounts */
+    API_AUTH_TOKEN   /* Docker token protocol: /auth/token issues JWTs
+                        (Basic is still accepted) */
+};
 
 struct api_config {
     const char *host;           /* listen address (loopback by default) */
@@ -229,6 +256,15 @@ struct api_config {
     const char *internal_secret; /* when set (copied), every /internal/
                                     request must carry it in
                                     X-Shoal-Secret (401 otherwise) */
+    enum api_auth_mode auth;    /* who may do what (auth.c) */
+    const char *auth_service;   /* token issuer and audience; Basic realm
+                                   (copied) */
+    const char *auth_realm;     /* token endpoint URL for the challenge;
+                                   NULL: built from the request (copied) */
+    const char *anonymous_pull; /* comma-separated repository patterns
+                                   anyone may pull ("public/" + "*"), or NULL
+                                   (copied) */
+    unsigned token_ttl_s;       /* lifetime of issued bearer tokens */
 };
 
 /* Defaults for every field but host/port. */

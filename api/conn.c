@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "auth.h"
 #include "http.h"
 
 /* Bodies up to this many unread bytes are drained after an early response
@@ -197,6 +198,7 @@ static void req_free(struct api_req *req)
     sh_buf_release(&req->resp_hdrs);
     free(req->path);
     free(req->query);
+    auth__identity_free(req->ident);
     free(req);
 }
 

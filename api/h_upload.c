@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "handlers.h"
 #include "oci.h"
 
@@ -222,7 +223,11 @@ static bool try_mount(struct api_req *req, const char *name, const char *digest,
 
     if (digest_parse(digest, strlen(digest), &algo) != SH_OK)
         return false;
+    /* Mounting reads the source: without pull there, the client gets a
+     * plain upload session, as if the blob were not there. */
     if (from == NULL || !oci_name_valid(from, strlen(from)) ||
+        (req->srv->auth != NULL &&
+         !auth__permits(req, "repository", from, AUTH_PULL)) ||
         !h_blob_linked(req, from, digest))
         return false;
     if (h_blob_linked(req, name, digest)) {

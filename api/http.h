@@ -59,6 +59,8 @@ struct api_req {
     void (*ext_end)(void *arg);
     void *ext_arg;
     bool read_indexed;        /* a read index already ran for this request */
+    bool auth_done;           /* authentication ran (auth.c) */
+    struct api_identity *ident; /* who it is; NULL: anonymous; owned */
     void *hdata;              /* handler's per-request data */
     api_abort_cb abort_cb;    /* client went away */
     void *abort_arg;
@@ -118,6 +120,8 @@ struct api_server {
     struct api_route *routes;   /* extra routes, owned */
     size_t n_routes;
     struct api_stats stats;     /* counters (loop thread only) */
+    struct api_auth *auth;      /* accounts, login cache, keys; NULL when
+                                   auth is off */
     http_parser_settings settings;
 };
 
@@ -165,5 +169,13 @@ const char *api__error_message(const char *code);
 /* query helpers (router.c): value of `name` in the query string, decoded,
  * malloc'ed; NULL if absent. */
 char *api__query_get(const struct api_req *req, const char *name);
+/* The same over any "a=b&c=d" string (a form body). */
+char *api__form_get(const char *q, const char *name);
+/* Every value of `name` (repeated parameters), decoded: a malloc'ed array
+ * of *n malloc'ed strings (NULL when none). */
+char **api__query_all(const char *q, const char *name, size_t *n);
+/* The request carries the cluster secret (constant-time compare); false
+ * when no secret is configured. */
+bool api__secret_ok(const struct api_req *req);
 
 #endif

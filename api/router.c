@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "handlers.h"
 #include "oci.h"
 
@@ -53,7 +54,35 @@ static char *pct_decode(const char *s, size_t len, bool plus_is_space)
 
 char *api__query_get(const struct api_req *req, const char *name)
 {
-    const char *q = req->query;
+    return api__form_get(req->query, name);
+}
+
+char **api__query_all(const char *q, const char *name, size_t *n)
+{
+    size_t nlen = strlen(name), cap = 0;
+    char **out = NULL;
+
+    *n = 0;
+    while (q != NULL && *q) {
+        const char *end = strchr(q, '&');
+        size_t len = end ? (size_t)(end - q) : strlen(q);
+        if (len > nlen && strncmp(q, name, nlen) == 0 && q[nlen] == '=') {
+            char *v = pct_decode(q + nlen + 1, len - nlen - 1, true);
+            if (v != NULL) {
+                if (*n == cap) {
+                    cap = cap ? cap * 2 : 4;
+                    out = sh_realloc(out, cap * sizeof *out);
+                }
+                out[(*n)++] = v;
+            }
+        }
+        q = end ? end + 1 : NULL;
+    }
+    return out;
+}
+
+char *api__form_get(const char *q, const char *name)
+{
     size_t nlen = strlen(name);
 
     while (q != NULL && *q) {
@@ -102,6 +131,22 @@ static bool read_indexed_first(struct api_req *req)
     return true;
 }
 
+enum route_kind { R_TAGS, R_MANIFEST, R_UPLOAD, R_BLOB, R_REFERRERS };
+
+/* What a request does to its repository: reads pull, uploads and manifest
+ * PUTs push, deletes delete (deleting an upload session is part of a
+ * push). */
+static unsigned needed_actions(const struct api_req *req, enum route_kind kind)
+{
+    if (kind == R_UPLOAD)
+        return AUTH_PUSH;
+    if (req->method == HTTP_GET || req->method == HTTP_HEAD)
+        return AUTH_PULL;
+    if (req->method == HTTP_DELETE)
+        return AUTH_DELETE;
+    return AUTH_PUSH;
+}
+
 static void route_v2(struct api_req *req, char *rest)
 {
     char *comps[300];
@@ -109,7 +154,7 @@ static void route_v2(struct api_req *req, char *rest)
     char *p = rest;
     char *name = NULL;
     size_t name_end;   /* number of components that form the name */
-    enum { R_TAGS, R_MANIFEST, R_UPLOAD, R_BLOB, R_REFERRERS } kind;
+    enum route_kind kind;
     const char *ref = NULL;
 
     /* Split on '/', keeping empty components (a trailing slash matters for
@@ -171,6 +216,9 @@ static void route_v2(struct api_req *req, char *rest)
         return;
     }
 
+    if (req->srv->auth != NULL &&
+        !auth__require(req, "repository", name, needed_actions(req, kind)))
+        return;
     if (kind != R_UPLOAD && read_indexed_first(req))
         return;
 
@@ -268,18 +316,15 @@ void api__route(struct api_req *req)
     route_dispatch(req);
 }
 
-/* Node-to-node endpoints (/internal/) take writes to the replicated state
- * and to shards: with a cluster secret configured, a request must carry it.
- * Compared in constant time (no early exit on the first differing byte). */
-static bool internal_allowed(struct api_req *req)
+bool api__secret_ok(const struct api_req *req)
 {
     const char *want = req->srv->cfg.internal_secret;
     const char *got;
     size_t wl, gl;
     unsigned char diff = 0;
 
-    if (want == NULL || strncmp(req->path, "/internal/", 10) != 0)
-        return true;
+    if (want == NULL)
+        return false;
     got = api_req_header(req, "X-Shoal-Secret");
     if (got == NULL)
         return false;
@@ -290,12 +335,44 @@ static bool internal_allowed(struct api_req *req)
     return diff == 0 && wl == gl;
 }
 
+/* Node-to-node endpoints (/internal/) take writes to the replicated state
+ * and to shards: with a cluster secret configured, a request must carry it.
+ * Compared in constant time (no early exit on the first differing byte). */
+static bool internal_allowed(struct api_req *req)
+{
+    if (req->srv->cfg.internal_secret == NULL ||
+        strncmp(req->path, "/internal/", 10) != 0)
+        return true;
+    return api__secret_ok(req);
+}
+
+/* With auth on, the registry API and the admin API need an identity
+ * first (auth.c); the token endpoint checks its own credentials. */
+static bool auth_first(struct api_req *req)
+{
+    if (req->srv->auth == NULL || req->auth_done ||
+        (strncmp(req->path, "/v2", 3) != 0 &&
+         strncmp(req->path, "/admin/", 7) != 0))
+        return false;
+    return auth__authenticate(req, route_dispatch) != AUTH_READY;
+}
+
 /* Dispatch on the decoded path; runs again after a read index. */
 static void route_dispatch(struct api_req *req)
 {
     if (!internal_allowed(req)) {
         static const char body[] = "{\"error\":\"cluster secret required\"}";
         api_resp_send(req, 401, "application/json", body, sizeof body - 1);
+        return;
+    }
+    if (auth_first(req))
+        return;
+    if (req->srv->auth != NULL && strncmp(req->path, "/admin/", 7) == 0 &&
+        !api_req_admin(req)) {
+        if (req->ident == NULL)
+            auth__challenge(req, NULL, NULL);
+        else
+            api_resp_error(req, "DENIED", "admin scope required");
         return;
     }
     for (size_t i = 0; i < req->srv->n_routes; i++) {
@@ -321,10 +398,16 @@ static void route_dispatch(struct api_req *req)
         return;
     }
     if (strcmp(req->path, "/v2/") == 0 || strcmp(req->path, "/v2") == 0) {
-        h_base(req);
+        if (req->srv->auth != NULL && req->ident == NULL)
+            auth__challenge(req, NULL, NULL);
+        else
+            h_base(req);
         return;
     }
     if (strcmp(req->path, "/v2/_catalog") == 0) {
+        if (req->srv->auth != NULL &&
+            !auth__require(req, "registry", "catalog", AUTH_ALL))
+            return;
         if (!read_indexed_first(req))
             h_catalog(req);
         return;

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "http.h"
 
 void api_config_defaults(struct api_config *cfg)
@@ -15,6 +16,14 @@ void api_config_defaults(struct api_config *cfg)
     cfg->body_timeout_ms = 60000;
     cfg->trust_forwarded = false;
     cfg->absolute_location = false;
+    cfg->auth = API_AUTH_NONE;
+    cfg->auth_service = "shoal";
+    cfg->token_ttl_s = 300;
+}
+
+static char *dup_or_null(const char *s)
+{
+    return s != NULL ? sh_strdup(s) : NULL;
 }
 
 int api_server_init(struct api_server **out,
@@ -30,13 +39,20 @@ int api_server_init(struct api_server **out,
     (void)errmsg;
     s->loop = loop;
     s->cfg = *cfg;
-    s->cfg.internal_secret =
-        cfg->internal_secret ? sh_strdup(cfg->internal_secret) : NULL;
+    s->cfg.internal_secret = dup_or_null(cfg->internal_secret);
+    s->cfg.auth_service = sh_strdup(cfg->auth_service ? cfg->auth_service
+                                                      : "shoal");
+    s->cfg.auth_realm = dup_or_null(cfg->auth_realm);
+    s->cfg.anonymous_pull = dup_or_null(cfg->anonymous_pull);
     s->meta = meta;
     s->cons = cons;
     s->be = *backend;
     SH_QUEUE_INIT(&s->conns);
     api__conn_settings(&s->settings);
+    if (s->cfg.auth != API_AUTH_NONE)
+        s->auth = auth__new(s);
+    if (s->cfg.auth == API_AUTH_TOKEN)
+        auth__token_routes(s);
     uv_tcp_init(loop, &s->listener);
     s->listener.data = s;
     *out = s;
@@ -102,16 +118,28 @@ static struct api_route *route_new(struct api_server *s, const char *path,
     return r;
 }
 
+/* The exact-path route of `path`, so GET and POST of one path share an
+ * entry (the router takes the first entry whose path matches). */
+static struct api_route *route_exact(struct api_server *s, const char *path,
+                                     void *arg)
+{
+    for (size_t i = 0; i < s->n_routes; i++) {
+        if (s->routes[i].prefix == NULL && strcmp(s->routes[i].path, path) == 0)
+            return &s->routes[i];
+    }
+    return route_new(s, path, arg);
+}
+
 void api_route_add(struct api_server *s, const char *path, api_route_fn fn,
                    void *arg)
 {
-    route_new(s, path, arg)->fn = fn;
+    route_exact(s, path, arg)->fn = fn;
 }
 
 void api_route_add_post(struct api_server *s, const char *path, size_t max,
                         api_post_fn fn, void *arg)
 {
-    struct api_route *r = route_new(s, path, arg);
+    struct api_route *r = route_exact(s, path, arg);
     r->post = fn;
     r->post_max = max;
 }
@@ -136,6 +164,10 @@ void api__server_handle_closed(struct api_server *s)
             free(s->routes[i].path);
         free(s->routes);
         free((char *)s->cfg.internal_secret);
+        free((char *)s->cfg.auth_service);
+        free((char *)s->cfg.auth_realm);
+        free((char *)s->cfg.anonymous_pull);
+        auth__free(s->auth);
         free(s);
         if (cb)
             cb(arg);

@@ -41,6 +41,18 @@ static int fsm_fill(struct meta *m, struct meta_batch *b, const uint8_t *buf,
         case SHOAL__COMMAND__OP_MEMBER_PUT:
             rv = fsm__apply_member_put(m, b, cmd->member_put);
             break;
+        case SHOAL__COMMAND__OP_ACCOUNT_PUT:
+            rv = fsm__apply_account_put(m, b, cmd->account_put);
+            break;
+        case SHOAL__COMMAND__OP_ACCOUNT_DELETE:
+            rv = fsm__apply_account_delete(m, b, cmd->account_delete);
+            break;
+        case SHOAL__COMMAND__OP_ACCOUNT_USED:
+            rv = fsm__apply_account_used(m, b, cmd->account_used);
+            break;
+        case SHOAL__COMMAND__OP_SIGNING_KEY_PUT:
+            rv = fsm__apply_signing_key_put(m, b, cmd->signing_key_put);
+            break;
         default:
             rv = SH_EMALFORMED;
     }

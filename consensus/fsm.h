@@ -43,5 +43,14 @@ int fsm__apply_blob_unlink(struct meta *m, struct meta_batch *b,
                            const Shoal__BlobUnlink *op);
 int fsm__apply_member_put(struct meta *m, struct meta_batch *b,
                           const Shoal__MemberPut *op);
+/* Accounts and signing keys (apply_account.c). */
+int fsm__apply_account_put(struct meta *m, struct meta_batch *b,
+                           const Shoal__AccountPut *op);
+int fsm__apply_account_delete(struct meta *m, struct meta_batch *b,
+                              const Shoal__AccountDelete *op);
+int fsm__apply_account_used(struct meta *m, struct meta_batch *b,
+                            const Shoal__AccountUsed *op);
+int fsm__apply_signing_key_put(struct meta *m, struct meta_batch *b,
+                               const Shoal__SigningKeyPut *op);
 
 #endif

@@ -10,7 +10,7 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config protobuf-c-compiler
   libuv1-dev libraft-dev libleveldb-dev libcurl4-openssl-dev libssl-dev
   libprotobuf-c-dev libisal-dev libhttp-parser-dev libjansson-dev
-  libcmocka-dev curl ca-certificates)
+  libcmocka-dev libcrypt-dev curl ca-certificates)
 test_pkgs=(skopeo podman jq python3 openssl iproute2 procps haproxy
   clang libclang-rt-14-dev)
 bench_pkgs=(docker-registry wrk)

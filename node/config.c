@@ -81,6 +81,22 @@ static const struct opt opts[] = {
     {"gc-grace", OPT_INT, F(gc_grace_s), "3600", 1, 31536000,
      "seconds before a shard file that no blob record places on this node "
      "(left by a failed push or a moved shard) is deleted"},
+    {"auth", OPT_STRING, F(auth), "none", 0, 0,
+     "none (anyone may do anything), basic (HTTP Basic against the "
+     "accounts) or token (the Docker token protocol: /auth/token issues "
+     "signed bearer tokens; Basic still works)"},
+    {"auth-service", OPT_STRING, F(auth_service), "shoal", 0, 0,
+     "service name of issued tokens (their issuer and audience) and the "
+     "Basic realm"},
+    {"auth-realm", OPT_STRING, F(auth_realm), "auto", 0, 0,
+     "URL of the token endpoint named in challenges; auto = built from the "
+     "request (X-Forwarded-Proto/Host when trusted, else Host)"},
+    {"anonymous-pull", OPT_STRING, F(anonymous_pull), "none", 0, 0,
+     "comma-separated repository patterns anyone may pull without "
+     "credentials (\"*\", \"public/*\", \"library/alpine\"); none = no "
+     "anonymous access"},
+    {"token-ttl", OPT_INT, F(token_ttl_s), "300", 30, 86400,
+     "seconds an issued bearer token stays valid"},
     {"raft-election-ms", OPT_INT, F(raft_election_ms), "500", 50, 60000,
      "Raft election timeout in ms: time without a leader after one fails; "
      "at least 4x the heartbeat, raise both on WANs"},
@@ -152,6 +168,29 @@ void node_config_defaults(struct node_config *cfg)
     }
 }
 
+/* Comma-separated repository patterns, each as an account scope would
+ * take it. */
+static bool patterns_valid(const char *value, char *errmsg)
+{
+    char *copy = sh_strdup(value), *save = NULL;
+    bool ok = true;
+
+    for (char *p = strtok_r(copy, ",", &save); p != NULL && ok;
+         p = strtok_r(NULL, ",", &save)) {
+        char *scope;
+        while (*p == ' ')
+            p++;
+        scope = sh_asprintf("repository:%s:pull", p);
+        ok = api_auth_scope_valid(scope) == SH_OK;
+        if (!ok)
+            sh_errmsg_printf(errmsg, "anonymous-pull: invalid repository "
+                                     "pattern '%s'", p);
+        free(scope);
+    }
+    free(copy);
+    return ok;
+}
+
 int node_config_set(struct node_config *cfg, const char *name,
                     const char *value, char *errmsg)
 {
@@ -164,6 +203,15 @@ int node_config_set(struct node_config *cfg, const char *name,
         sh_errmsg_printf(errmsg, "unknown log level '%s'", value);
         return SH_EINVAL;
     }
+    if (strcmp(name, "auth") == 0 && strcmp(value, "none") != 0 &&
+        strcmp(value, "basic") != 0 && strcmp(value, "token") != 0) {
+        sh_errmsg_printf(errmsg, "option 'auth' takes none, basic or token, "
+                                 "not '%s'", value);
+        return SH_EINVAL;
+    }
+    if (strcmp(name, "anonymous-pull") == 0 && strcmp(value, "none") != 0 &&
+        !patterns_valid(value, errmsg))
+        return SH_EINVAL;
     return parse_into(cfg, o, value, errmsg);
 }
 

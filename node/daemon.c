@@ -21,6 +21,7 @@ struct node {
     struct node_cache *cache;      /* decoded erasure-coded blobs */
     struct node_repair *repair;    /* rewrites shards reads found failing */
     struct node_gc *gc;            /* deletes orphan shard files */
+    struct node_accounts *accounts; /* admin API of accounts, bootstrap */
     struct node_members *members;  /* join and member records */
     struct node_forward *forward;  /* follower writes to the leader */
     int draining;                  /* data-plane parts still closing */
@@ -176,6 +177,16 @@ int node_start(struct node **out, uv_loop_t *loop,
     acfg.trust_forwarded = cfg->trust_forwarded;
     acfg.absolute_location = cfg->absolute_location;
     acfg.internal_secret = secret;
+    acfg.auth = strcmp(cfg->auth, "basic") == 0   ? API_AUTH_BASIC
+                : strcmp(cfg->auth, "token") == 0 ? API_AUTH_TOKEN
+                                                  : API_AUTH_NONE;
+    acfg.auth_service = cfg->auth_service;
+    acfg.auth_realm = strcmp(cfg->auth_realm, "auto") == 0 ? NULL
+                                                           : cfg->auth_realm;
+    acfg.anonymous_pull = strcmp(cfg->anonymous_pull, "none") == 0
+                              ? NULL
+                              : cfg->anonymous_pull;
+    acfg.token_ttl_s = (unsigned)cfg->token_ttl_s;
     rv = api_server_init(&n->api, loop, &acfg, n->meta, n->cons, &be, errmsg);
     if (rv == SH_OK) {
         node__admin_init(&n->admin, loop, n->api, n->dp.uploads, n->shards);
@@ -200,6 +211,8 @@ int node_start(struct node **out, uv_loop_t *loop,
                       n->health, n->cons, (unsigned)cfg->repair_move_after_s);
     node__reads_set_repair(n->dp.reads, n->repair);
     node__repair_route(n->repair, n->api);
+    node__accounts_init(&n->accounts, loop, n->cons, n->meta, n->api,
+                        acfg.auth != API_AUTH_NONE);
     node__gc_init(&n->gc, loop, n->cons, n->meta, n->shards,
                   (uint64_t)cfg->node_id, (unsigned)cfg->gc_grace_s);
     {
@@ -304,7 +317,8 @@ static void reads_closed(void *arg)
 static void api_closed(void *arg)
 {
     struct node *n = arg;
-    n->draining = 6;
+    n->draining = 7;
+    node__accounts_close(n->accounts, dataplane_closed, n);
     node__gc_close(n->gc, dataplane_closed, n);
     node__members_close(n->members, dataplane_closed, n);
     node__admin_close(n->admin, dataplane_closed, n);

@@ -43,6 +43,12 @@ struct node_config {
     int cache_mib;             /* blob cache bound, 0 = none */
     int repair_move_after_s;   /* a shard on a node down this long moves */
     int gc_grace_s;            /* orphan shard files older are deleted */
+    char *auth;                /* none, basic or token */
+    char *auth_service;        /* token issuer/audience, Basic realm */
+    char *auth_realm;          /* token endpoint URL, or "auto" */
+    char *anonymous_pull;      /* repository patterns anyone may pull, or
+                                  "none" */
+    int token_ttl_s;           /* bearer token lifetime */
 };
 
 /* Fill every field with its default (the table in config.c). */
@@ -306,6 +312,15 @@ void node__gc_init(struct node_gc **out, uv_loop_t *loop, struct cons *cons,
 void node__gc_stats(const struct node_gc *g, uint64_t *files, uint64_t *bytes);
 /* Stop; cb(arg) once the sweep in flight ended and it is freed. */
 void node__gc_close(struct node_gc *g, void (*cb)(void *arg), void *arg);
+
+/* accounts.c: the admin API over users, tokens and signing keys; with
+ * `auth`, the leader creates the admin account and the first key. */
+struct node_accounts;
+void node__accounts_init(struct node_accounts **out, uv_loop_t *loop,
+                         struct cons *cons, struct meta *meta,
+                         struct api_server *api, bool auth);
+void node__accounts_close(struct node_accounts *acc, void (*cb)(void *arg),
+                          void *arg);
 
 struct node_proxy; /* proxy.c: upload requests for sessions of other nodes */
 void node__proxy_init(struct node_proxy **out);

@@ -151,7 +151,10 @@ static bool be_upload_remote(void *data, struct api_req *req, const char *repo,
                              const char *uuid)
 {
     struct node_proxy *px = ((struct node_dataplane *)data)->proxy;
-    static const char *const pass[] = {"Content-Type", "Content-Range"};
+    /* Authorization too: with a cluster secret the owner trusts this node's
+     * check; without one it checks the client's credentials itself. */
+    static const char *const pass[] = {"Content-Type", "Content-Range",
+                                       "Authorization"};
     struct proxy_op *op;
     unsigned long long owner;
     char *end, *base;

@@ -239,7 +239,17 @@ static bool be_blob_redirect(void *data, struct api_req *req, const char *repo,
     return dp->redirect != NULL && node__redirect_blob(dp->redirect, req, rec);
 }
 
+static bool be_url_signed(void *data, const char *path, const char *query)
+{
+    struct node_dataplane *dp = data;
+    bool valid = false;
+
+    return dp->redirect != NULL &&
+           signed_request(dp->redirect, path, query, &valid) && valid;
+}
+
 void node__redirect_backend(struct api_backend *be)
 {
     be->blob_redirect = be_blob_redirect;
+    be->url_signed = be_url_signed;
 }

@@ -277,3 +277,25 @@ void meta_iter_free(struct meta_iter *it)
     free(it->prefix);
     free(it);
 }
+
+int meta_account_get(struct meta *m, const char *name,
+                     Shoal__AccountRecord **out)
+{
+    struct sh_buf key = SH_BUF_INIT;
+    char *val;
+    size_t vlen;
+    int rv;
+
+    meta_key_account(&key, name);
+    rv = meta_get(m, key.data, key.len, &val, &vlen);
+    sh_buf_release(&key);
+    if (rv != SH_OK)
+        return rv;
+    *out = shoal__account_record__unpack(NULL, vlen, (const uint8_t *)val);
+    free(val);
+    if (*out != NULL && (*out)->version != 1) {
+        shoal__account_record__free_unpacked(*out, NULL);
+        *out = NULL;
+    }
+    return *out != NULL ? SH_OK : SH_ECORRUPT;
+}

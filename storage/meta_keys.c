@@ -133,6 +133,28 @@ void meta_key_member_prefix(struct sh_buf *key)
     key_start(key, 'n');
 }
 
+void meta_key_account(struct sh_buf *key, const char *name)
+{
+    key_start(key, 'a');
+    sh_buf_addstr(key, name);
+}
+
+void meta_key_account_prefix(struct sh_buf *key)
+{
+    key_start(key, 'a');
+}
+
+void meta_key_signing_key(struct sh_buf *key, const char *kid)
+{
+    key_start(key, 'k');
+    sh_buf_addstr(key, kid);
+}
+
+void meta_key_signing_key_prefix(struct sh_buf *key)
+{
+    key_start(key, 'k');
+}
+
 void meta_key_applied(struct sh_buf *key)
 {
     key_start(key, 's');
@@ -151,6 +173,8 @@ bool meta_key_replicated(const char *key, size_t klen)
         case 'l':
         case 'f':
         case 'n':
+        case 'a':
+        case 'k':
             return true;
         default:
             return false;

@@ -42,6 +42,13 @@ int meta_get(struct meta *m,
              char **val,
              size_t *vlen);
 
+/* The account record of `name` (key "a/" name): SH_OK with *out (free
+ * with shoal__account_record__free_unpacked), SH_ENOTFOUND, or
+ * SH_ECORRUPT for a record that does not decode or has an unknown
+ * version. */
+int meta_account_get(struct meta *m, const char *name,
+                     Shoal__AccountRecord **out);
+
 /* True if the key exists. */
 bool meta_has(struct meta *m, const char *key, size_t klen);
 
@@ -104,9 +111,15 @@ void meta_key_upload_prefix(struct sh_buf *key);
 /* "n/" id: a cluster member (replicated). */
 void meta_key_member(struct sh_buf *key, uint64_t id);
 void meta_key_member_prefix(struct sh_buf *key);
+/* "a/" name: an account, user or token (replicated). */
+void meta_key_account(struct sh_buf *key, const char *name);
+void meta_key_account_prefix(struct sh_buf *key);
+/* "k/" kid: a bearer-token signing key (replicated). */
+void meta_key_signing_key(struct sh_buf *key, const char *kid);
+void meta_key_signing_key_prefix(struct sh_buf *key);
 /* "s/applied": index of the last log entry applied (local). */
 void meta_key_applied(struct sh_buf *key);
-/* True for keys of the replicated families (r t m b l f n): the state a Raft
+/* True for keys of the replicated families (r t m b l f n a k): the state a Raft
  * snapshot carries.  Upload sessions and the applied index are local. */
 bool meta_key_replicated(const char *key, size_t klen);
 /* Extract the last '\0'-separated component of a key (tag name, digest). */

@@ -550,6 +550,151 @@ static void test_blob_place(void **state)
     free(after);
 }
 
+/* ---- accounts and signing keys ---- */
+
+static Shoal__Command *account_put(Shoal__Command *cmd, Shoal__AccountPut *op,
+                                   Shoal__AccountRecord *rec, const char *name,
+                                   int kind, bool create_only)
+{
+    static char *scopes[] = {"repository:team/*:pull"};
+
+    shoal__command__init(cmd);
+    shoal__account_put__init(op);
+    shoal__account_record__init(rec);
+    rec->version = 1;
+    rec->name = (char *)name;
+    rec->kind = kind;
+    rec->password_hash = "$y$j9T$salt$hash";
+    rec->scopes = scopes;
+    rec->n_scopes = 1;
+    op->record = rec;
+    op->create_only = create_only;
+    cmd->op_case = SHOAL__COMMAND__OP_ACCOUNT_PUT;
+    cmd->account_put = op;
+    return cmd;
+}
+
+static Shoal__AccountRecord *account_of(struct meta *m, const char *name)
+{
+    struct sh_buf k = SH_BUF_INIT;
+    Shoal__AccountRecord *rec = NULL;
+    size_t vlen;
+    char *v;
+
+    meta_key_account(&k, name);
+    v = fx_get(m, &k, &vlen);
+    sh_buf_release(&k);
+    if (v != NULL) {
+        rec = shoal__account_record__unpack(NULL, vlen, (uint8_t *)v);
+        free(v);
+    }
+    return rec;
+}
+
+#define USER SHOAL__ACCOUNT_KIND__ACCOUNT_KIND_USER
+#define TOKEN SHOAL__ACCOUNT_KIND__ACCOUNT_KIND_TOKEN
+
+static void test_account_put_delete(void **state)
+{
+    struct fx_meta *f = *state;
+    Shoal__Command cmd = SHOAL__COMMAND__INIT;
+    Shoal__AccountPut put;
+    Shoal__AccountRecord rec;
+    Shoal__AccountDelete del = SHOAL__ACCOUNT_DELETE__INIT;
+    Shoal__AccountUsed used = SHOAL__ACCOUNT_USED__INIT;
+    Shoal__AccountRecord *got;
+
+    apply_ok(f->m, account_put(&cmd, &put, &rec, "alice", USER, true));
+    got = account_of(f->m, "alice");
+    assert_non_null(got);
+    assert_int_equal(got->kind, USER);
+    assert_string_equal(got->scopes[0], "repository:team/*:pull");
+    shoal__account_record__free_unpacked(got, NULL);
+    /* The name is taken: create_only refuses, a plain put replaces. */
+    assert_refused(f->m, account_put(&cmd, &put, &rec, "alice", TOKEN, true),
+                   SH_EEXIST);
+    /* Malformed: no name, no hash, no kind. */
+    account_put(&cmd, &put, &rec, "", USER, false);
+    assert_refused(f->m, &cmd, SH_EMALFORMED);
+    account_put(&cmd, &put, &rec, "bob", USER, false);
+    rec.password_hash = "";
+    assert_refused(f->m, &cmd, SH_EMALFORMED);
+    account_put(&cmd, &put, &rec, "bob", 0, false);
+    assert_refused(f->m, &cmd, SH_EMALFORMED);
+
+    /* Last use only moves forward. */
+    used.name = "alice";
+    used.at_unix = 50;
+    cmd.op_case = SHOAL__COMMAND__OP_ACCOUNT_USED;
+    cmd.account_used = &used;
+    apply_ok(f->m, &cmd);
+    used.at_unix = 40;
+    apply_ok(f->m, &cmd);
+    got = account_of(f->m, "alice");
+    assert_int_equal(got->last_used_unix, 50);
+    shoal__account_record__free_unpacked(got, NULL);
+    used.name = "nobody";
+    assert_refused(f->m, &cmd, SH_ENOTFOUND);
+
+    /* Delete checks the kind: a user is not deleted as a token. */
+    del.name = "alice";
+    del.kind = TOKEN;
+    cmd.op_case = SHOAL__COMMAND__OP_ACCOUNT_DELETE;
+    cmd.account_delete = &del;
+    assert_refused(f->m, &cmd, SH_ENOTFOUND);
+    del.kind = USER;
+    apply_ok(f->m, &cmd);
+    assert_null(account_of(f->m, "alice"));
+    assert_refused(f->m, &cmd, SH_ENOTFOUND);
+    assert_int_equal(fx_count_keys(f->m), 0);
+}
+
+static void test_signing_key_put(void **state)
+{
+    struct fx_meta *f = *state;
+    Shoal__Command cmd = SHOAL__COMMAND__INIT;
+    Shoal__SigningKeyPut put = SHOAL__SIGNING_KEY_PUT__INIT;
+    Shoal__SigningKeyRecord rec = SHOAL__SIGNING_KEY_RECORD__INIT;
+    char *retire[] = {"k1"};
+    struct sh_buf k = SH_BUF_INIT;
+    size_t vlen;
+    char *v;
+
+    rec.version = 1;
+    rec.kid = "k1";
+    rec.private_pem = "pem1";
+    put.record = &rec;
+    cmd.op_case = SHOAL__COMMAND__OP_SIGNING_KEY_PUT;
+    cmd.signing_key_put = &put;
+    apply_ok(f->m, &cmd);
+    rec.kid = "k2";
+    rec.private_pem = "pem2";
+    apply_ok(f->m, &cmd);
+    assert_int_equal(fx_count_keys(f->m), 2);
+    /* Rotation: k3 in, k1 out, k2 stays. */
+    rec.kid = "k3";
+    rec.private_pem = "pem3";
+    put.retire = retire;
+    put.n_retire = 1;
+    apply_ok(f->m, &cmd);
+    assert_int_equal(fx_count_keys(f->m), 2);
+    meta_key_signing_key(&k, "k1");
+    assert_null(fx_get(f->m, &k, &vlen));
+    meta_key_signing_key(&k, "k3");
+    v = fx_get(f->m, &k, &vlen);
+    assert_non_null(v);
+    free(v);
+    sh_buf_release(&k);
+    /* Retiring the key being put, or no PEM: refused whole. */
+    retire[0] = "k3";
+    rec.kid = "k3";
+    assert_refused(f->m, &cmd, SH_EMALFORMED);
+    retire[0] = "k2";
+    rec.kid = "k4";
+    rec.private_pem = "";
+    assert_refused(f->m, &cmd, SH_EMALFORMED);
+}
+
 static void test_blob_unlink(void **state)
 {
     struct fx_meta *f = *state;
@@ -698,6 +843,8 @@ int main(void)
         T(test_blob_place),
         T(test_blob_link),
         T(test_blob_unlink),
+        T(test_account_put_delete),
+        T(test_signing_key_put),
         T(test_malformed_empty_db),
         T(test_malformed_populated_db),
         T(test_apply_unsynced),

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -290,8 +291,103 @@ static void test_blob_place(void **state)
     sh_command_free(out);
 }
 
+static void test_account_put(void **state)
+{
+    Shoal__Command cmd = SHOAL__COMMAND__INIT;
+    Shoal__AccountPut op = SHOAL__ACCOUNT_PUT__INIT;
+    Shoal__AccountRecord rec = SHOAL__ACCOUNT_RECORD__INIT;
+    char *scopes[] = {"repository:team/*:pull,push", "registry:catalog:*"};
+    Shoal__Command *out;
+
+    (void)state;
+    rec.version = 1;
+    rec.name = "ci";
+    rec.kind = SHOAL__ACCOUNT_KIND__ACCOUNT_KIND_TOKEN;
+    rec.password_hash = "$y$j9T$salt$hash";
+    rec.scopes = scopes;
+    rec.n_scopes = 2;
+    rec.created_unix = 100;
+    rec.expires_unix = 200;
+    rec.revoked = true;
+    rec.last_used_unix = 150;
+    op.record = &rec;
+    op.create_only = true;
+    cmd.op_case = SHOAL__COMMAND__OP_ACCOUNT_PUT;
+    cmd.account_put = &op;
+    out = round_trip(&cmd);
+    assert_true(out->account_put->create_only);
+    assert_string_equal(out->account_put->record->name, "ci");
+    assert_int_equal(out->account_put->record->kind,
+                     SHOAL__ACCOUNT_KIND__ACCOUNT_KIND_TOKEN);
+    assert_string_equal(out->account_put->record->password_hash,
+                        "$y$j9T$salt$hash");
+    assert_int_equal(out->account_put->record->n_scopes, 2);
+    assert_string_equal(out->account_put->record->scopes[1],
+                        "registry:catalog:*");
+    assert_int_equal(out->account_put->record->expires_unix, 200);
+    assert_true(out->account_put->record->revoked);
+    assert_int_equal(out->account_put->record->last_used_unix, 150);
+    sh_command_free(out);
+}
+
+static void test_account_delete_used(void **state)
+{
+    Shoal__Command cmd = SHOAL__COMMAND__INIT;
+    Shoal__AccountDelete del = SHOAL__ACCOUNT_DELETE__INIT;
+    Shoal__AccountUsed used = SHOAL__ACCOUNT_USED__INIT;
+    Shoal__Command *out;
+
+    (void)state;
+    del.name = "alice";
+    del.kind = SHOAL__ACCOUNT_KIND__ACCOUNT_KIND_USER;
+    cmd.op_case = SHOAL__COMMAND__OP_ACCOUNT_DELETE;
+    cmd.account_delete = &del;
+    out = round_trip(&cmd);
+    assert_string_equal(out->account_delete->name, "alice");
+    assert_int_equal(out->account_delete->kind,
+                     SHOAL__ACCOUNT_KIND__ACCOUNT_KIND_USER);
+    sh_command_free(out);
+
+    used.name = "alice";
+    used.at_unix = 1234;
+    cmd.op_case = SHOAL__COMMAND__OP_ACCOUNT_USED;
+    cmd.account_used = &used;
+    out = round_trip(&cmd);
+    assert_string_equal(out->account_used->name, "alice");
+    assert_int_equal(out->account_used->at_unix, 1234);
+    sh_command_free(out);
+}
+
+static void test_signing_key_put(void **state)
+{
+    Shoal__Command cmd = SHOAL__COMMAND__INIT;
+    Shoal__SigningKeyPut op = SHOAL__SIGNING_KEY_PUT__INIT;
+    Shoal__SigningKeyRecord rec = SHOAL__SIGNING_KEY_RECORD__INIT;
+    char *retire[] = {"0123456789abcdef0123456789abcdef"};
+    Shoal__Command *out;
+
+    (void)state;
+    rec.version = 1;
+    rec.kid = "fedcba9876543210fedcba9876543210";
+    rec.private_pem = "-----BEGIN PRIVATE KEY-----\n...";
+    rec.created_unix = 7;
+    op.record = &rec;
+    op.retire = retire;
+    op.n_retire = 1;
+    cmd.op_case = SHOAL__COMMAND__OP_SIGNING_KEY_PUT;
+    cmd.signing_key_put = &op;
+    out = round_trip(&cmd);
+    assert_string_equal(out->signing_key_put->record->kid, rec.kid);
+    assert_string_equal(out->signing_key_put->record->private_pem,
+                        rec.private_pem);
+    assert_int_equal(out->signing_key_put->record->created_unix, 7);
+    assert_int_equal(out->signing_key_put->n_retire, 1);
+    assert_string_equal(out->signing_key_put->retire[0], retire[0]);
+    sh_command_free(out);
+}
+
 /* Every op case of the generated oneof is covered above: the list ends at
- * BlobPlace.  A new op added to command.proto fails here until it gets a
+ * SigningKeyPut.  A new op added to command.proto fails here until it gets a
  * round-trip test. */
 static void test_every_op_covered(void **state)
 {
@@ -304,8 +400,8 @@ static void test_every_op_covered(void **state)
         if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
             ops++;
     }
-    assert_int_equal(ops, 8);
-    assert_int_equal(SHOAL__COMMAND__OP_BLOB_PLACE, 17);
+    assert_int_equal(ops, 12);
+    assert_int_equal(SHOAL__COMMAND__OP_SIGNING_KEY_PUT, 21);
 }
 
 /* Decoding must fail with SH_EMALFORMED and leave *out NULL. */
@@ -423,6 +519,9 @@ int main(void)
         cmocka_unit_test(test_blob_commit),
         cmocka_unit_test(test_blob_link_unlink),
         cmocka_unit_test(test_blob_place),
+        cmocka_unit_test(test_account_put),
+        cmocka_unit_test(test_account_delete_used),
+        cmocka_unit_test(test_signing_key_put),
         cmocka_unit_test(test_member_put),
         cmocka_unit_test(test_every_op_covered),
         cmocka_unit_test(test_decode_garbage),
