@@ -263,10 +263,11 @@ void auth__challenge(struct api_req *req, const char *scope, const char *error)
     if (cfg->auth == API_AUTH_TOKEN) {
         char *realm = realm_of(req);
         api_resp_header(req, "WWW-Authenticate",
-                        "Bearer realm=\"%s\",service=\"%s\"%s%s%s%s%s", realm,
-                        cfg->auth_service, scope ? ",scope=\"" : "",
+                        "Bearer realm=\"%s\",service=\"%s\"%s%s%s%s%s%s",
+                        realm, cfg->auth_service, scope ? ",scope=\"" : "",
                         scope ? scope : "", scope ? "\"" : "",
-                        error ? ",error=\"" : "", error ? error : "");
+                        error ? ",error=\"" : "", error ? error : "",
+                        error ? "\"" : "");
         if (error != NULL)
             api_resp_header(req, "X-Shoal-Auth-Error", "%s", error);
         free(realm);

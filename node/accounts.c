@@ -228,6 +228,8 @@ static struct change *change_new(struct node_accounts *acc,
     struct change *ch = sh_calloc(1, sizeof *ch);
 
     shoal__account_record__init(&ch->rec);
+    ch->rec.name = NULL;          /* init points strings at a static "" */
+    ch->rec.password_hash = NULL;
     ch->acc = acc;
     ch->cons = acc->cons;
     ch->req = req;
@@ -237,8 +239,8 @@ static struct change *change_new(struct node_accounts *acc,
     return ch;
 }
 
-/* Scopes from a JSON array of strings (NULL: `dflt`); false when one is
- * invalid (after answering 400). */
+/* Scopes from a JSON array of strings (none given: `dflt` and the
+ * catalog; dflt NULL: at least one is needed); false after answering 400. */
 static bool scopes_take(struct api_req *req, json_t *arr, const char *dflt,
                         Shoal__AccountRecord *rec)
 {
@@ -261,11 +263,15 @@ static bool scopes_take(struct api_req *req, json_t *arr, const char *dflt,
         }
         rec->scopes[rec->n_scopes++] = sh_strdup(s);
     }
-    if (rec->n_scopes == 0 && dflt != NULL) {
+    if (rec->n_scopes == 0 && dflt == NULL) {
+        send_error(req, 400, "at least one scope is needed");
+        return false;
+    }
+    if (rec->n_scopes == 0) {
         rec->scopes[rec->n_scopes++] = sh_strdup(dflt);
         rec->scopes[rec->n_scopes++] = sh_strdup("registry:catalog:*");
     }
-    return rec->n_scopes > 0 || dflt != NULL;
+    return true;
 }
 
 /* Parse {"name",...}: the JSON (new reference) and its valid name, or NULL
@@ -346,9 +352,6 @@ static void account_create(struct api_req *req, const char *body, size_t len,
                          ? "repository:*:*"
                          : NULL,
                      &ch->rec)) {
-        if (ch->password != NULL && !ch->rec.n_scopes &&
-            kind == SHOAL__ACCOUNT_KIND__ACCOUNT_KIND_TOKEN)
-            send_error(req, 400, "a token needs at least one scope");
         api_req_on_abort(req, NULL, NULL);
         change_free(ch);
         json_decref(j);
@@ -514,12 +517,16 @@ static void h_token_del(struct api_req *req, const char *b, size_t n, void *arg)
 
 /* -------------------------------------------------------- signing keys */
 
-/* A bootstrap proposal finished (acc NULL: closed meanwhile). */
+static void boot_tick(uv_timer_t *t);
+
+/* A bootstrap proposal finished (acc NULL: closed meanwhile): look again
+ * at once, so the key follows the admin account without a wait. */
 static void boot_done(struct node_accounts *acc)
 {
     if (acc != NULL) {
         acc->boot_busy = false;
         acc->boot_owner = NULL;
+        uv_timer_start(&acc->boot, boot_tick, 0, BOOT_RETRY_MS);
     }
 }
 

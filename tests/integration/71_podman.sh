@@ -15,44 +15,12 @@ if [[ $(id -u) != 0 ]]; then
     skip_all "podman with private vfs storage needs root here"
 fi
 
-containers_env
-PDIR=$T_TMP/podman
-mkdir -p "$PDIR/root" "$PDIR/runroot" "$PDIR/tmp"
-cat >"$PDIR/storage.conf" <<EOF
-[storage]
-driver = "vfs"
-runroot = "$PDIR/runroot"
-graphroot = "$PDIR/root"
-EOF
-cat >"$PDIR/containers.conf" <<EOF
-[engine]
-events_logger = "file"
-events_logfile_path = "$PDIR/events.log"
-cgroup_manager = "cgroupfs"
-EOF
-export CONTAINERS_STORAGE_CONF=$PDIR/storage.conf
-export CONTAINERS_CONF=$PDIR/containers.conf
-export TMPDIR=$PDIR/tmp
-PM=(podman --root "$PDIR/root" --runroot "$PDIR/runroot" --storage-driver vfs
-    --tmpdir "$PDIR/tmp" --events-backend file --cgroup-manager cgroupfs)
-
+podman_env
 shoal_start
 D=$T_TMP/data
 mkdir -p "$D"
 HOSTPORT=127.0.0.1:$SHOAL_PORT
 t_note "$(podman --version)"
-
-# pm DESCRIPTION ARGS...: one podman command, one check; output in $D/pm.out.
-pm()
-{
-    local desc=$1
-    shift
-    if "${PM[@]}" "$@" >"$D/pm.out" 2>"$D/pm.err"; then
-        pass "podman $desc"
-    else
-        fail "podman $desc" "podman $*" "$(tail -n 20 "$D/pm.err")"
-    fi
-}
 
 # ------------------------------------------------- push with skopeo
 SRC=$D/src

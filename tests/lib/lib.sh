@@ -40,6 +40,12 @@
 #                behind the load balancer).  Only the suites of
 #                CLUSTER_SUITES run there; the others skip (they restart
 #                nodes on their data dir, or start their own cluster).
+#   SHOAL_TEST_TARGET=auth   one node with `--auth token`; every curl of the
+#                script logs in as the admin account with HTTP Basic (a
+#                .curlrc under $CURL_HOME), so the endpoint suites run
+#                through authentication and the scope checks.  Same suites
+#                as the cluster targets but 30_bad_input (its raw requests
+#                carry no credentials).
 #   KEEP_TMP=1   keep the temp dir (data dirs, logs) for a post-mortem.
 #   T_VERBOSE=1  print every request.
 
@@ -87,6 +93,7 @@ LAST_URL=
 t_note() { printf '# %s\n' "$*"; }
 is_dist() { [[ $SHOAL_TEST_TARGET == distribution ]]; }
 is_cluster() { [[ $SHOAL_TEST_TARGET == cluster-* ]]; }
+is_auth() { [[ $SHOAL_TEST_TARGET == auth ]]; }
 
 pass()
 {
@@ -385,6 +392,9 @@ shoal_start_node()
         log=$T_TMP/server.$SERVER_N.log
         if is_dist; then
             start_distribution "$port" "$data" "$log"
+        elif is_auth && [[ " ${args[*]-} " != *" --auth "* ]]; then
+            "$SHOAL_BIN" serve --listen "127.0.0.1:$port" --data "$data" \
+                --auth token ${args[@]+"${args[@]}"} >"$log" 2>&1 &
         else
             "$SHOAL_BIN" serve --listen "127.0.0.1:$port" --data "$data" \
                 ${args[@]+"${args[@]}"} >"$log" 2>&1 &
@@ -398,7 +408,8 @@ shoal_start_node()
             fi
             code=$(curl -s --max-time 2 -o /dev/null -D "$T_TMP/boot.headers" \
                 -w '%{http_code}' "http://127.0.0.1:$port/v2/" 2>/dev/null) || true
-            if [[ $code == 200 ]] &&
+            # 401: up, with auth on and no credentials in this curl.
+            if [[ $code == 200 || $code == 401 ]] &&
                 tr -d '\r' <"$T_TMP/boot.headers" |
                 grep -qi '^Docker-Distribution-API-Version: *registry/2\.0 *$'; then
                 SHOAL_PID=$pid
@@ -1193,6 +1204,45 @@ containers_env()
     chmod 700 "$XDG_RUNTIME_DIR"
 }
 
+# podman_env: containers_env plus private podman storage (vfs, as root)
+# under $T_TMP/podman, and PM, the podman command line using it.
+podman_env()
+{
+    containers_env
+    PDIR=$T_TMP/podman
+    mkdir -p "$PDIR/root" "$PDIR/runroot" "$PDIR/tmp"
+    cat >"$PDIR/storage.conf" <<EOF
+[storage]
+driver = "vfs"
+runroot = "$PDIR/runroot"
+graphroot = "$PDIR/root"
+EOF
+    cat >"$PDIR/containers.conf" <<EOF
+[engine]
+events_logger = "file"
+events_logfile_path = "$PDIR/events.log"
+cgroup_manager = "cgroupfs"
+EOF
+    export CONTAINERS_STORAGE_CONF=$PDIR/storage.conf
+    export CONTAINERS_CONF=$PDIR/containers.conf
+    export TMPDIR=$PDIR/tmp
+    PM=(podman --root "$PDIR/root" --runroot "$PDIR/runroot" --storage-driver vfs
+        --tmpdir "$PDIR/tmp" --events-backend file --cgroup-manager cgroupfs)
+}
+
+# pm DESCRIPTION ARGS...: one podman command, one check; output in
+# $D/pm.out, errors in $D/pm.err.
+pm()
+{
+    local desc=$1
+    shift
+    if "${PM[@]}" "$@" >"$D/pm.out" 2>"$D/pm.err"; then
+        pass "podman $desc"
+    else
+        fail "podman $desc" "podman $*" "$(tail -n 20 "$D/pm.err")"
+    fi
+}
+
 # local_cluster_env N: settings for a deploy/local-cluster.sh cluster of
 # N nodes in $T_TMP/cluster: a base port with base+1..N (API) and
 # base+101..100+N (Raft) free, a free port for HAProxy (also in $LB).
@@ -1270,7 +1320,11 @@ raw_send()
 # see).
 expect_raw_head()
 {
-    printf 'HEAD %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n' "$1" "${3:+$3$'\r\n'}" \
+    local auth=
+    if is_auth; then
+        auth="Authorization: Basic $(printf 'admin:%s' "$SHOAL_ADMIN_PASSWORD" | base64 -w0)"$'\r\n'
+    fi
+    printf 'HEAD %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s\r\n' "$1" "$auth" "${3:+$3$'\r\n'}" \
         >"$T_TMP/head.req"
     raw_send "$T_TMP/head.req" --head --close-wait 1
     if [[ $RAW_STATUSES == "$2" && $RAW_CONN == open ]]; then
@@ -1296,6 +1350,19 @@ raw_dump()
 # malformed HTTP on raw sockets, which HAProxy answers itself (its own 400,
 # header limits, connection handling): it runs against a follower only.
 CLUSTER_SUITES="10_base 20_uploads 21_blobs 22_manifests 23_tags_catalog 24_referrers 30_bad_input"
+if is_auth; then
+    case " $CLUSTER_SUITES " in
+    *" $T_NAME "*) ;;
+    *) skip_all "$T_NAME is not an endpoint suite (SHOAL_TEST_TARGET=$SHOAL_TEST_TARGET)" ;;
+    esac
+    if [[ $T_NAME == 30_bad_input ]]; then
+        skip_all "its raw requests carry no credentials"
+    fi
+    export SHOAL_ADMIN_PASSWORD=suite-admin-pw-$$
+    export CURL_HOME=$T_TMP/curlhome
+    mkdir -p "$CURL_HOME"
+    printf 'user = "admin:%s"\n' "$SHOAL_ADMIN_PASSWORD" >"$CURL_HOME/.curlrc"
+fi
 if is_cluster; then
     case " $CLUSTER_SUITES " in
     *" $T_NAME "*) ;;
