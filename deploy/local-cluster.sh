@@ -10,7 +10,9 @@
 # (default ./build/node/shoal), SHOAL_LB (default 127.0.0.1:5000),
 # SHOAL_BASE_PORT (default 5100: node I listens on BASE+I, Raft on BASE+100+I),
 # SHOAL_NODE_ARGS (more `shoal serve` options for every node, e.g.
-# "--redirects false").
+# "--redirects false"), SHOAL_AUTH (basic or token: turn access control on;
+# the admin password is SHOAL_ADMIN_PASSWORD, or generated once into
+# $SHOAL_CLUSTER_DIR/admin-password).
 # The nodes share a cluster secret, generated into $SHOAL_CLUSTER_DIR/secret
 # on first start; node-to-node requests carry it (curl the /internal/
 # endpoints with -H "X-Shoal-Secret: $(cat .../secret)").
@@ -47,6 +49,17 @@ start_node() {
   if [ ! -s "$dir/secret" ]; then
     (umask 077 && head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/secret")
   fi
+  if [ -n "${SHOAL_AUTH:-}" ]; then
+    # Behind the LB the client's address is in X-Forwarded-For (rate
+    # limits of wrong passwords are per client).
+    more+=(--auth "$SHOAL_AUTH" --trust-forwarded true)
+    if [ ! -s "$dir/admin-password" ]; then
+      (umask 077
+       printf '%s' "${SHOAL_ADMIN_PASSWORD:-$(head -c 18 /dev/urandom | base64 | tr '+/' 'xy')}" \
+         >"$dir/admin-password")
+    fi
+  fi
+  SHOAL_ADMIN_PASSWORD=$(cat "$dir/admin-password" 2>/dev/null || true) \
   "$bin" serve --node-id "$i" --listen "127.0.0.1:$(node_port "$i")" \
     --raft "127.0.0.1:$(raft_port "$i")" --data "$dir/node$i" "${join[@]}" \
     --cluster-secret-file "$dir/secret" ${more[@]+"${more[@]}"} \
@@ -60,10 +73,17 @@ start_node() {
   echo "$n" >"$dir/nodes"
 }
 
-# The load balancer answers /v2/ once its health checks found a node up.
+# The load balancer answers /v2/ once its health checks found a node up
+# (401 with auth on: the registry answers, asking for credentials).
 wait_lb() {
+  local code
   for _ in $(seq 1 100); do
-    curl -sf -o /dev/null "http://$lb/v2/" && return 0
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://$lb/v2/" || true)
+    if [ "$code" = 200 ] || [ "$code" = 401 ]; then
+      [ -s "$dir/admin-password" ] && [ -n "${SHOAL_AUTH:-}" ] &&
+        echo "admin password: in $dir/admin-password (user admin)"
+      return 0
+    fi
     sleep 0.1
   done
   echo "load balancer $lb does not answer yet" >&2
