@@ -64,13 +64,23 @@ struct api_auth {
     struct limit_slot limit[LIMIT_SLOTS];
     struct key_slot keys[KEYS_MAX];
     size_t n_keys;
+    char *dummy_hash;             /* checked for unknown users, so that a
+                                     login takes as long either way */
     uint64_t keys_loaded_ms;      /* uv_now of the last refresh */
 };
 
 struct api_auth *auth__new(struct api_server *s)
 {
     struct api_auth *a = sh_calloc(1, sizeof *a);
+    unsigned char rnd[16];
+    char pw[33];
+
     a->srv = s;
+    RAND_bytes(rnd, sizeof rnd);
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(pw + 2 * i, 3, "%02x", rnd[i]);
+    if (api_auth_hash_password(pw, &a->dummy_hash) != SH_OK)
+        a->dummy_hash = NULL;
     return a;
 }
 
@@ -89,6 +99,7 @@ void auth__free(struct api_auth *a)
     if (a->inflight > 0)
         return; /* the last check frees it */
     keys_clear(a);
+    free(a->dummy_hash);
     free(a);
 }
 
@@ -289,6 +300,7 @@ struct login {
     void (*drop)(void *arg);
     char *user, *password, *hash;
     char source[64];
+    bool unknown;             /* no valid account: fails whatever the hash */
     bool ok;                  /* the pool's verdict */
 };
 
@@ -316,7 +328,7 @@ static void login_work(uv_work_t *w)
     const char *out = crypt_rn(l->password, l->hash, cd, sizeof *cd);
 
     l->ok = out != NULL && out[0] != '*' && strlen(out) == strlen(l->hash) &&
-            CRYPTO_memcmp(out, l->hash, strlen(out)) == 0;
+            CRYPTO_memcmp(out, l->hash, strlen(out)) == 0 && !l->unknown;
     OPENSSL_cleanse(cd, sizeof *cd);
     free(cd);
 }
@@ -405,36 +417,32 @@ void auth__login(struct api_req *req, const char *user, const char *password,
     struct login *l;
     char source[64];
 
+    source_of(req, source);
     if (!record_valid(rec)) {
-        /* Unknown, revoked or expired: the same answer as a wrong
-         * password, counted the same way. */
-        source_of(req, source);
         if (rec != NULL)
             shoal__account_record__free_unpacked(rec, NULL);
-        if (limit_blocked(a, source)) {
-            api_resp_error(req, "TOOMANYREQUESTS", "too many failed logins");
-        } else {
-            limit_fail(a, source);
-            auth__challenge(req, NULL, NULL);
+        rec = NULL;
+    }
+    if (rec != NULL) {
+        cache_key(user, password, rec->password_hash, key);
+        slot = cache_find(a, key);
+        if (slot != NULL) {
+            struct api_identity *id = login_identity(a, slot, rec);
+            shoal__account_record__free_unpacked(rec, NULL);
+            cb(req, id, arg);
+            return;
         }
-        cb(req, NULL, arg);
-        return;
     }
-    cache_key(user, password, rec->password_hash, key);
-    slot = cache_find(a, key);
-    if (slot != NULL) {
-        struct api_identity *id = login_identity(a, slot, rec);
-        shoal__account_record__free_unpacked(rec, NULL);
-        cb(req, id, arg);
-        return;
-    }
-    source_of(req, source);
     if (limit_blocked(a, source)) {
-        shoal__account_record__free_unpacked(rec, NULL);
+        if (rec != NULL)
+            shoal__account_record__free_unpacked(rec, NULL);
         api_resp_error(req, "TOOMANYREQUESTS", "too many failed logins");
         cb(req, NULL, arg);
         return;
     }
+    /* Unknown, revoked or expired accounts go through a hash too (of a
+     * random password), and fail: the answer and its timing are those of
+     * a wrong password. */
     l = sh_calloc(1, sizeof *l);
     l->work.data = l;
     l->auth = a;
@@ -444,9 +452,12 @@ void auth__login(struct api_req *req, const char *user, const char *password,
     l->drop = drop;
     l->user = sh_strdup(user);
     l->password = sh_strdup(password);
-    l->hash = sh_strdup(rec->password_hash);
+    l->unknown = rec == NULL;
+    l->hash = sh_strdup(rec != NULL ? rec->password_hash
+                                    : (a->dummy_hash ? a->dummy_hash : "*"));
     memcpy(l->source, source, sizeof source);
-    shoal__account_record__free_unpacked(rec, NULL);
+    if (rec != NULL)
+        shoal__account_record__free_unpacked(rec, NULL);
     a->inflight++;
     if ((req->chunked || req->content_length > 0) && !req->msg_done) {
         /* Body bytes would arrive while the pool works, with no handler
@@ -769,7 +780,9 @@ bool auth__require(struct api_req *req, const char *type, const char *name,
         if (rec != NULL)
             shoal__account_record__free_unpacked(rec, NULL);
     }
-    if (req->ident != NULL && !could) {
+    /* An anonymous bearer token is no login: ask for one. */
+    if (req->ident != NULL && !could &&
+        !(req->ident->bearer && req->ident->name[0] == '\0')) {
         api_resp_error(req, "DENIED", NULL);
         return false;
     }

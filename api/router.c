@@ -336,13 +336,16 @@ bool api__secret_ok(const struct api_req *req)
 }
 
 /* Node-to-node endpoints (/internal/) take writes to the replicated state
- * and to shards: with a cluster secret configured, a request must carry it.
- * Compared in constant time (no early exit on the first differing byte). */
+ * and to shards: with a cluster secret configured, a request must carry it
+ * (api__secret_ok compares in constant time). */
 static bool internal_allowed(struct api_req *req)
 {
-    if (req->srv->cfg.internal_secret == NULL ||
-        strncmp(req->path, "/internal/", 10) != 0)
+    if (strncmp(req->path, "/internal/", 10) != 0)
         return true;
+    if (req->srv->cfg.internal_secret == NULL)
+        /* Open without a secret, unless client access control is on:
+         * then an open /internal/ would be a way around it. */
+        return req->srv->cfg.auth == API_AUTH_NONE;
     return api__secret_ok(req);
 }
 

@@ -106,7 +106,11 @@ int node_start(struct node **out, uv_loop_t *loop,
     rv = read_secret(cfg->cluster_secret_file, &secret, errmsg);
     if (rv != SH_OK)
         goto err;
-    if (secret == NULL && strcmp(cfg->join, "none") != 0)
+    if (secret == NULL && strcmp(cfg->auth, "none") != 0)
+        SH_WARN("auth is on and there is no cluster-secret-file: node-to-node "
+                "endpoints (/internal/) are closed, so this node cannot form "
+                "a cluster with others (give every node the same secret)");
+    else if (secret == NULL && strcmp(cfg->join, "none") != 0)
         SH_WARN("no cluster-secret-file: node-to-node endpoints (/internal/) "
                 "are open to anyone who can reach this node");
     rv = durable_mkdirs(cfg->data_dir);

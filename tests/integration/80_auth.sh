@@ -53,6 +53,10 @@ req GET /v2/ "${ADMIN[@]}"
 expect_status 200
 req GET /metrics
 expect_status 200 # operational endpoints stay open
+# No cluster secret: with auth on, node-to-node endpoints are closed (an
+# open /internal/v1/propose would be a way around every check).
+req GET /internal/v1/members
+expect_status 401
 
 # ------------------------------------------------------------ accounts
 admin /admin/v1/users/add '{"name":"alice","password":"alice-pw-1","scopes":["repository:team/*:pull,push"]}'
