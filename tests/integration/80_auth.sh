@@ -125,6 +125,19 @@ req POST /v2/team/a/blobs/uploads/ -H "Authorization: Bearer $TOK"
 expect_status 401
 expect_header WWW-Authenticate "Bearer realm=\"http://$HOSTPORT/auth/token\",service=\"shoal\",scope=\"repository:team/a:pull,push\",error=\"insufficient_scope\""
 
+# Mount reads the source: without pull there, a plain session (202), as
+# if the blob were not there; with it, the blob is mounted (201).
+rand_file "$D/m" 3000
+MDG=sha256:$(sha256_of "$D/m")
+req POST "/v2/other/x/blobs/uploads/?digest=$MDG" "${ADMIN[@]}" \
+    -H 'Content-Type: application/octet-stream' --data-binary "@$D/m"
+expect_status 201
+token_for "ci:$CI_PW" "repository:team/a:pull,push" "repository:other/x:pull"
+req POST "/v2/team/a/blobs/uploads/?mount=$MDG&from=other/x" -H "Authorization: Bearer $TOK"
+expect_status 202
+req POST "/v2/team/a/blobs/uploads/?mount=$MDG&from=other/x" "${ADMIN[@]}"
+expect_status 201
+
 # Path tricks in requested scopes grant nothing.
 token_for "alice:alice-pw-1" "repository:team/../admin:push" "repository:team/a/../../x:pull"
 expect_status 200
