@@ -79,8 +79,9 @@ enum { AUTH_READY, AUTH_PENDING, AUTH_ANSWERED };
 int auth__authenticate(struct api_req *req, void (*again)(struct api_req *));
 
 /* Check a username and password (Basic or the token endpoint's form):
- * cb(req, id, arg) with the identity (owned by cb) or NULL after a 401 or
- * 429 was sent.  The hash runs in the pool; cached successes and refusals
+ * cb(req, id, arg) with the identity (owned by cb), or with NULL just
+ * before the 401 or 429 is sent (cb must neither answer nor keep req
+ * then).  The hash runs in the pool; cached successes and refusals
  * that need no hash call cb before this returns.  If the client leaves
  * first, cb is not called and drop(arg) is. */
 typedef void (*auth_login_cb)(struct api_req *req, struct api_identity *id,

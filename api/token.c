@@ -60,7 +60,7 @@ static void issue(struct api_req *req, const struct api_identity *id,
     char jti[33], issued[32];
     time_t now = time(NULL);
     struct tm tm;
-    json_t *claims, *access = json_array(), *resp;
+    json_t *claims, *access, *resp;
     char *token = NULL, *body;
 
     key = auth__signing_key(req->srv->auth, &kid);
@@ -68,6 +68,7 @@ static void issue(struct api_req *req, const struct api_identity *id,
         api_resp_error(req, "UNAVAILABLE", "no token signing key yet");
         return;
     }
+    access = json_array();
     for (size_t i = 0; i < n; i++)
         access_add(access, id, cfg->anonymous_pull, scopes[i]);
     RAND_bytes(rnd, sizeof rnd);

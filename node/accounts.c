@@ -414,10 +414,21 @@ static void account_delete(struct api_req *req, const char *body, size_t len,
     Shoal__Command cmd = SHOAL__COMMAND__INIT;
     const char *name;
     json_t *j = body_parse(req, body, len, &name);
+    Shoal__AccountRecord *cur = NULL;
     struct change *ch;
 
     if (j == NULL)
         return;
+    if (meta_account_get(acc->meta, name, &cur) != SH_OK ||
+        (int)cur->kind != kind) {
+        /* Checked here too, so a typo costs no log entry. */
+        if (cur != NULL)
+            shoal__account_record__free_unpacked(cur, NULL);
+        send_error(req, 404, "no such account");
+        json_decref(j);
+        return;
+    }
+    shoal__account_record__free_unpacked(cur, NULL);
     ch = change_new(acc, req, CH_DEL);
     ch->rec.name = sh_strdup(name);
     del.name = ch->rec.name;

@@ -17,9 +17,26 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: shoal serve [--config FILE] [--OPTION VALUE ...]\n"
-            "       shoal version\n\n"
+            "       shoal version\n"
+            "       shoal [--url URL] [--user NAME] [--password P] COMMAND\n\n"
             "Runs a Shoal registry node.  With no options it serves on\n"
-            "127.0.0.1:5000 with data under ./shoal-data.\n\noptions:\n"
+            "127.0.0.1:5000 with data under ./shoal-data.\n\n"
+            "Admin commands (to the node at --url, default\n"
+            "http://127.0.0.1:5000; also SHOAL_URL, SHOAL_USER and\n"
+            "SHOAL_PASSWORD; with a user and no password, the password is\n"
+            "read from stdin):\n"
+            "  user add NAME [--password P] [--scope S]...\n"
+            "  user passwd NAME [--password P]\n"
+            "  user del NAME\n"
+            "  user list\n"
+            "  token create NAME --scope S [--scope S]... [--expires D]\n"
+            "  token revoke NAME\n"
+            "  token del NAME\n"
+            "  token list\n"
+            "  key rotate\n"
+            "A password left out is generated and printed once.  D is\n"
+            "seconds, or a number with s, m, h or d (90m, 12h, 30d).\n\n"
+            "serve options:\n"
             "  --%-20s read options from FILE (name = value lines)\n",
             "config FILE");
     node_config_usage(out);
@@ -112,6 +129,8 @@ static int serve(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    int rv;
+
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -126,7 +145,9 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
-    fprintf(stderr, "shoal: unknown command '%s'\n", argv[1]);
-    usage(stderr);
-    return 2;
+    /* Everything else is an admin command (or a usage mistake). */
+    rv = node_cli_main(argc, argv);
+    if (rv == 2)
+        usage(stderr);
+    return rv;
 }

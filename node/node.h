@@ -77,6 +77,12 @@ int node_start(struct node **out, uv_loop_t *loop,
 void node_stop(struct node *n, void (*cb)(void *arg), void *arg);
 int node_port(const struct node *n);
 
+/* The admin client (cli.c): `shoal [--url U] [--user N] [--password P]
+ * user|token|key ...` with main's argc and argv.  Returns the exit
+ * status: 0, 1 (the request failed; said on stderr) or 2 (a usage
+ * mistake, said in one line on stderr; the caller adds the usage). */
+int node_cli_main(int argc, char **argv);
+
 /* ---------------------------------------------------- internal to node/ */
 
 /* What api_backend.data points at: the data-plane parts of a node. */
