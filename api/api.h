@@ -62,8 +62,12 @@ void api_resp_abort(struct api_req *req);
 bool api_req_is_head(const struct api_req *req);
 /* Header value of the request, or NULL. */
 const char *api_req_header(const struct api_req *req, const char *name);
+/* True when the request arrived over TLS on this server (not counting a
+ * proxy's X-Forwarded-Proto). */
+bool api_req_tls(const struct api_req *req);
 /* Build an absolute or relative URL for a Location header (honours
- * X-Forwarded-Proto/Host when trusted).  Returns malloc'ed string. */
+ * X-Forwarded-Proto/Host when trusted; https when the request came over
+ * TLS).  Returns malloc'ed string. */
 char *api_req_location(const struct api_req *req, const char *path_and_query);
 
 /* The request line's method ("PATCH") and raw target ("/v2/..?a=b"). */
@@ -265,13 +269,20 @@ struct api_config {
                                    anyone may pull ("public/" + "*"), or NULL
                                    (copied) */
     unsigned token_ttl_s;       /* lifetime of issued bearer tokens */
+    const char *tls_cert;       /* PEM certificate chain file (leaf first),
+                                   or NULL: plain HTTP (copied) */
+    const char *tls_key;        /* PEM private key file of tls_cert; set
+                                   both or neither (copied) */
 };
 
 /* Defaults for every field but host/port. */
 void api_config_defaults(struct api_config *cfg);
 
 /* Create a server on `loop`.  `meta` and `cons` are borrowed and must
- * outlive the server; `backend` is copied. */
+ * outlive the server; `backend` is copied.  With tls_cert and tls_key, the
+ * files are loaded now: SH_EIO with "unable to load TLS certificate '...':
+ * ..." in errmsg when they are unreadable, malformed or do not match, and
+ * nothing is created (*out untouched). */
 int api_server_init(struct api_server **out,
                     uv_loop_t *loop,
                     const struct api_config *cfg,
@@ -279,6 +290,12 @@ int api_server_init(struct api_server **out,
                     struct cons *cons,
                     const struct api_backend *backend,
                     char *errmsg);
+/* Read the TLS certificate and key files again (after a renewal) into a
+ * new context for connections accepted from now on; open connections keep
+ * the one they started with.  On failure (SH_EIO with errmsg, or SH_EINVAL
+ * when the server has no TLS) the current certificate stays in use.  Reads
+ * the files synchronously (a few KiB, on an operator's signal). */
+int api_server_tls_reload(struct api_server *s, char *errmsg);
 /* Bind and listen.  Returns SH_EIO with errmsg on failure. */
 int api_server_listen(struct api_server *s, char *errmsg);
 /* The port actually bound (useful with port 0). */

@@ -271,7 +271,7 @@ static void limit_fail(struct api_auth *a, const char *source)
 static char *realm_of(const struct api_req *req)
 {
     const struct api_config *cfg = &req->srv->cfg;
-    const char *host = NULL, *proto = "http";
+    const char *host = NULL, *proto = api_req_tls(req) ? "https" : "http";
 
     if (cfg->auth_realm != NULL)
         return sh_strdup(cfg->auth_realm);

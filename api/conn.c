@@ -12,7 +12,20 @@
  * otherwise), the client closing mid-request (the handler's abort callback
  * runs once every write callback has fired), a response that ends before
  * the body was read (the rest of a small body is drained and discarded, a
- * large one gets a lingering close so the client still reads the answer). */
+ * large one gets a lingering close so the client still reads the answer).
+ *
+ * With TLS (the server has a context, tls.c), ciphertext from the socket
+ * goes into the session's read BIO and never into rbuf; rbuf is filled by
+ * SSL_read only when the parser has consumed it (rlen == 0, not paused),
+ * so a paused parser also pauses decryption.  When parsing resumes, the
+ * plaintext SSL already holds is drained into rbuf and parsed before the
+ * socket is read again (conn_parse's outer loop).  Every write is encrypted
+ * at once and its ciphertext, copied out of the write BIO, goes out as one
+ * uv_write whose completion fires the caller's callback.  TLS failure modes:
+ * a failed handshake (plain HTTP, untrusted certificate, old protocol,
+ * garbage), a bad record or an alert close the connection, after sending
+ * OpenSSL's alert if it made one; a response that ends the connection
+ * cleanly sends close_notify first. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -29,12 +42,16 @@ struct write_req {
     uv_write_t req;       /* data = conn */
     api_write_cb cb;      /* caller's callback, or NULL for copies */
     void *arg;
-    char copy[];          /* copied bytes when cb is NULL */
+    char copy[];          /* copied bytes when cb is NULL; ciphertext (with
+                             or without cb) under TLS */
 };
 
 static void conn_parse(struct api_conn *c);
 static void conn_read_start(struct api_conn *c);
 static void conn_read_stop(struct api_conn *c);
+static void tls_send(struct api_conn *c, const void *data, size_t len,
+                     api_write_cb cb, void *arg);
+static void conn_tls_bye(struct api_conn *c);
 
 static struct api_conn *conn_of(http_parser *p)
 {
@@ -61,6 +78,8 @@ static void timer_cb(uv_timer_t *t)
             "Connection: close\r\n\r\n";
         api__conn_write_copy(c, msg, sizeof msg - 1);
     }
+    if (req == NULL)
+        conn_tls_bye(c); /* idle keep-alive connection: a clean end */
     SH_DEBUG("closing connection on timeout");
     api__conn_close(c);
 }
@@ -102,6 +121,10 @@ void api__conn_write_copy(struct api_conn *c, const void *data, size_t len)
     if (c->closing || len == 0)
         return;
     c->srv->stats.bytes_out += len;
+    if (c->tls != NULL) {
+        tls_send(c, data, len, NULL, NULL);
+        return;
+    }
     wr = sh_malloc(sizeof *wr + len);
     wr->cb = NULL;
     wr->arg = NULL;
@@ -131,6 +154,7 @@ struct deferred_cb {
     uv_idle_t idle;
     api_write_cb cb;
     void *arg;
+    int status;           /* for cb */
 };
 
 static void deferred_closed(uv_handle_t *h)
@@ -141,20 +165,102 @@ static void deferred_closed(uv_handle_t *h)
 static void deferred_run(uv_idle_t *idle)
 {
     struct deferred_cb *d = idle->data;
-    d->cb(d->arg, UV_ECANCELED);
+    d->cb(d->arg, d->status);
     uv_close((uv_handle_t *)&d->idle, deferred_closed);
 }
 
-/* Report UV_ECANCELED to a write's callback from the loop: callbacks never
+/* Report `status` to a write's callback from the loop: callbacks never
  * fire from inside the submitting call. */
-static void defer_cancel(struct api_conn *c, api_write_cb cb, void *arg)
+static void defer_status(struct api_conn *c, api_write_cb cb, void *arg,
+                         int status)
 {
     struct deferred_cb *d = sh_malloc(sizeof *d);
     d->cb = cb;
     d->arg = arg;
+    d->status = status;
     d->idle.data = d;
     uv_idle_init(c->srv->loop, &d->idle);
     uv_idle_start(&d->idle, deferred_run);
+}
+
+static void defer_cancel(struct api_conn *c, api_write_cb cb, void *arg)
+{
+    defer_status(c, cb, arg, UV_ECANCELED);
+}
+
+/* TLS: send the ciphertext waiting in the session's write BIO as one write
+ * request.  `cb` (if any) fires when that request completes, so once the
+ * ciphertext carrying the caller's bytes reached the kernel; with nothing
+ * to send it fires from the loop all the same.  Copies (cb NULL) try the
+ * socket first, as api__conn_write_copy does. */
+static void tls_flush(struct api_conn *c, api_write_cb cb, void *arg)
+{
+    size_t len = api__tls_pending(c->tls);
+    struct write_req *wr;
+    uv_buf_t buf;
+    int rv;
+
+    if (c->closing) {
+        if (cb)
+            defer_cancel(c, cb, arg);
+        return;
+    }
+    if (len == 0) {
+        if (cb)
+            defer_status(c, cb, arg, 0);
+        return;
+    }
+    wr = sh_malloc(sizeof *wr + len);
+    wr->cb = cb;
+    wr->arg = arg;
+    wr->req.data = c;
+    api__tls_take(c->tls, wr->copy, len);
+    buf = uv_buf_init(wr->copy, (unsigned)len);
+    if (cb == NULL) {
+        rv = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+        if (rv == (int)len) {
+            free(wr);
+            return;
+        }
+        if (rv > 0) {
+            buf.base += rv;
+            buf.len -= (size_t)rv;
+        }
+    }
+    c->pending_writes++;
+    rv = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &buf, 1, write_cb);
+    if (rv != 0) {
+        c->pending_writes--;
+        free(wr);
+        api__conn_close(c);
+        if (cb)
+            defer_cancel(c, cb, arg);
+    }
+}
+
+/* TLS: encrypt `len` bytes and send them (see tls_flush for `cb`).  The
+ * caller's bytes are no longer needed when this returns, but the callback
+ * still waits for the socket: that is the streamed body's backpressure. */
+static void tls_send(struct api_conn *c, const void *data, size_t len,
+                     api_write_cb cb, void *arg)
+{
+    if (api__tls_write(c->tls, data, len) != SH_OK) {
+        api__conn_close(c);
+        if (cb)
+            defer_cancel(c, cb, arg);
+        return;
+    }
+    tls_flush(c, cb, arg);
+}
+
+/* TLS: a close_notify before a clean close (best effort: the socket takes
+ * it now or never, since the close that follows cancels pending writes). */
+static void conn_tls_bye(struct api_conn *c)
+{
+    if (c->tls == NULL || c->closing || c->pending_writes > 0)
+        return;
+    api__tls_close_notify(c->tls);
+    tls_flush(c, NULL, NULL);
 }
 
 void api__conn_write_user(struct api_conn *c,
@@ -172,6 +278,10 @@ void api__conn_write_user(struct api_conn *c,
         return;
     }
     c->srv->stats.bytes_out += len;
+    if (c->tls != NULL) {
+        tls_send(c, data, len, cb, arg);
+        return;
+    }
     wr = sh_malloc(sizeof *wr);
     wr->cb = cb;
     wr->arg = arg;
@@ -393,6 +503,15 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(c->rbuf, API_READ_BUF);
 }
 
+/* TLS: the socket's bytes go to the shared ciphertext buffer, from which
+ * tls_read_cb moves them into the session at once. */
+static void tls_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct api_conn *c = h->data;
+    (void)suggested;
+    *buf = uv_buf_init(c->srv->tls_in, API_READ_BUF);
+}
+
 static void linger_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
@@ -416,7 +535,8 @@ static void shutdown_cb(uv_shutdown_t *sr, int status)
         return;
     }
     uv_read_stop((uv_stream_t *)&c->tcp);
-    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, linger_read_cb);
+    uv_read_start((uv_stream_t *)&c->tcp, c->tls ? tls_alloc_cb : alloc_cb,
+                  linger_read_cb);
     uv_timer_start(&c->timer, linger_timeout, LINGER_MS, 0);
 }
 
@@ -425,6 +545,13 @@ static void conn_linger_close(struct api_conn *c)
     uv_shutdown_t *sr;
     if (c->closing)
         return;
+    if (c->tls != NULL) {
+        /* Queued before the shutdown, which waits for it. */
+        api__tls_close_notify(c->tls);
+        tls_flush(c, NULL, NULL);
+        if (c->closing)
+            return;
+    }
     sr = sh_malloc(sizeof *sr);
     sr->data = c;
     if (uv_shutdown(sr, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) {
@@ -440,10 +567,12 @@ static void maybe_close_after_flush(struct api_conn *c)
         return;
     if (c->pending_writes > 0)
         return;
-    if (req->msg_done)
+    if (req->msg_done) {
+        conn_tls_bye(c);
         api__conn_close(c);
-    else
+    } else {
         conn_linger_close(c);
+    }
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -462,12 +591,58 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     conn_parse(c);
 }
 
+/* TLS: ciphertext arrived.  Reading runs only while the parser waits for
+ * input (rlen == 0, not paused), so decrypt and parse right away. */
+static void tls_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct api_conn *c = s->data;
+
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        api__conn_close(c);
+        return;
+    }
+    api__tls_feed(c->tls, buf->base, (size_t)nread);
+    if (!c->paused && c->rlen == 0)
+        conn_parse(c);
+}
+
+/* TLS: decrypt into the (consumed) read buffer.  True when there is
+ * plaintext to parse; false when SSL needs more ciphertext or the
+ * connection closed (handshake failure, alert, close_notify). */
+static bool conn_tls_fill(struct api_conn *c)
+{
+    ssize_t n;
+
+    if (c->rbuf == NULL)
+        c->rbuf = sh_malloc(API_READ_BUF);
+    n = api__tls_read(c->tls, c->rbuf, API_READ_BUF);
+    tls_flush(c, NULL, NULL); /* handshake messages, alerts */
+    if (n == API_TLS_WANT)
+        return false;
+    if (n < 0) {
+        if (n == API_TLS_CLOSED)
+            SH_DEBUG("TLS client sent close_notify: closing");
+        api__conn_close(c);
+        return false;
+    }
+    c->roff = 0;
+    c->rlen = (size_t)n;
+    return !c->closing;
+}
+
 static void conn_read_start(struct api_conn *c)
 {
     if (c->reading || c->closing)
         return;
-    if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
+    if (c->tls == NULL) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) == 0)
+            c->reading = true;
+    } else if (uv_read_start((uv_stream_t *)&c->tcp, tls_alloc_cb,
+                             tls_read_cb) == 0) {
         c->reading = true;
+    }
 }
 
 static void conn_read_stop(struct api_conn *c)
@@ -493,8 +668,11 @@ static void conn_next(struct api_conn *c)
         conn_parse(c);
 }
 
+/* Parse what rbuf holds; under TLS, then what SSL holds, before reading
+ * the socket again. */
 static void conn_parse(struct api_conn *c)
 {
+next:
     while (!c->closing && !c->paused && c->rlen > 0) {
         size_t n;
         enum http_errno err;
@@ -538,6 +716,8 @@ static void conn_parse(struct api_conn *c)
             maybe_close_after_flush(c);
         return;
     }
+    if (c->tls != NULL && conn_tls_fill(c))
+        goto next;
     conn_read_start(c);
 }
 
@@ -601,6 +781,7 @@ static void conn_closed(uv_handle_t *h)
     if (req != NULL && !req->resp_done && req->abort_cb)
         req->abort_cb(req, req->abort_arg);
     req_free(req);
+    api__tls_free(c->tls);
     free(c->rbuf);
     free(c);
     api__server_handle_closed(s);
@@ -634,8 +815,23 @@ static void conn_setup(struct api_server *s, struct api_conn *c)
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     SH_QUEUE_PUSH(&s->conns, &c->queue);
-    timer_arm(c, s->cfg.idle_timeout_ms);
+    /* Under TLS the handshake counts against the header timeout. */
+    timer_arm(c, c->tls ? s->cfg.header_timeout_ms : s->cfg.idle_timeout_ms);
     conn_read_start(c);
+}
+
+/* A TLS session for a new connection when the server has TLS; false when
+ * OpenSSL could not make one (the connection is then dropped). */
+static bool conn_tls_init(struct api_server *s, struct api_conn *c)
+{
+    if (s->tls_ctx == NULL)
+        return true;
+    c->tls = api__tls_new(s->tls_ctx);
+    if (c->tls == NULL) {
+        SH_WARN("unable to start a TLS session: out of memory");
+        return false;
+    }
+    return true;
 }
 
 void api__conn_accept(struct api_server *s)
@@ -646,6 +842,10 @@ void api__conn_accept(struct api_server *s)
     uv_tcp_init(s->loop, &c->tcp);
     c->tcp.data = c;
     if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) != 0) {
+        uv_close((uv_handle_t *)&c->tcp, free_unaccepted);
+        return;
+    }
+    if (!conn_tls_init(s, c)) {
         uv_close((uv_handle_t *)&c->tcp, free_unaccepted);
         return;
     }
@@ -662,7 +862,7 @@ int api__conn_open_fd(struct api_server *s, int fd)
     uv_tcp_init(s->loop, &c->tcp);
     c->tcp.data = c;
     rv = uv_tcp_open(&c->tcp, fd);
-    if (rv != 0) {
+    if (rv != 0 || !conn_tls_init(s, c)) {
         uv_close((uv_handle_t *)&c->tcp, free_unaccepted);
         return SH_EIO;
     }

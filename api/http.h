@@ -4,7 +4,11 @@
  * One connection handles one request at a time.  Pipelined bytes that
  * arrive while a response is in progress stay in the connection's read
  * buffer with the parser paused, and reading stops (backpressure) until the
- * response ends. */
+ * response ends.
+ *
+ * With TLS (tls.h) the same buffer holds decrypted plaintext: the parser
+ * never sees ciphertext, and SSL keeps what it decrypted beyond the buffer
+ * until the parser has consumed the buffer. */
 #ifndef SHOAL_API_HTTP_H
 #define SHOAL_API_HTTP_H
 
@@ -14,6 +18,7 @@
 #include <uv.h>
 
 #include "api/api.h"
+#include "tls.h"
 
 #define API_READ_BUF (64 * 1024)
 
@@ -89,6 +94,7 @@ struct api_conn {
     bool closing;             /* uv_close called */
     int close_pending;        /* handles whose close callback is due */
     bool in_execute;          /* inside http_parser_execute */
+    struct api_tls *tls;      /* TLS session, owned; NULL: plain HTTP */
     struct api_req *req;      /* current request or NULL */
     unsigned pending_writes;  /* uv_write requests not yet completed */
     uint64_t reqs_served;     /* keep-alive statistics */
@@ -122,6 +128,12 @@ struct api_server {
     struct api_stats stats;     /* counters (loop thread only) */
     struct api_auth *auth;      /* accounts, login cache, keys; NULL when
                                    auth is off */
+    SSL_CTX *tls_ctx;           /* context of new connections (one
+                                   reference; each SSL holds its own), or
+                                   NULL: plain HTTP */
+    char *tls_in;               /* ciphertext read buffer (API_READ_BUF)
+                                   shared by the TLS connections: read_cb
+                                   moves it into the session's BIO at once */
     http_parser_settings settings;
 };
 

@@ -189,6 +189,11 @@ const char *api_req_header(const struct api_req *req, const char *name)
     return NULL;
 }
 
+bool api_req_tls(const struct api_req *req)
+{
+    return req->conn != NULL && req->conn->tls != NULL;
+}
+
 const char *api_req_method(const struct api_req *req)
 {
     return http_method_str((enum http_method)req->method);
@@ -260,7 +265,7 @@ char *api_req_location(const struct api_req *req, const char *path_and_query)
 {
     const struct api_config *cfg = &req->srv->cfg;
     const char *host = NULL;
-    const char *proto = "http";
+    const char *proto = api_req_tls(req) ? "https" : "http";
 
     if (cfg->trust_forwarded) {
         const char *fh = api_req_header(req, "X-Forwarded-Host");

@@ -1,6 +1,8 @@
 /* Listener and connection table.  Closing stops the listener, closes every
  * connection (their handlers get the abort callback) and reports once the
- * last handle is closed. */
+ * last handle is closed.  With TLS, the server holds one reference to the
+ * SSL_CTX new connections use; a reload swaps in a new context and drops
+ * that reference, while open connections' SSL objects keep theirs. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +21,8 @@ void api_config_defaults(struct api_config *cfg)
     cfg->auth = API_AUTH_NONE;
     cfg->auth_service = "shoal";
     cfg->token_ttl_s = 300;
+    cfg->tls_cert = NULL;
+    cfg->tls_key = NULL;
 }
 
 static char *dup_or_null(const char *s)
@@ -34,9 +38,21 @@ int api_server_init(struct api_server **out,
                     const struct api_backend *backend,
                     char *errmsg)
 {
-    struct api_server *s = sh_calloc(1, sizeof *s);
+    struct api_server *s;
+    SSL_CTX *tls_ctx = NULL;
+    int rv;
 
-    (void)errmsg;
+    if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
+        sh_errmsg_printf(errmsg, "a TLS certificate needs its key and a key "
+                                 "its certificate");
+        return SH_EINVAL;
+    }
+    if (cfg->tls_cert != NULL) {
+        rv = api__tls_ctx_new(cfg->tls_cert, cfg->tls_key, &tls_ctx, errmsg);
+        if (rv != SH_OK)
+            return rv;
+    }
+    s = sh_calloc(1, sizeof *s);
     s->loop = loop;
     s->cfg = *cfg;
     s->cfg.internal_secret = dup_or_null(cfg->internal_secret);
@@ -44,6 +60,11 @@ int api_server_init(struct api_server **out,
                                                       : "shoal");
     s->cfg.auth_realm = dup_or_null(cfg->auth_realm);
     s->cfg.anonymous_pull = dup_or_null(cfg->anonymous_pull);
+    s->cfg.tls_cert = dup_or_null(cfg->tls_cert);
+    s->cfg.tls_key = dup_or_null(cfg->tls_key);
+    s->tls_ctx = tls_ctx;
+    if (tls_ctx != NULL)
+        s->tls_in = sh_malloc(API_READ_BUF);
     s->meta = meta;
     s->cons = cons;
     s->be = *backend;
@@ -96,6 +117,24 @@ int api_server_listen(struct api_server *s, char *errmsg)
         s->port = ntohs(((struct sockaddr_in6 *)&addr)->sin6_port);
     else
         s->port = ntohs(((struct sockaddr_in *)&addr)->sin_port);
+    return SH_OK;
+}
+
+int api_server_tls_reload(struct api_server *s, char *errmsg)
+{
+    SSL_CTX *ctx;
+    int rv;
+
+    if (s->tls_ctx == NULL) {
+        sh_errmsg_printf(errmsg, "TLS is not enabled on this server");
+        return SH_EINVAL;
+    }
+    rv = api__tls_ctx_new(s->cfg.tls_cert, s->cfg.tls_key, &ctx, errmsg);
+    if (rv != SH_OK)
+        return rv;
+    /* Connections still using the old context hold their own reference. */
+    SSL_CTX_free(s->tls_ctx);
+    s->tls_ctx = ctx;
     return SH_OK;
 }
 
@@ -167,6 +206,10 @@ void api__server_handle_closed(struct api_server *s)
         free((char *)s->cfg.auth_service);
         free((char *)s->cfg.auth_realm);
         free((char *)s->cfg.anonymous_pull);
+        free((char *)s->cfg.tls_cert);
+        free((char *)s->cfg.tls_key);
+        SSL_CTX_free(s->tls_ctx);
+        free(s->tls_in);
         auth__free(s->auth);
         free(s);
         if (cb)

@@ -100,6 +100,15 @@ static const struct opt opts[] = {
     {"raft-election-ms", OPT_INT, F(raft_election_ms), "500", 50, 60000,
      "Raft election timeout in ms: time without a leader after one fails; "
      "at least 4x the heartbeat, raise both on WANs"},
+    {"tls-cert", OPT_STRING, F(tls_cert), "none", 0, 0,
+     "PEM file with the API's certificate chain (leaf first, e.g. an ACME "
+     "client's fullchain.pem): the API speaks HTTPS only (TLS 1.2+); "
+     "reloaded with tls-key on SIGHUP; none = plain HTTP"},
+    {"tls-key", OPT_STRING, F(tls_key), "none", 0, 0,
+     "PEM file with the private key of tls-cert (set both or neither)"},
+    {"tls-ca", OPT_STRING, F(tls_ca), "none", 0, 0,
+     "PEM file of the CA(s) that sign other nodes' certificates, to verify "
+     "their https URLs; none = the system's trust store"},
 };
 
 #define N_OPTS (sizeof opts / sizeof opts[0])

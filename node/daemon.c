@@ -1,5 +1,8 @@
 /* Process wiring: start order storage -> consensus -> data plane -> api;
- * stop in reverse, each step from the previous one's close callback. */
+ * stop in reverse, each step from the previous one's close callback.  With
+ * TLS, a SIGHUP handler reloads the certificate; it is the first handle
+ * closed on stop. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +27,9 @@ struct node {
     struct node_accounts *accounts; /* admin API of accounts, bootstrap */
     struct node_members *members;  /* join and member records */
     struct node_forward *forward;  /* follower writes to the leader */
+    uv_signal_t sighup;            /* TLS certificate reload */
+    bool tls;                      /* the API serves HTTPS (sighup is
+                                      started) */
     int draining;                  /* data-plane parts still closing */
     void (*stop_cb)(void *arg);
     void *stop_arg;
@@ -87,6 +93,26 @@ static int read_secret(const char *path, char **out, char *errmsg)
     return SH_OK;
 }
 
+/* "none" means unset for the file options. */
+static const char *opt_file(const char *value)
+{
+    return strcmp(value, "none") == 0 ? NULL : value;
+}
+
+/* SIGHUP: read the certificate and key files again (after a renewal). */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    struct node *n = h->data;
+    char errmsg[SH_ERRMSG_SIZE] = "";
+
+    (void)signum;
+    if (api_server_tls_reload(n->api, errmsg) == SH_OK)
+        SH_INFO("SIGHUP: TLS certificate reloaded; new connections use it");
+    else
+        SH_ERROR("SIGHUP: TLS certificate reload failed, keeping the "
+                 "current one: %s", errmsg);
+}
+
 int node_start(struct node **out, uv_loop_t *loop,
                const struct node_config *cfg, char *errmsg)
 {
@@ -100,6 +126,13 @@ int node_start(struct node **out, uv_loop_t *loop,
     int rv;
 
     n->loop = loop;
+    if ((opt_file(cfg->tls_cert) == NULL) != (opt_file(cfg->tls_key) == NULL)) {
+        sh_errmsg_printf(errmsg, "options 'tls-cert' and 'tls-key' go "
+                                 "together: set both or neither");
+        rv = SH_EINVAL;
+        goto err;
+    }
+    n->tls = opt_file(cfg->tls_cert) != NULL;
     rv = split_listen(cfg->listen, &host, &acfg.port, errmsg);
     if (rv != SH_OK)
         goto err;
@@ -191,6 +224,8 @@ int node_start(struct node **out, uv_loop_t *loop,
                               ? NULL
                               : cfg->anonymous_pull;
     acfg.token_ttl_s = (unsigned)cfg->token_ttl_s;
+    acfg.tls_cert = opt_file(cfg->tls_cert);
+    acfg.tls_key = opt_file(cfg->tls_key);
     rv = api_server_init(&n->api, loop, &acfg, n->meta, n->cons, &be, errmsg);
     if (rv == SH_OK) {
         node__admin_init(&n->admin, loop, n->api, n->dp.uploads, n->shards);
@@ -203,6 +238,7 @@ int node_start(struct node **out, uv_loop_t *loop,
         goto err_after_api;
     peer_client_init(&n->peer, loop);
     peer_client_set_secret(n->peer, secret);
+    peer_client_set_ca(n->peer, opt_file(cfg->tls_ca));
     node__forward_init(&n->forward, n->cons, n->meta, n->peer, n->api);
     node__reads_set_remote(n->dp.reads, (uint64_t)cfg->node_id, n->meta, n->peer);
     node__uploads_set_remote(n->dp.uploads, n->peer);
@@ -221,7 +257,8 @@ int node_start(struct node **out, uv_loop_t *loop,
                   (uint64_t)cfg->node_id, (unsigned)cfg->gc_grace_s);
     {
         char *url = strcmp(cfg->url, "auto") == 0
-                        ? sh_asprintf("http://%s:%d", host, node_port(n))
+                        ? sh_asprintf("%s://%s:%d", n->tls ? "https" : "http",
+                                      host, node_port(n))
                         : sh_strdup(cfg->url);
         node__members_init(&n->members, loop, n->cons, n->meta, n->peer, n->api,
                            (uint64_t)cfg->node_id, raft_addr, url,
@@ -235,13 +272,19 @@ int node_start(struct node **out, uv_loop_t *loop,
     free(raft_addr);
     SH_INFO("shoal listening on %s (data in %s)", cfg->listen, cfg->data_dir);
     free(meta_dir);
+    if (n->tls) {
+        uv_signal_init(loop, &n->sighup);
+        n->sighup.data = n;
+        uv_signal_start(&n->sighup, on_sighup, SIGHUP);
+    }
     *out = n;
     return SH_OK;
 
 err_after_api:
     /* The listener failed: nothing is connected, close synchronously enough
      * for a process about to exit. */
-    api_server_close(n->api, NULL, NULL);
+    if (n->api != NULL) /* NULL: init failed (TLS files) */
+        api_server_close(n->api, NULL, NULL);
     if (n->admin != NULL)
         node__admin_close(n->admin, NULL, NULL);
     if (n->shard_svc != NULL)
@@ -331,9 +374,20 @@ static void api_closed(void *arg)
     node__reads_close(n->dp.reads, reads_closed, n);
 }
 
+/* The SIGHUP handle is closed first (it reloads into the API), then the
+ * API: the handle's memory lives in `n`, freed at the end of the chain. */
+static void sighup_closed(uv_handle_t *h)
+{
+    struct node *n = h->data;
+    api_server_close(n->api, api_closed, n);
+}
+
 void node_stop(struct node *n, void (*cb)(void *arg), void *arg)
 {
     n->stop_cb = cb;
     n->stop_arg = arg;
-    api_server_close(n->api, api_closed, n);
+    if (n->tls)
+        uv_close((uv_handle_t *)&n->sighup, sighup_closed);
+    else
+        api_server_close(n->api, api_closed, n);
 }

@@ -49,6 +49,11 @@ struct node_config {
     char *anonymous_pull;      /* repository patterns anyone may pull, or
                                   "none" */
     int token_ttl_s;           /* bearer token lifetime */
+    char *tls_cert;            /* PEM certificate chain of the API, or
+                                  "none" (plain HTTP) */
+    char *tls_key;             /* PEM private key of tls_cert, or "none" */
+    char *tls_ca;              /* PEM CA file for https peer URLs, or "none"
+                                  (the system store) */
 };
 
 /* Fill every field with its default (the table in config.c). */

@@ -28,6 +28,7 @@ struct peer_client {
     bool closing;
     int in_cb;             /* inside a libcurl data callback */
     char *secret_header;   /* "X-Shoal-Secret: ..." for every request */
+    char *ca_file;         /* CURLOPT_CAINFO of every request, or NULL */
     void (*close_cb)(void *arg);
     void *close_arg;
 };
@@ -264,6 +265,12 @@ void peer_client_set_secret(struct peer_client *p, const char *secret)
         secret ? sh_asprintf("X-Shoal-Secret: %s", secret) : NULL;
 }
 
+void peer_client_set_ca(struct peer_client *p, const char *path)
+{
+    free(p->ca_file);
+    p->ca_file = path ? sh_strdup(path) : NULL;
+}
+
 int peer_client_init(struct peer_client **out, uv_loop_t *loop)
 {
     static uv_once_t once = UV_ONCE_INIT;
@@ -318,6 +325,8 @@ int peer_send(struct peer_client *p, struct peer_req *req)
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+    if (p->ca_file != NULL)
+        curl_easy_setopt(e, CURLOPT_CAINFO, p->ca_file);
     if (req->timeout_ms > 0)
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
@@ -418,6 +427,7 @@ static void client_closed(uv_handle_t *h)
 
     curl_multi_cleanup(p->multi);
     free(p->secret_header);
+    free(p->ca_file);
     free(p);
     if (cb)
         cb(arg);

@@ -35,7 +35,7 @@ struct peer_req {
     void *data;               /* free for the caller */
     /* Request (borrowed until cb). */
     const char *method;       /* "GET", "PUT", ... */
-    const char *url;          /* absolute http:// URL */
+    const char *url;          /* absolute http:// or https:// URL */
     const char *const *headers; /* "Name: value" strings, NULL-terminated, or NULL */
     const void *body;         /* whole body, or NULL */
     size_t body_len;
@@ -62,6 +62,9 @@ struct peer_req {
 int peer_client_init(struct peer_client **out, uv_loop_t *loop);
 /* Send the cluster secret (X-Shoal-Secret) with every request; NULL: none. */
 void peer_client_set_secret(struct peer_client *p, const char *secret);
+/* Verify https peers against the CA certificates in PEM file `path`
+ * (copied) instead of the system's store; NULL: the system's store. */
+void peer_client_set_ca(struct peer_client *p, const char *path);
 /* Cancel every request (SH_ECANCELED), then cb(arg) once all handles are
  * closed and the client is freed. */
 void peer_client_close(struct peer_client *p, void (*cb)(void *arg), void *arg);

@@ -46,6 +46,9 @@
 #                through authentication and the scope checks.  Same suites
 #                as the cluster targets but 30_bad_input (its raw requests
 #                carry no credentials).
+#   TLS_CA       (set by a script, not the environment) the CA certificate
+#                of a server started with --tls-cert: shoal_start then
+#                polls and sets REG with https://, and req trusts TLS_CA.
 #   KEEP_TMP=1   keep the temp dir (data dirs, logs) for a post-mortem.
 #   T_VERBOSE=1  print every request.
 
@@ -69,6 +72,7 @@ SERVER_PIDS=()
 SERVER_LOGS=()
 BG_PIDS=()
 SERVER_N=0
+TLS_CA=${TLS_CA:-}
 # The cluster of the cluster targets, indexed by node id 1..3.
 CLUSTER_PIDS=()
 CLUSTER_LOGS=()
@@ -344,8 +348,8 @@ shoal_start()
 # shoal_start_node [--data DIR] [--port PORT] [shoal args...]: one server.
 shoal_start_node()
 {
-    local data='' port='' fixed='' attempt pid log code i
-    local args=()
+    local data='' port='' fixed='' attempt pid log code i scheme=http
+    local args=() tls_args=()
     while (($#)); do
         case $1 in
         --data)
@@ -363,6 +367,10 @@ shoal_start_node()
             ;;
         esac
     done
+    if [[ " ${args[*]-} " == *" --tls-cert "* ]]; then
+        scheme=https
+        tls_args=(--cacert "$TLS_CA")
+    fi
     local own_data=
     if [[ -z $data ]]; then
         data=$(mktemp -d "$T_TMP/data.XXXXXX")
@@ -407,7 +415,8 @@ shoal_start_node()
                 break
             fi
             code=$(curl -s --max-time 2 -o /dev/null -D "$T_TMP/boot.headers" \
-                -w '%{http_code}' "http://127.0.0.1:$port/v2/" 2>/dev/null) || true
+                ${tls_args[@]+"${tls_args[@]}"} -w '%{http_code}' \
+                "$scheme://127.0.0.1:$port/v2/" 2>/dev/null) || true
             # 401: up, with auth on and no credentials in this curl.
             if [[ $code == 200 || $code == 401 ]] &&
                 tr -d '\r' <"$T_TMP/boot.headers" |
@@ -416,7 +425,7 @@ shoal_start_node()
                 SHOAL_PORT=$port
                 SHOAL_DATA=$data
                 SHOAL_LOG=$log
-                REG=http://127.0.0.1:$port
+                REG=$scheme://127.0.0.1:$port
                 t_note "server pid $pid on $REG, data $data"
                 return 0
             fi
@@ -813,10 +822,11 @@ req()
 {
     local method=$1 url=$2
     shift 2
-    [[ $url == http://* ]] || url=$REG$url
+    [[ $url == http://* || $url == https://* ]] || url=$REG$url
     # -L: blob GETs may answer 307 to the node that serves the blob, which
     # docker clients follow.
     local opts=(-sS -L -g --path-as-is --max-time 30 -D "$HDRS" -w '%{http_code}')
+    [[ -z $TLS_CA || $url != https://* ]] || opts+=(--cacert "$TLS_CA")
     if [[ $method == HEAD ]]; then
         # curl never reads a body after HEAD (30_bad_input checks on a raw
         # socket that none is sent); with -I it would write the headers to
