@@ -751,6 +751,7 @@ roles_are() { [[ $(members_on "$1" | jq -r '[.members[].role] | join(" ")') == "
 # sees_down I J: node I's health probes find member J down (it no longer
 # redirects reads there).
 sees_down() { [[ $(members_on "$1" | jq -r ".members[] | select(.id == $2) | .up") == false ]]; }
+sees_up() { [[ $(members_on "$1" | jq -r ".members[] | select(.id == $2) | .up") == true ]]; }
 # has_leader I [EXCLUDED...]: node I knows a leader that is not EXCLUDED.
 has_leader()
 {
