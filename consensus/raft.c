@@ -36,8 +36,8 @@ struct cons {
     uv_loop_t *loop;                   /* borrowed */
     struct meta *meta;                 /* borrowed */
     struct raft raft;                  /* the Raft instance */
-    struct raft_io io;                 /* libuv I/O backend */
-    struct raft_uv_transport transport; /* TCP transport */
+    struct cons_io *io;                /* libuv I/O backend and transport,
+                                          kept past close (io_guard.c) */
     struct raft_fsm fsm;               /* our state machine */
     uint64_t applied;                  /* FSM applied-index cache */
     sh_queue pending;                  /* proposals waiting for a leader */
@@ -857,18 +857,21 @@ int cons_init(struct cons **out, uv_loop_t *loop, struct meta *meta,
     c->fsm.apply = fsm_apply_cb;
     c->fsm.snapshot = fsm_snapshot_cb;
     c->fsm.restore = fsm_restore_cb;
-    rv = cons__transport_init(&c->transport, loop);
+    c->io = cons__io_new();
+    rv = cons__transport_init(&c->io->transport, loop);
     if (rv != 0) {
         sh_errmsg_printf(errmsg, "raft transport: %s", raft_strerror(rv));
         goto err;
     }
-    rv = raft_uv_init(&c->io, loop, c->dir, &c->transport);
+    rv = raft_uv_init(&c->io->io, loop, c->dir, &c->io->transport);
     if (rv != 0) {
         sh_errmsg_printf(errmsg, "raft i/o in '%s': %s", c->dir,
-                         c->io.errmsg[0] ? c->io.errmsg : raft_strerror(rv));
+                         c->io->io.errmsg[0] ? c->io->io.errmsg
+                                             : raft_strerror(rv));
         goto err_after_transport;
     }
-    rv = raft_init(&c->raft, &c->io, &c->fsm, cfg->id, c->address);
+    cons__io_guard(c->io);
+    rv = raft_init(&c->raft, &c->io->io, &c->fsm, cfg->id, c->address);
     if (rv != 0) {
         sh_errmsg_printf(errmsg, "raft: %s", raft_errmsg(&c->raft));
         goto err_after_io;
@@ -920,17 +923,17 @@ err_after_raft:
     /* raft_init succeeded: closing raft also closes the I/O backend. */
     raft_close(&c->raft, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
-    raft_uv_close(&c->io);
-    cons__transport_close(&c->transport);
+    cons__io_retire(c->io);
     free(c->dir);
     free(c->address);
     free(c);
     return SH_EIO;
 err_after_io:
-    raft_uv_close(&c->io);
+    raft_uv_close(&c->io->io);
 err_after_transport:
-    cons__transport_close(&c->transport);
+    cons__transport_close(&c->io->transport);
 err:
+    free(c->io);
     free(c->dir);
     free(c->address);
     free(c);
@@ -944,8 +947,9 @@ static void close_done(struct cons *c)
 
     if (--c->close_pending > 0)
         return;
-    raft_uv_close(&c->io);
-    cons__transport_close(&c->transport);
+    /* Not raft_uv_close: the backend's memory stays for a late second
+     * run of its close path (transport.h, struct cons_io). */
+    cons__io_retire(c->io);
     free(c->dir);
     free(c->address);
     free(c);
