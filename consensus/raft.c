@@ -54,6 +54,9 @@ struct cons {
     unsigned max_voters;               /* 3 or 5 (cons_config) */
     unsigned inflight;                 /* proposals handed to raft_apply */
     uv_timer_t retry;                  /* retries pending proposals */
+    uv_timer_t watch;                  /* logs leadership changes */
+    uint64_t seen_leader;              /* leader id last logged (0: none) */
+    uint64_t seen_term;                /* its term */
     bool closing;                      /* cons_close was called */
     bool raft_closing;                 /* raft_close was called */
     int close_pending;                 /* raft + timer still closing */
@@ -183,7 +186,7 @@ static int translate(int raft_rv)
 
 static void raft_closed(struct raft *r);
 static void retry_cb(uv_timer_t *t);
-static void retry_closed(uv_handle_t *h);
+static void timer_closed(uv_handle_t *h);
 
 static void applied_cb(struct raft_apply *r, int status, void *result)
 {
@@ -470,7 +473,8 @@ static void retry_cb(uv_timer_t *t)
             !c->raft_closing) {
             c->raft_closing = true;
             raft_close(&c->raft, raft_closed);
-            uv_close((uv_handle_t *)&c->retry, retry_closed);
+            uv_close((uv_handle_t *)&c->retry, timer_closed);
+            uv_close((uv_handle_t *)&c->watch, timer_closed);
         }
         return;
     }
@@ -778,6 +782,36 @@ uint64_t cons_leader_id(struct cons *c)
     return id;
 }
 
+/* Leadership changes go to the log (who leads, from which term): the
+ * first thing to know when writes stall or a follower answers 503.  Polled,
+ * since libraft 0.15 has no state-change callback; a change shorter than
+ * the period can go unseen, a new term cannot. */
+#define WATCH_MS 200
+
+static void watch_cb(uv_timer_t *t)
+{
+    struct cons *c = t->data;
+    uint64_t leader = cons_leader_id(c);
+    uint64_t term = c->raft.current_term;
+
+    if (c->closing || (leader == c->seen_leader && term == c->seen_term))
+        return;
+    if (leader == c->seen_leader && leader == 0) {
+        c->seen_term = term; /* elections without a winner: logged once won */
+        return;
+    }
+    if (leader == 0)
+        SH_INFO("no Raft leader known (term %llu)", (unsigned long long)term);
+    else if (leader == c->self_id)
+        SH_INFO("this node is now the Raft leader (term %llu)",
+                (unsigned long long)term);
+    else if (leader != c->seen_leader)
+        SH_INFO("the Raft leader is now node %llu (term %llu)",
+                (unsigned long long)leader, (unsigned long long)term);
+    c->seen_leader = leader;
+    c->seen_term = term;
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 /* The Raft address a data directory was created with, kept next to the
@@ -916,6 +950,9 @@ int cons_init(struct cons **out, uv_loop_t *loop, struct meta *meta,
     }
     uv_timer_init(loop, &c->retry);
     c->retry.data = c;
+    uv_timer_init(loop, &c->watch);
+    c->watch.data = c;
+    uv_timer_start(&c->watch, watch_cb, WATCH_MS, WATCH_MS);
     *out = c;
     return SH_OK;
 
@@ -962,7 +999,7 @@ static void raft_closed(struct raft *r)
     close_done(r->data);
 }
 
-static void retry_closed(uv_handle_t *h)
+static void timer_closed(uv_handle_t *h)
 {
     close_done(h->data);
 }
@@ -973,7 +1010,7 @@ void cons_close(struct cons *c, void (*cb)(void *arg), void *arg)
     c->closing = true;
     c->close_cb = cb;
     c->close_arg = arg;
-    c->close_pending = 2;
+    c->close_pending = 3; /* raft, retry and watch */
     /* From the loop, never from inside this call: proposals still waiting
      * for a leader are canceled, then Raft closes once nothing is in
      * flight (retry_cb). */

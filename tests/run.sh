@@ -10,11 +10,30 @@ cd "$root"
 bash deploy/install-deps.sh --test
 
 jobs=$(nproc)
+# A test that fails is run once more, and the run still passes if the
+# second attempt does: the integration tests drive real clusters on a
+# shared 2-core machine, where a rare timing flake must not hide a whole
+# run.  Every failed attempt stays in the output (ctest prints it with
+# --output-on-failure) and is listed at the end by flaky_report, so a
+# flake is seen and fixed, not silenced.  SHOAL_TEST_RETRY=0 turns it off.
+flaky_report() {
+  local failed
+  failed=$(grep -E 'Test +#[0-9]+: .*\*\*\*(Failed|Timeout|Exception)' "$1" |
+    sed -E 's/.*Test +#[0-9]+: ([^ ]+).*/\1/' | sort -u)
+  if [ -n "$failed" ]; then
+    echo "== FLAKY ($2 build): failed once, passed when run again:"
+    printf '   %s\n' $failed
+  fi
+}
+retry=()
+if [ "${SHOAL_TEST_RETRY:-1}" != 0 ]; then
+  retry=(--repeat until-pass:2)
+fi
 echo "== build (RelWithDebInfo, -Werror)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
 echo "== tests"
-(cd build && ctest --output-on-failure -j1)
+(cd build && ctest --output-on-failure -j1 "${retry[@]}") 2>&1 | tee build/ctest.out
 
 if [ "${SHOAL_SKIP_SANITIZE:-0}" != 1 ]; then
   echo "== build (ASan + UBSan)"
@@ -24,5 +43,9 @@ if [ "${SHOAL_SKIP_SANITIZE:-0}" != 1 ]; then
   echo "== tests under ASan + UBSan"
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --output-on-failure -j1)
+    ctest --output-on-failure -j1 "${retry[@]}") 2>&1 | tee build-asan/ctest.out
+fi
+flaky_report build/ctest.out RelWithDebInfo
+if [ "${SHOAL_SKIP_SANITIZE:-0}" != 1 ]; then
+  flaky_report build-asan/ctest.out ASan
 fi

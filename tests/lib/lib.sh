@@ -65,6 +65,7 @@ T_NAME=$(basename "$0" .sh)
 T_PASS=0
 T_FAIL=0
 T_XFAIL=0
+T_FAILED=()
 T_FINISHED=0
 T_LAST_ERR=
 DEVIATION=
@@ -118,11 +119,28 @@ fail()
         return 0
     fi
     T_FAIL=$((T_FAIL + 1))
-    printf 'not ok %d - %s\n' $((T_PASS + T_FAIL + T_XFAIL)) "$msg"
-    local d
+    local line d
+    line=$(printf 'not ok %d - %s' $((T_PASS + T_FAIL + T_XFAIL)) "$msg")
     for d in "$@"; do
-        printf '%s\n' "$d" | sed 's/^/#   /'
+        line+=$'\n'$(printf '%s\n' "$d" | sed 's/^/#   /')
     done
+    printf '%s\n' "$line"
+    T_FAILED+=("$line")
+}
+
+# summary_line: the closing line, after the failed checks again (CI keeps
+# only the head and tail of a long output: the server logs printed on
+# failure would push the failed check itself out of view).
+summary_line()
+{
+    local f
+    if ((${#T_FAILED[@]} > 0)); then
+        printf '# ==== failed checks (repeated) ====\n'
+        for f in "${T_FAILED[@]}"; do
+            printf '%s\n' "$f" | head -n 40
+        done
+    fi
+    printf '%d passed, %d failed\n' "$T_PASS" "$T_FAIL"
 }
 
 # deviates REASON CMD ARGS...: run CMD (assertions) knowing that
@@ -187,7 +205,7 @@ finish()
     if ((T_XFAIL > 0)); then
         t_note "$T_XFAIL known deviations of distribution from the spec (xfail)"
     fi
-    printf '%d passed, %d failed\n' "$T_PASS" "$T_FAIL"
+    summary_line
     ((T_FAIL == 0))
 }
 
@@ -197,7 +215,7 @@ die()
     fail "$1" "${@:2}"
     T_FINISHED=1
     dump_server_logs
-    printf '%d passed, %d failed\n' "$T_PASS" "$T_FAIL"
+    summary_line
     exit 1
 }
 
@@ -241,11 +259,12 @@ t_cleanup()
     set +e
     if [[ $T_FINISHED != 1 ]]; then
         T_FAIL=$((T_FAIL + 1))
-        printf 'not ok %d - script aborted (exit status %d)%s\n' \
+        T_FAILED+=("$(printf 'not ok %d - script aborted (exit status %d)%s' \
             $((T_PASS + T_FAIL + T_XFAIL)) "$rc" \
-            "${T_LAST_ERR:+ at $T_LAST_ERR}"
+            "${T_LAST_ERR:+ at $T_LAST_ERR}")")
+        printf '%s\n' "${T_FAILED[-1]}"
         dump_server_logs
-        printf '%d passed, %d failed\n' "$T_PASS" "$T_FAIL"
+        summary_line
         rc=1
     fi
     for pid in "${BG_PIDS[@]}"; do
