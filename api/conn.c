@@ -112,11 +112,41 @@ static void write_cb(uv_write_t *w, int status)
     maybe_close_after_flush(c);
 }
 
+/* Send `buf` (wr->copy, or the caller's bytes) as one write request,
+ * which owns `wr` from here.  A copy (wr->cb NULL) tries the socket first:
+ * most responses fit its buffer, and then no request is queued at all.
+ * false when the write could not be queued: `wr` is freed and the
+ * connection closing. */
+static bool write_owned(struct api_conn *c, struct write_req *wr, uv_buf_t buf)
+{
+    int rv;
+
+    wr->req.data = c;
+    if (wr->cb == NULL) {
+        rv = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+        if (rv == (int)buf.len) {
+            free(wr);
+            return true;
+        }
+        if (rv > 0) {
+            buf.base += rv;
+            buf.len -= (size_t)rv;
+        }
+    }
+    c->pending_writes++;
+    rv = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &buf, 1, write_cb);
+    if (rv != 0) {
+        c->pending_writes--;
+        free(wr);
+        api__conn_close(c);
+        return false;
+    }
+    return true;
+}
+
 void api__conn_write_copy(struct api_conn *c, const void *data, size_t len)
 {
     struct write_req *wr;
-    uv_buf_t buf;
-    int rv;
 
     if (c->closing || len == 0)
         return;
@@ -129,25 +159,7 @@ void api__conn_write_copy(struct api_conn *c, const void *data, size_t len)
     wr->cb = NULL;
     wr->arg = NULL;
     memcpy(wr->copy, data, len);
-    wr->req.data = c;
-    buf = uv_buf_init(wr->copy, (unsigned)len);
-    /* Try the fast path first: most responses fit the socket buffer. */
-    rv = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
-    if (rv == (int)len) {
-        free(wr);
-        return;
-    }
-    if (rv > 0) {
-        buf.base += rv;
-        buf.len -= (size_t)rv;
-    }
-    c->pending_writes++;
-    rv = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &buf, 1, write_cb);
-    if (rv != 0) {
-        c->pending_writes--;
-        free(wr);
-        api__conn_close(c);
-    }
+    write_owned(c, wr, uv_buf_init(wr->copy, (unsigned)len));
 }
 
 struct deferred_cb {
@@ -197,8 +209,6 @@ static void tls_flush(struct api_conn *c, api_write_cb cb, void *arg)
 {
     size_t len = api__tls_pending(c->tls);
     struct write_req *wr;
-    uv_buf_t buf;
-    int rv;
 
     if (c->closing) {
         if (cb)
@@ -213,29 +223,9 @@ static void tls_flush(struct api_conn *c, api_write_cb cb, void *arg)
     wr = sh_malloc(sizeof *wr + len);
     wr->cb = cb;
     wr->arg = arg;
-    wr->req.data = c;
     api__tls_take(c->tls, wr->copy, len);
-    buf = uv_buf_init(wr->copy, (unsigned)len);
-    if (cb == NULL) {
-        rv = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
-        if (rv == (int)len) {
-            free(wr);
-            return;
-        }
-        if (rv > 0) {
-            buf.base += rv;
-            buf.len -= (size_t)rv;
-        }
-    }
-    c->pending_writes++;
-    rv = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &buf, 1, write_cb);
-    if (rv != 0) {
-        c->pending_writes--;
-        free(wr);
-        api__conn_close(c);
-        if (cb)
-            defer_cancel(c, cb, arg);
-    }
+    if (!write_owned(c, wr, uv_buf_init(wr->copy, (unsigned)len)) && cb)
+        defer_cancel(c, cb, arg);
 }
 
 /* TLS: encrypt `len` bytes and send them (see tls_flush for `cb`).  The
@@ -270,8 +260,6 @@ void api__conn_write_user(struct api_conn *c,
                           void *arg)
 {
     struct write_req *wr;
-    uv_buf_t buf;
-    int rv;
 
     if (c->closing) {
         defer_cancel(c, cb, arg);
@@ -285,16 +273,8 @@ void api__conn_write_user(struct api_conn *c,
     wr = sh_malloc(sizeof *wr);
     wr->cb = cb;
     wr->arg = arg;
-    wr->req.data = c;
-    buf = uv_buf_init((char *)data, (unsigned)len);
-    c->pending_writes++;
-    rv = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &buf, 1, write_cb);
-    if (rv != 0) {
-        c->pending_writes--;
-        free(wr);
-        api__conn_close(c);
+    if (!write_owned(c, wr, uv_buf_init((char *)data, (unsigned)len)))
         defer_cancel(c, cb, arg);
-    }
 }
 
 /* ------------------------------------------------------------ requests */

@@ -44,24 +44,38 @@ int fsm__apply_account_put(struct meta *m, struct meta_batch *b,
     return rv;
 }
 
+/* The stored record of account `name` (*cur, NULL unless SH_OK) and its
+ * key, for a command that changes or removes it; account_release frees
+ * both.  SH_EMALFORMED for an empty name, SH_ENOTFOUND for none. */
+static int account_load(struct meta *m, const char *name, struct sh_buf *key,
+                        Shoal__AccountRecord **cur)
+{
+    *cur = NULL;
+    if (!nonempty(name))
+        return SH_EMALFORMED;
+    meta_key_account(key, name);
+    return meta_account_get(m, name, cur);
+}
+
+static void account_release(struct sh_buf *key, Shoal__AccountRecord *cur)
+{
+    if (cur != NULL)
+        shoal__account_record__free_unpacked(cur, NULL);
+    sh_buf_release(key);
+}
+
 int fsm__apply_account_delete(struct meta *m, struct meta_batch *b,
                               const Shoal__AccountDelete *op)
 {
     struct sh_buf key = SH_BUF_INIT;
-    Shoal__AccountRecord *cur = NULL;
-    int rv;
+    Shoal__AccountRecord *cur;
+    int rv = account_load(m, op->name, &key, &cur);
 
-    if (!nonempty(op->name))
-        return SH_EMALFORMED;
-    meta_key_account(&key, op->name);
-    rv = meta_account_get(m, op->name, &cur);
     if (rv == SH_OK && cur->kind != op->kind)
         rv = SH_ENOTFOUND;
     if (rv == SH_OK)
         meta_batch_del(b, key.data, key.len);
-    if (cur != NULL)
-        shoal__account_record__free_unpacked(cur, NULL);
-    sh_buf_release(&key);
+    account_release(&key, cur);
     return rv;
 }
 
@@ -69,20 +83,14 @@ int fsm__apply_account_used(struct meta *m, struct meta_batch *b,
                             const Shoal__AccountUsed *op)
 {
     struct sh_buf key = SH_BUF_INIT;
-    Shoal__AccountRecord *cur = NULL;
-    int rv;
+    Shoal__AccountRecord *cur;
+    int rv = account_load(m, op->name, &key, &cur);
 
-    if (!nonempty(op->name))
-        return SH_EMALFORMED;
-    meta_key_account(&key, op->name);
-    rv = meta_account_get(m, op->name, &cur);
     if (rv == SH_OK && cur->last_used_unix < op->at_unix) {
         cur->last_used_unix = op->at_unix;
         put_account(b, &key, cur);
     }
-    if (cur != NULL)
-        shoal__account_record__free_unpacked(cur, NULL);
-    sh_buf_release(&key);
+    account_release(&key, cur);
     return rv;
 }
 
