@@ -47,6 +47,11 @@
 #   FAILOVER_TIMEOUT seconds to wait for a write after the kill [30]
 #   READY_TIMEOUT seconds to wait for GET /v2/ (and, for the cluster, for
 #                 every node to agree on a leader) [30]
+#   AUTH          none, or basic: every target requires a login, and
+#                 shoal_bench sends HTTP Basic credentials with each request.
+#                 distribution checks an htpasswd file (bcrypt cost 5, what
+#                 `htpasswd -B` makes); Shoal and the cluster run with
+#                 --auth basic and their admin account [none]
 #   RESULTS_DIR   if set, raw per-run outputs are copied there
 #   KEEP=1        keep the temporary directory (data and logs)
 # See tests/bench/README.md.
@@ -74,6 +79,7 @@ KEEP=${KEEP:-0}
 CLUSTER_NODES=${CLUSTER_NODES:-3}
 DEGRADED=${DEGRADED:-1}
 FAILOVER_TIMEOUT=${FAILOVER_TIMEOUT:-30}
+AUTH=${AUTH:-none}
 
 log() { printf '%s\n' "$*" >&2; }
 
@@ -98,6 +104,15 @@ for t in $TARGETS; do
     esac
 done
 case $ROUNDS in '' | *[!0-9]* | 0) log "run.sh: ROUNDS must be >= 1"; exit 2 ;; esac
+case $AUTH in none | basic) ;; *) log "run.sh: AUTH must be none or basic"; exit 2 ;; esac
+# With AUTH=basic: one account on every target, admin with a fresh password.
+bench_user=() curl_user=()
+if [ "$AUTH" = basic ]; then
+    auth_password=bench-$RANDOM$RANDOM$RANDOM
+    bench_user=(--user "admin:$auth_password")
+    curl_user=(-u "admin:$auth_password")
+    export SHOAL_ADMIN_PASSWORD=$auth_password
+fi
 if want cluster; then
     FAILOVER=${FAILOVER:-1}
     case $CLUSTER_NODES in '' | *[!0-9]* | 0 | 1 | 2)
@@ -228,7 +243,7 @@ stop_pid() { # pid name
 # ---- the cluster target: deploy/local-cluster.sh -------------------------
 cdir=$work/cluster
 cluster_sh_run() { # local-cluster.sh arguments, with this run's settings
-    SHOAL_CLUSTER_DIR=$cdir SHOAL_BIN=$SHOAL_BIN \
+    SHOAL_CLUSTER_DIR=$cdir SHOAL_BIN=$SHOAL_BIN SHOAL_AUTH=${AUTH#none} \
         SHOAL_BASE_PORT=$CLUSTER_BASE_PORT \
         SHOAL_LB=127.0.0.1:$CLUSTER_LB_PORT bash "$cluster_sh" "$@"
 }
@@ -314,7 +329,7 @@ cluster_wait_ready() {
     while :; do
         cluster_alive || return 1
         if agreed_leader $(seq 1 "$CLUSTER_NODES") >/dev/null &&
-            curl -sf -o /dev/null --max-time 5 \
+            curl -sf -o /dev/null --max-time 5 ${curl_user[@]+"${curl_user[@]}"} \
                 "http://127.0.0.1:$CLUSTER_LB_PORT/v2/"; then
             return 0
         fi
@@ -396,6 +411,7 @@ failover_put() { # base-url N: PUT manifest failover-N, prints the status
     body+='"layers":[{"mediaType":"application/vnd.oci.empty.v1+json","digest":"'$empty_digest'","size":2}],'
     body+='"annotations":{"dev.shoal.bench.failover":"'$base_seed-$2'"}}'
     curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X PUT \
+        ${curl_user[@]+"${curl_user[@]}"} \
         -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
         --data-binary "$body" "$1/v2/$REPO/manifests/failover-$base_seed-$2" ||
         true
@@ -450,6 +466,7 @@ failover() {
     # The manifests reference the empty blob: push it to a survivor (blob
     # bytes stay on the node that received them).
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST \
+        ${curl_user[@]+"${curl_user[@]}"} \
         -H 'Content-Type: application/octet-stream' --data-binary '{}' \
         "$(node_url "${survivors[0]}")/v2/$REPO/blobs/uploads/?digest=$empty_digest" || true)
     code2=$(failover_put "$lb" 0)
@@ -572,13 +589,13 @@ wait_ready() { # name pid port
     while :; do
         kill -0 "$pid" 2>/dev/null || return 1
         if "$SHOAL_BENCH" --url "http://127.0.0.1:$port" --phases none \
-            --timeout 5 >/dev/null 2>&1; then
+            ${bench_user[@]+"${bench_user[@]}"} --timeout 5 >/dev/null 2>&1; then
             return 0
         fi
         if [ "$SECONDS" -ge "$deadline" ]; then
             log "run.sh: $name did not answer GET /v2/ with 200 within ${READY_TIMEOUT}s:"
             "$SHOAL_BENCH" --url "http://127.0.0.1:$port" --phases none \
-                --timeout 5 >/dev/null || true
+                ${bench_user[@]+"${bench_user[@]}"} --timeout 5 >/dev/null || true
             server_log_tail "$name"
             exit 1
         fi
@@ -625,6 +642,17 @@ http:
   addr: 127.0.0.1:$DIST_PORT
   secret: shoal-bench-$RANDOM$RANDOM
 EOF
+        if [ "$AUTH" = basic ]; then
+            python3 -W ignore -c 'import crypt, sys
+print("admin:" + crypt.crypt(sys.argv[1], crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=32)))' \
+                "$auth_password" >"$work/distribution/htpasswd"
+            cat >>"$work/distribution/config.yml" <<EOF
+auth:
+  htpasswd:
+    realm: shoal-bench
+    path: $work/distribution/htpasswd
+EOF
+        fi
         # REGISTRY_* variables would override the configuration file.
         (
             for v in $(compgen -e); do
@@ -648,7 +676,7 @@ start_shoal() {
         tries=$((tries + 1))
         [ "$auto" = 0 ] || SHOAL_PORT=$(pick_port "${DIST_PORT:-}")
         "$SHOAL_BIN" serve --listen "127.0.0.1:$SHOAL_PORT" \
-            --data "$work/shoal/data" --log-level warn \
+            --data "$work/shoal/data" --log-level warn --auth "$AUTH" \
             >"$work/shoal/log" 2>&1 &
         shoal_pid=$!
         wait_ready shoal "$shoal_pid" "$SHOAL_PORT" && break
@@ -673,7 +701,7 @@ want cluster && echo "# cluster: $CLUSTER_NODES nodes of $SHOAL_BIN behind" \
 echo "# bench: $SHOAL_BENCH"
 echo "# ROUNDS=$ROUNDS BLOBS=$BLOBS SIZE=$SIZE CONC=$CONC PUSH_MODE=$PUSH_MODE" \
     "MANIFESTS=$MANIFESTS MCONC=$MCONC DURATION=$DURATION VERIFY=$VERIFY" \
-    "REPO=$REPO BENCH_ARGS=$BENCH_ARGS"
+    "REPO=$REPO AUTH=$AUTH BENCH_ARGS=$BENCH_ARGS"
 if [ "$fs_type" = tmpfs ]; then
     log "run.sh: warning: $work is on tmpfs, disk writes are not measured" \
         "(set BENCH_TMP to a directory on disk)"
@@ -687,6 +715,7 @@ extra=()
 [ "$VERIFY" = 1 ] && extra+=(--verify)
 # shellcheck disable=SC2206  # word splitting of BENCH_ARGS is intended
 [ -n "$BENCH_ARGS" ] && extra+=($BENCH_ARGS)
+extra+=(${bench_user[@]+"${bench_user[@]}"})
 base_seed=$(((RANDOM << 30) ^ (RANDOM << 15) ^ RANDOM))
 
 # Runs shoal_bench with this round's parameters, appending its output to OUT;
