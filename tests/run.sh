@@ -19,7 +19,7 @@ jobs=$(nproc)
 flaky_report() {
   local failed
   failed=$(grep -E 'Test +#[0-9]+: .*\*\*\*(Failed|Timeout|Exception)' "$1" |
-    sed -E 's/.*Test +#[0-9]+: ([^ ]+).*/\1/' | sort -u)
+    sed -E 's/.*Test +#[0-9]+: ([^ ]+).*/\1/' | sort -u || true)
   if [ -n "$failed" ]; then
     echo "== FLAKY ($2 build): failed once, passed when run again:"
     printf '   %s\n' $failed
