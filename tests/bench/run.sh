@@ -106,11 +106,11 @@ done
 case $ROUNDS in '' | *[!0-9]* | 0) log "run.sh: ROUNDS must be >= 1"; exit 2 ;; esac
 case $AUTH in none | basic) ;; *) log "run.sh: AUTH must be none or basic"; exit 2 ;; esac
 # With AUTH=basic: one account on every target, admin with a fresh password.
-bench_user=() curl_user=()
+# shoal_bench and curl both take --user USER:PASSWORD.
+auth_user=()
 if [ "$AUTH" = basic ]; then
     auth_password=bench-$RANDOM$RANDOM$RANDOM
-    bench_user=(--user "admin:$auth_password")
-    curl_user=(-u "admin:$auth_password")
+    auth_user=(--user "admin:$auth_password")
     export SHOAL_ADMIN_PASSWORD=$auth_password
 fi
 if want cluster; then
@@ -329,7 +329,7 @@ cluster_wait_ready() {
     while :; do
         cluster_alive || return 1
         if agreed_leader $(seq 1 "$CLUSTER_NODES") >/dev/null &&
-            curl -sf -o /dev/null --max-time 5 ${curl_user[@]+"${curl_user[@]}"} \
+            curl -sf -o /dev/null --max-time 5 ${auth_user[@]+"${auth_user[@]}"} \
                 "http://127.0.0.1:$CLUSTER_LB_PORT/v2/"; then
             return 0
         fi
@@ -411,7 +411,7 @@ failover_put() { # base-url N: PUT manifest failover-N, prints the status
     body+='"layers":[{"mediaType":"application/vnd.oci.empty.v1+json","digest":"'$empty_digest'","size":2}],'
     body+='"annotations":{"dev.shoal.bench.failover":"'$base_seed-$2'"}}'
     curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X PUT \
-        ${curl_user[@]+"${curl_user[@]}"} \
+        ${auth_user[@]+"${auth_user[@]}"} \
         -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
         --data-binary "$body" "$1/v2/$REPO/manifests/failover-$base_seed-$2" ||
         true
@@ -466,7 +466,7 @@ failover() {
     # The manifests reference the empty blob: push it to a survivor (blob
     # bytes stay on the node that received them).
     code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST \
-        ${curl_user[@]+"${curl_user[@]}"} \
+        ${auth_user[@]+"${auth_user[@]}"} \
         -H 'Content-Type: application/octet-stream' --data-binary '{}' \
         "$(node_url "${survivors[0]}")/v2/$REPO/blobs/uploads/?digest=$empty_digest" || true)
     code2=$(failover_put "$lb" 0)
@@ -589,13 +589,13 @@ wait_ready() { # name pid port
     while :; do
         kill -0 "$pid" 2>/dev/null || return 1
         if "$SHOAL_BENCH" --url "http://127.0.0.1:$port" --phases none \
-            ${bench_user[@]+"${bench_user[@]}"} --timeout 5 >/dev/null 2>&1; then
+            ${auth_user[@]+"${auth_user[@]}"} --timeout 5 >/dev/null 2>&1; then
             return 0
         fi
         if [ "$SECONDS" -ge "$deadline" ]; then
             log "run.sh: $name did not answer GET /v2/ with 200 within ${READY_TIMEOUT}s:"
             "$SHOAL_BENCH" --url "http://127.0.0.1:$port" --phases none \
-                ${bench_user[@]+"${bench_user[@]}"} --timeout 5 >/dev/null || true
+                ${auth_user[@]+"${auth_user[@]}"} --timeout 5 >/dev/null || true
             server_log_tail "$name"
             exit 1
         fi
@@ -715,7 +715,7 @@ extra=()
 [ "$VERIFY" = 1 ] && extra+=(--verify)
 # shellcheck disable=SC2206  # word splitting of BENCH_ARGS is intended
 [ -n "$BENCH_ARGS" ] && extra+=($BENCH_ARGS)
-extra+=(${bench_user[@]+"${bench_user[@]}"})
+extra+=(${auth_user[@]+"${auth_user[@]}"})
 base_seed=$(((RANDOM << 30) ^ (RANDOM << 15) ^ RANDOM))
 
 # Runs shoal_bench with this round's parameters, appending its output to OUT;

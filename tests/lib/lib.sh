@@ -258,11 +258,8 @@ t_cleanup()
     trap - EXIT INT TERM
     set +e
     if [[ $T_FINISHED != 1 ]]; then
-        T_FAIL=$((T_FAIL + 1))
-        T_FAILED+=("$(printf 'not ok %d - script aborted (exit status %d)%s' \
-            $((T_PASS + T_FAIL + T_XFAIL)) "$rc" \
-            "${T_LAST_ERR:+ at $T_LAST_ERR}")")
-        printf '%s\n' "${T_FAILED[-1]}"
+        DEVIATION= # an abort is never an expected failure
+        fail "script aborted (exit status $rc)${T_LAST_ERR:+ at $T_LAST_ERR}"
         dump_server_logs
         summary_line
         rc=1
