@@ -194,9 +194,16 @@ static void put_free(struct shard_put *p)
  * (a directory update) stays off the loop too. */
 static int put_writer_ensure(struct shard_put *p)
 {
+    int rv;
+
     if (p->w != NULL)
         return SH_OK;
-    return shard_writer_open(p->svc->shards, p->spool, &p->w);
+    rv = shard_writer_open(p->svc->shards, p->spool, &p->w);
+    /* File indexes from EC_MAX_SHARDS up are erasure-coded shards
+     * (node__shard_file), below are copies. */
+    if (rv == SH_OK && p->id.idx >= EC_MAX_SHARDS)
+        shard_writer_drop_cache(p->w);
+    return rv;
 }
 
 static void put_discard_work(uv_work_t *w)

@@ -48,6 +48,7 @@ struct shard_writer {
     uint64_t writeback;        /* bytes handed to early writeback */
     bool no_writeback;         /* never start writeback early */
     bool no_sync;              /* seal without fsync (volatile finish) */
+    bool drop_cache;           /* drop the pages once durable */
     uint32_t block_crc;        /* crc32c of the current partial block */
     size_t block_fill;         /* bytes covered by block_crc */
     uint32_t *table;           /* owned: crc of each finished block */
@@ -321,6 +322,9 @@ static void writer_free(struct shard_writer *w)
     free(w);
 }
 
+/* Shards at least this big drop their pages once durable (writer_seal). */
+#define SHARD_DROP_MIN (1024u * 1024)
+
 /* Append the table and the trailer after the data, then fsync. */
 static int writer_seal(struct shard_writer *w)
 {
@@ -357,12 +361,28 @@ static int writer_seal(struct shard_writer *w)
                  strerror_r(errno, eb, sizeof eb));
         return rv;
     }
+    /* An erasure-coded shard of SHARD_DROP_MIN bytes or more leaves the
+     * page cache once durable: shard files are a cluster's cold store (hot
+     * blobs are served from the blob cache, whose files keep their pages),
+     * and pages freed at once are reused at once by the next writes.
+     * Measured on the 2-core VM: writing into pages the cache keeps
+     * growing into costs about 2.8 s of CPU per GiB, into recycled ones
+     * about 0.3 s; cluster pushes went from about 190 to 300 MiB/s, cold
+     * pulls (now read from the disk) stayed about the same.  Copies, and
+     * the single node's blobs, keep their pages. */
+    if (w->drop_cache && !w->no_sync && w->size >= SHARD_DROP_MIN)
+        (void)posix_fadvise(w->fd, 0, 0, POSIX_FADV_DONTNEED);
     return 0;
 }
 
 void shard_writer_no_writeback(struct shard_writer *w)
 {
     w->no_writeback = true;
+}
+
+void shard_writer_drop_cache(struct shard_writer *w)
+{
+    w->drop_cache = true;
 }
 
 static int writer_finish(struct shard_writer *w, const char *name,

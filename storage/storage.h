@@ -267,6 +267,11 @@ int shard_writer_finish_volatile(struct shard_writer *w, const char *name,
  * back and deleted, never made durable: their bytes then may never reach
  * the disk.  A later finish still fsyncs. */
 void shard_writer_no_writeback(struct shard_writer *w);
+/* Once durable (a finish with fsync), drop the file's pages from the page
+ * cache if it holds SHARD_DROP_MIN bytes or more: for erasure-coded
+ * shards, the cold store of a cluster (hot blobs are served decoded from
+ * the blob cache).  See writer_seal for the measurements. */
+void shard_writer_drop_cache(struct shard_writer *w);
 /* Write out buffered bytes, close and free the writer, leaving the spool
  * file for shard_writer_resume (not fsynced: spools are never acknowledged
  * data). */
