@@ -139,6 +139,13 @@ struct api_backend {
     void (*upload_release)(struct api_upload *up);
     /* Discard a held session. */
     void (*upload_cancel)(struct api_upload *up);
+    /* The request about to send its body (held session, offset 0) carries
+     * the whole blob: `length` bytes (its Content-Length) that must hash to
+     * `digest`; upload_commit(digest) follows the body.  A hint: the
+     * backend may encode as the bytes arrive.  May be NULL. */
+    void (*upload_whole)(struct api_upload *up,
+                         const char *digest,
+                         uint64_t length);
 
     /* A request (PATCH, PUT, GET, DELETE) for upload session `uuid` that
      * another node owns: take the whole request over (proxy it) and return

@@ -169,8 +169,14 @@ static void op_end(struct api_req *req)
 
 static void op_start(struct api_req *req, struct up_op *op)
 {
+    const struct api_backend *be = be_of(req);
+
+    /* A body with a length on an empty session is the whole blob. */
+    if (op->kind != UP_PATCH && be->upload_whole != NULL && req->has_length &&
+        req->content_length > 0 && be->upload_offset(op->up) == 0)
+        be->upload_whole(op->up, op->digest, req->content_length);
     op->req = req;
-    op->be = be_of(req);
+    op->be = be;
     req->hdata = op;
     req->hooks.on_body = op_body;
     req->hooks.on_end = op_end;

@@ -93,6 +93,9 @@ static void metrics(struct api_req *req, void *arg)
     metric(&b, "shoal_upload_digest_mismatches_total", "counter",
            "Uploads refused because their digest did not match.",
            us.digest_mismatches);
+    metric(&b, "shoal_uploads_streamed_total", "counter",
+           "Uploads erasure-coded as their bytes arrived (no spool).",
+           us.streamed);
     metric(&b, "shoal_shard_files", "gauge",
            "Shard files on this node (refreshed every 30 s).", a->shard_files);
     metric(&b, "shoal_shard_bytes", "gauge",

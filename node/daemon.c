@@ -246,6 +246,7 @@ int node_start(struct node **out, uv_loop_t *loop,
     node__health_init(&n->health, loop, n->meta, n->peer,
                       (uint64_t)cfg->node_id);
     node__redirect_set_health(n->dp.redirect, n->health);
+    node__uploads_set_health(n->dp.uploads, n->health);
     node__repair_init(&n->repair, loop, n->shards, n->meta, n->peer,
                       (uint64_t)cfg->node_id, n->cache, n->dp.redirect,
                       n->health, n->cons, (unsigned)cfg->repair_move_after_s);

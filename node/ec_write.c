@@ -90,9 +90,21 @@ struct ec_op {
     uint64_t spool_tag;         /* makes local spool names unique */
 
     size_t batch;               /* blob bytes per job */
-    char *in;                   /* the job's input buffer */
+    char *in;                   /* the job's input buffer (not streaming) */
     uint64_t in_off;            /* blob bytes fed so far */
     size_t job_len;             /* bytes the running job feeds */
+    const char *job_in;         /* streaming: the piece the job feeds */
+    bool job_final;             /* the running job finishes the shards */
+    bool job_emitted;           /* the running job completed a stripe */
+
+    /* Streaming (spec->stream): pieces handed over, oldest first. */
+    bool stream;
+    const char *q_buf[2];
+    size_t q_len[2];
+    unsigned q_n;
+    bool sealed;                /* node__ec_write_seal was called */
+    void (*consumed)(void *arg);
+    void *consumed_arg;
     int fill;                   /* remote buffer the running job fills */
     bool working;               /* a pool job is in flight */
     bool encoded;               /* the last job ran */
@@ -136,6 +148,7 @@ static int shard_sink(void *arg, unsigned shard, uint64_t stripe,
     struct ec_shard *s = &op->sh[shard];
 
     (void)stripe;
+    op->job_emitted = true;
     if (s->skip)
         return 0;
     if (s->local) {
@@ -162,12 +175,19 @@ static void job_work(uv_work_t *w)
             snprintf(name, sizeof name, "ec-%016llx.%u",
                      (unsigned long long)op->spool_tag, i);
             s->local_err = shard_writer_open(op->ctx.shards, name, &s->w);
+            if (s->local_err == 0)
+                shard_writer_drop_cache(s->w);
         }
     }
-    rv = op->read(op->read_arg, op->in_off, op->in, op->job_len);
-    if (rv == SH_OK)
-        rv = ec_encoder_feed(op->enc, op->in, op->job_len);
-    if (rv == SH_OK && op->in_off + op->job_len == op->size) {
+    if (op->stream) {
+        rv = op->job_len > 0 ? ec_encoder_feed(op->enc, op->job_in, op->job_len)
+                             : SH_OK;
+    } else {
+        rv = op->read(op->read_arg, op->in_off, op->in, op->job_len);
+        if (rv == SH_OK)
+            rv = ec_encoder_feed(op->enc, op->in, op->job_len);
+    }
+    if (rv == SH_OK && op->job_final) {
         rv = ec_encoder_finish(op->enc);
         /* Durability point of this node's shards (fsync + rename + fsync
          * dir); the remote ones are made durable by their nodes before
@@ -198,6 +218,13 @@ static void job_done(uv_work_t *w, int status)
 
     (void)status;
     op->working = false;
+    if (op->stream && op->job_len > 0) {
+        /* The piece is encoded: the caller may reuse it. */
+        op->q_buf[0] = op->q_buf[1];
+        op->q_len[0] = op->q_len[1];
+        op->q_n--;
+        op->consumed(op->consumed_arg);
+    }
     if (op->work_status != SH_OK) {
         SH_ERROR("blob %s: erasure coding stopped at byte %llu: %s",
                  op->digest, (unsigned long long)op->in_off,
@@ -219,18 +246,21 @@ static void job_done(uv_work_t *w, int status)
         if (s->local) {
             if (s->local_err != 0 && !s->given_up)
                 give_up(s, sh_strerror(s->local_err));
-            else if (op->in_off == op->size && !s->given_up)
+            else if (op->job_final && !s->given_up)
                 s->ok = true;
             continue;
         }
+        if (!op->job_emitted)
+            continue; /* a piece short of a stripe: the buffer stays free */
         s->full[op->fill] = true;
         if (s->active && s->want_resume) {
             s->want_resume = false;
             peer_resume(&s->pr);
         }
     }
-    op->fill = !op->fill;
-    if (op->in_off == op->size)
+    if (op->job_emitted)
+        op->fill = !op->fill;
+    if (op->job_final)
         op->encoded = true;
     op_pump(op);
     op_maybe_done(op);
@@ -242,18 +272,30 @@ static void op_pump(struct ec_op *op)
 {
     size_t n;
 
-    if (op->working || op->stopping || op->in_off == op->size)
+    if (op->working || op->stopping || op->encoded)
         return;
+    if (op->stream && op->q_n == 0 && !(op->sealed && op->in_off == op->size))
+        return; /* waiting for bytes, or for the seal */
     for (unsigned i = 0; i < op->n; i++) {
         struct ec_shard *s = &op->sh[i];
         if (!s->local && !s->skip && !s->given_up && s->full[op->fill])
             return;
     }
-    n = op->size - op->in_off < op->batch ? (size_t)(op->size - op->in_off)
-                                          : op->batch;
+    if (op->stream) {
+        /* A piece, or (all fed and sealed) the final job with no bytes. */
+        n = op->q_n > 0 ? op->q_len[0] : 0;
+        op->job_in = op->q_n > 0 ? op->q_buf[0] : NULL;
+        op->job_final = op->q_n == 0;
+    } else {
+        n = op->size - op->in_off < op->batch
+                ? (size_t)(op->size - op->in_off)
+                : op->batch;
+        op->job_final = op->in_off + n == op->size;
+    }
     for (unsigned i = 0; i < op->n; i++)
         op->sh[i].len[op->fill] = 0;
     op->job_len = n;
+    op->job_emitted = false;
     op->working = true;
     op->work.data = op;
     uv_queue_work(op->ctx.loop, &op->work, job_work, job_done);
@@ -289,17 +331,22 @@ static void give_up(struct ec_shard *s, const char *why)
 static size_t xfer_read(struct peer_req *pr, char *dst, size_t cap)
 {
     struct ec_shard *s = pr->data;
+    /* Streaming: the last byte waits for the seal, so the peer cannot
+     * finish (fsync, rename) a shard of a blob not yet verified. */
+    uint64_t limit = s->op->shard_bytes - (s->op->stream && !s->op->sealed);
     size_t n;
 
     if (s->sent == s->op->shard_bytes)
         return 0;
-    if (!s->full[s->cur]) {
+    if (!s->full[s->cur] || s->sent == limit) {
         s->want_resume = true;
         return PEER_PAUSE;
     }
     n = s->len[s->cur] - s->pos;
     if (n > cap)
         n = cap;
+    if (n > limit - s->sent)
+        n = (size_t)(limit - s->sent);
     memcpy(dst, s->buf[s->cur] + s->pos, n);
     s->pos += n;
     s->sent += n;
@@ -458,7 +505,8 @@ int node__ec_write(const struct node_repl_ctx *ctx, struct node_ec_req *req,
     int rv;
 
     PRE(req->cb != NULL && k >= 1 && k + m <= EC_MAX_SHARDS);
-    PRE(spec->size > 0 && spec->read != NULL);
+    PRE(spec->size > 0 && (spec->read != NULL || spec->stream));
+    PRE(!spec->stream || (spec->consumed != NULL && spec->max_feed > 0));
     if (ctx->peer == NULL)
         return SH_EUNAVAILABLE;
     if (spec->where != NULL) {
@@ -488,6 +536,9 @@ int node__ec_write(const struct node_repl_ctx *ctx, struct node_ec_req *req,
     op->size = spec->size;
     op->read = spec->read;
     op->read_arg = spec->read_arg;
+    op->stream = spec->stream;
+    op->consumed = spec->consumed;
+    op->consumed_arg = spec->consumed_arg;
     op->replace = spec->replace;
     op->k = k;
     op->m = m;
@@ -511,7 +562,14 @@ int node__ec_write(const struct node_repl_ctx *ctx, struct node_ec_req *req,
                          ec_stripe_size(k, NODE_EC_SHARD_SIZE));
     if (op->batch > spec->size)
         op->batch = (size_t)spec->size;
-    op->in = sh_malloc(op->batch);
+    if (op->stream) {
+        /* A piece of max_feed bytes after a partial stripe completes at
+         * most max_feed / stripe + 1 stripes; the final job emits one. */
+        stripes_per_batch =
+            spec->max_feed / ec_stripe_size(k, NODE_EC_SHARD_SIZE) + 2;
+    } else {
+        op->in = sh_malloc(op->batch);
+    }
     /* A job gives each shard at most its pieces of the batch's stripes. */
     shard_buf = (size_t)(stripes_per_batch * NODE_EC_SHARD_SIZE);
     if (shard_buf > op->shard_bytes)
@@ -554,4 +612,34 @@ void node__ec_write_cancel(struct node_ec_req *req)
         if (op->sh[i].active)
             peer_cancel(&op->sh[i].pr);
     op_maybe_done(op);
+}
+
+void node__ec_write_feed(struct node_ec_req *req, const void *data,
+                         size_t len)
+{
+    struct ec_op *op = req->op;
+
+    PRE(op != NULL && op->stream && !op->sealed);
+    PRE(op->q_n < 2 && len > 0);
+    op->q_buf[op->q_n] = data;
+    op->q_len[op->q_n] = len;
+    op->q_n++;
+    op_pump(op);
+}
+
+void node__ec_write_seal(struct node_ec_req *req)
+{
+    struct ec_op *op = req->op;
+
+    PRE(op != NULL && op->stream && !op->sealed);
+    op->sealed = true;
+    /* Transfers held at their last byte may take it now. */
+    for (unsigned i = 0; i < op->n; i++) {
+        struct ec_shard *s = &op->sh[i];
+        if (s->active && s->want_resume && s->full[s->cur]) {
+            s->want_resume = false;
+            peer_resume(&s->pr);
+        }
+    }
+    op_pump(op);
 }

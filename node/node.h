@@ -116,8 +116,12 @@ struct node_upload_stats {
     uint64_t committed;         /* blobs committed */
     uint64_t committed_bytes;   /* their bytes */
     uint64_t digest_mismatches; /* commits refused for a wrong digest */
+    uint64_t streamed;          /* uploads encoded as their bytes arrived */
 };
 void node__uploads_set_self(struct node_uploads *u, uint64_t id);
+/* Who is up (h may be NULL): a node down keeps uploads off streaming. */
+struct node_health;
+void node__uploads_set_health(struct node_uploads *u, struct node_health *h);
 void node__uploads_stats(const struct node_uploads *u,
                          struct node_upload_stats *out);
 
@@ -238,8 +242,19 @@ struct node_ec_spec {
     uint64_t only;             /* bit i: write shard i only; 0: all */
     bool replace;              /* replace shard files already there (a
                                   repair of ones that failed) */
-    node_ec_source_fn read;
+    node_ec_source_fn read;    /* NULL with stream */
     void *read_arg;
+    /* Streaming (an upload encoded as its bytes arrive): the caller hands
+     * the bytes over with node__ec_write_feed, in pieces of at most
+     * max_feed bytes, and `consumed(consumed_arg)` tells it (on the loop,
+     * in feeding order) that a piece is no longer needed.  Nothing becomes
+     * durable, here or on a peer, before node__ec_write_seal: each remote
+     * shard's last byte is held back until then, so a cancel (digest
+     * mismatch, client gone) leaves no finished shard anywhere. */
+    bool stream;
+    size_t max_feed;
+    void (*consumed)(void *arg);
+    void *consumed_arg;
 };
 /* Encode the blob as k + m shards and store each one written on its node:
  * this node's own through the shard store, the others with PUT
@@ -251,6 +266,14 @@ int node__ec_write(const struct node_repl_ctx *ctx, struct node_ec_req *req,
 /* Cancel a running write (shutdown): transfers are cancelled, the pool
  * work in flight finishes, then cb(req, SH_ECANCELED). */
 void node__ec_write_cancel(struct node_ec_req *req);
+/* Streaming: the next `len` bytes of the blob (0 < len <= max_feed), kept
+ * untouched by the caller until `consumed`; at most two pieces wait at a
+ * time.  Only while req->op is set (before cb). */
+void node__ec_write_feed(struct node_ec_req *req, const void *data,
+                         size_t len);
+/* Streaming: every byte was fed and the blob is verified: finish the
+ * shards (the encoder's last stripe, fsync on every node). */
+void node__ec_write_seal(struct node_ec_req *req);
 
 struct node_admin; /* admin.c: /healthz, /readyz, /metrics */
 void node__admin_init(struct node_admin **out, uv_loop_t *loop,

@@ -98,6 +98,16 @@ struct api_upload {
     bool recorded_before;       /* commit only links a recorded blob */
     struct node_ec_req ec;      /* its shards on the nodes */
     bool encoding;              /* ec is in flight */
+
+    /* Streaming (see upload_whole): the blob is erasure-coded as its
+     * bytes arrive, nothing is spooled. */
+    bool stream;                /* this session streams into ec */
+    bool stream_failed;         /* ec ended before the seal: bytes are
+                                   dropped, the commit answers up->error */
+    bool sealed;                /* node__ec_write_seal was called */
+    bool lent[2];               /* buffer handed to ec, not yet consumed */
+    uint64_t ec_size;           /* the size announced (Content-Length) */
+    int lent_first;             /* the older of two lent buffers */
 };
 
 struct node_uploads {
@@ -113,6 +123,7 @@ struct node_uploads {
     struct node_upload_stats stats; /* counters for metrics */
     uint64_t self_id;           /* this node: where its shards are placed */
     struct peer_client *peer;   /* borrowed: copies to other nodes, or NULL */
+    struct node_health *health; /* borrowed: who is up, or NULL */
     bool timer_closed;          /* expiry timer's close callback ran */
     void (*close_cb)(void *arg);
     void *close_arg;
@@ -199,12 +210,15 @@ static void session_finalize(struct api_upload *up)
     uv_queue_work(up->mgr->loop, &up->work, forget_work, forget_done);
 }
 
-/* Mark DONE and free now, or when the work in flight returns. */
+/* Mark DONE and free now, or when the work in flight (a pool item, a
+ * streaming encoder, which is cancelled) returns. */
 static void session_end(struct api_upload *up)
 {
     up->state = UP_DONE;
     up->resume = NULL;
-    if (!up->working)
+    if (up->encoding && up->stream)
+        node__ec_write_cancel(&up->ec);
+    if (!up->working && !up->encoding)
         session_finalize(up);
 }
 
@@ -266,6 +280,12 @@ static void spool_work(uv_work_t *w)
     struct api_upload *up = w->data;
     int b = up->work_buf;
 
+    if (up->stream) {
+        /* The encoder takes the buffer next (see spool_done). */
+        digest_ctx_update(up->sha256, up->buf[b], up->len[b]);
+        up->work_status = SH_OK;
+        return;
+    }
     if (!up->recorded) {
         record_put(up);
         up->recorded = true;
@@ -294,15 +314,40 @@ static void spool_done(uv_work_t *w, int status)
     (void)status;
 
     up->working = false;
-    if (up->work_buf >= 0)
+    if (up->work_buf >= 0 && up->stream && up->encoding &&
+        up->state != UP_DONE) {
+        /* Hashed: hand the bytes to the encoder, which gives the buffer
+         * back through stream_consumed. */
+        int b = up->work_buf;
+        if (!up->lent[0] && !up->lent[1])
+            up->lent_first = b;
+        up->lent[b] = true;
+        node__ec_write_feed(&up->ec, up->buf[b], up->len[b]);
+    } else if (up->work_buf >= 0) {
         up->len[up->work_buf] = 0;
+    }
     if (up->work_status != SH_OK && up->error == SH_OK)
         up->error = up->work_status;
     if (up->state == UP_DONE) {
-        session_finalize(up);
+        if (!up->encoding)
+            session_finalize(up);
         return;
     }
     kick(up);
+}
+
+/* Streaming: the encoder is done with the older lent buffer. */
+static void stream_consumed(void *arg)
+{
+    struct api_upload *up = arg;
+    int b = up->lent_first;
+
+    PRE(up->lent[b]);
+    up->lent[b] = false;
+    up->len[b] = 0;
+    up->lent_first = !b;
+    if (up->state != UP_DONE)
+        kick(up);
 }
 
 /* Move work forward: spool a full buffer, or everything when a flush or
@@ -316,6 +361,8 @@ static void kick(struct api_upload *up)
         return;
     if (up->error == SH_OK &&
         (up->len[a] >= UP_CHUNK || (want_all && up->len[a] > 0))) {
+        if (up->lent[!a])
+            return; /* the encoder still reads it: stream_consumed kicks */
         up->work_buf = a;
         up->active = !a;
         up->working = true;
@@ -409,6 +456,12 @@ static bool be_upload_append(struct api_upload *up, const void *data,
 
     PRE(up->state == UP_OPEN && up->held);
     PRE(len <= UP_SLACK);
+    if (up->stream_failed) {
+        /* The encoder failed: the body is read and dropped, the commit
+         * answers the error (a clean 503, not a stalled request). */
+        up->offset += len;
+        return false;
+    }
     if (up->len[a] + len > UP_CHUNK + UP_SLACK) {
         /* Cannot happen with the pause protocol; stay safe anyway. */
         IMPOSSIBLE("upload buffer overrun");
@@ -442,8 +495,16 @@ static void be_upload_flush(struct api_upload *up, api_upload_cb cb, void *arg)
     kick(up);
 }
 
+static void be_upload_cancel(struct api_upload *up);
+
 static void be_upload_release(struct api_upload *up)
 {
+    if (up->stream) {
+        /* The request that streamed stopped short of its commit: its bytes
+         * were never spooled, the session cannot go on. */
+        be_upload_cancel(up);
+        return;
+    }
     up->held = false;
     up->resume = NULL;
     up->last_used = uv_now(up->mgr->loop);
@@ -512,12 +573,18 @@ static void finish_work(uv_work_t *w)
         up->work_status = SH_EDIGEST;
         return;
     }
-    up->size = shard_writer_size(up->w);
+    up->size = up->stream ? up->offset : shard_writer_size(up->w);
+    if (up->stream) {
+        /* The spool of a streamed upload stayed empty. */
+        shard_writer_abort(up->w);
+        up->w = NULL;
+    }
     if (blob_recorded(up->mgr->meta, up->digest)) {
         /* Pushed before, here or elsewhere: its record and shards stay as
          * they are, only the repository link is new (see propose_link). */
         up->recorded_before = true;
-        shard_writer_abort(up->w);
+        if (up->w != NULL)
+            shard_writer_abort(up->w);
         up->w = NULL;
         return;
     }
@@ -744,12 +811,40 @@ static void spool_job(struct api_upload *up, uv_work_cb work,
     uv_queue_work(up->mgr->loop, &up->work, work, done);
 }
 
+/* Streaming: the encoder ended before the seal: cancelled (the session
+ * ended: free it now), or failed (too few shards left, an I/O error): the
+ * rest of the body is dropped and the commit answers 503. */
+static void stream_ended(struct api_upload *up, int status)
+{
+    up->lent[0] = up->lent[1] = false;
+    up->len[0] = up->len[1] = 0;
+    if (up->state == UP_DONE) {
+        if (!up->working)
+            session_finalize(up);
+        return;
+    }
+    if (up->recorded_before)
+        return; /* cancelled by finish_done: the commit only links */
+    SH_WARN("upload %s: erasure coding as the bytes arrive stopped (%s): "
+            "the upload fails",
+            up->uuid, status == SH_OK ? "too few shards" : sh_strerror(status));
+    up->stream_failed = true;
+    if (up->error == SH_OK)
+        up->error = SH_EUNAVAILABLE;
+    if (!up->working)
+        kick(up);
+}
+
 static void ec_written(struct node_ec_req *req, int status)
 {
     struct api_upload *up = req->data;
     unsigned quorum = up->k + 1;
 
     up->encoding = false;
+    if (up->stream && !up->sealed) {
+        stream_ended(up, status);
+        return;
+    }
     SH_INFO("blob %s: %u of %u shards (%u+%u) durable (%llu bytes) after "
             "%.3f s",
             up->digest, req->n_shards, up->k + up->m, up->k, up->m,
@@ -767,7 +862,19 @@ static void ec_written(struct node_ec_req *req, int status)
      * when all k + m are durable.  Shards missing above the quorum (a
      * holder down) are left to repair, which reads the placement. */
     if (status == SH_OK && req->n_shards >= quorum) {
-        spool_job(up, spool_drop_work, spool_drop_done);
+        if (up->stream)
+            propose_commit(up); /* nothing was spooled */
+        else
+            spool_job(up, spool_drop_work, spool_drop_done);
+        return;
+    }
+    if (up->stream) {
+        /* No spool to fall back on: 503, the client's retry finds the
+         * down node known and spools (copies then). */
+        SH_WARN("blob %s: %u durable shards of %u+%u, the write quorum is "
+                "%u: not committed",
+                up->digest, req->n_shards, up->k, up->m, quorum);
+        commit_fail(up, status == SH_OK ? SH_EUNAVAILABLE : status);
         return;
     }
     /* Short of the quorum (a node down in a cluster of k + m members, or
@@ -830,12 +937,22 @@ static void finish_done(uv_work_t *w, int status)
         commit_fail(up, up->work_status);
         return;
     }
-    if (up->recorded_before)
+    if (up->stream && !up->encoding) {
+        /* The encoder failed while the digest was checked. */
+        commit_fail(up, up->error != SH_OK ? up->error : SH_EUNAVAILABLE);
+    } else if (up->stream && up->recorded_before) {
+        node__ec_write_cancel(&up->ec); /* its shards are not needed */
         propose_link(up);
-    else if (up->plan_ec)
+    } else if (up->recorded_before) {
+        propose_link(up);
+    } else if (up->stream) {
+        up->sealed = true;
+        node__ec_write_seal(&up->ec); /* ec_written goes on */
+    } else if (up->plan_ec) {
         start_ec(up);
-    else
+    } else {
         start_copies(up);
+    }
 }
 
 static void commit_flushed(void *arg, int status)
@@ -847,11 +964,17 @@ static void commit_flushed(void *arg, int status)
         commit_fail(up, status);
         return;
     }
+    if (up->stream && (!up->encoding || up->offset != up->ec_size)) {
+        commit_fail(up, up->error != SH_OK ? up->error : SH_EUNAVAILABLE);
+        return;
+    }
     /* Erasure coding is decided before the digest check, which then
-     * keeps the spool for the encoder. */
-    up->plan_ec = mgr->peer != NULL &&
-                  node__ec_layout(node__members_active(mgr->meta), up->offset,
-                                  &up->k, &up->m);
+     * keeps the spool for the encoder (a streamed upload decided it at
+     * its start). */
+    if (!up->stream)
+        up->plan_ec = mgr->peer != NULL &&
+                      node__ec_layout(node__members_active(mgr->meta),
+                                      up->offset, &up->k, &up->m);
     spool_job(up, finish_work, finish_done);
 }
 
@@ -866,6 +989,77 @@ static void be_upload_commit(struct api_upload *up, const char *digest,
     up->commit_cb = cb;
     up->commit_arg = arg;
     be_upload_flush(up, commit_flushed, up);
+}
+
+/* The request about to send its body carries the whole blob: `length`
+ * bytes of `digest`.  When the blob will be erasure-coded and enough of
+ * the nodes its digest places the shards on are up, it is encoded as its
+ * bytes arrive instead of spooled first: the body is hashed a buffer at a
+ * time and each buffer goes to the encoder, whose shards stream to their
+ * nodes (ec_write.c) while the next buffer arrives.  This saves writing
+ * the blob to the spool and reading it back, the largest cost of a push
+ * after the network.  Nothing is durable before the digest is checked:
+ * the commit seals the encoder (see finish_done).  Anything else (a
+ * chunked body, copies, a node down, a blob already recorded, sha512)
+ * takes the spool path. */
+static void be_upload_whole(struct api_upload *up, const char *digest,
+                            uint64_t length)
+{
+    struct node_uploads *mgr = up->mgr;
+    struct node_ec_spec spec = {0};
+    struct node_repl_ctx ctx;
+    struct placement_node *nodes;
+    char **zones;
+    size_t n_nodes;
+    uint64_t where[EC_MAX_SHARDS];
+    unsigned k, m, up_nodes = 0;
+    enum digest_algo algo;
+    int rv;
+
+    PRE(up->state == UP_OPEN && up->held);
+    if (mgr->peer == NULL || mgr->closing || up->offset != 0 || up->stream ||
+        length == 0)
+        return;
+    if (digest_parse(digest, strlen(digest), &algo) != SH_OK ||
+        algo != DIGEST_SHA256)
+        return;
+    n_nodes = node__members_list(mgr->meta, &nodes, &zones);
+    if (!node__ec_layout(n_nodes, length, &k, &m) ||
+        blob_recorded(mgr->meta, digest)) {
+        node__members_list_free(nodes, zones, n_nodes);
+        return;
+    }
+    rv = placement_assign(digest, k + m, nodes, n_nodes, where);
+    node__members_list_free(nodes, zones, n_nodes);
+    if (rv != SH_OK)
+        return;
+    for (unsigned i = 0; i < k + m; i++)
+        up_nodes += node__health_up(mgr->health, where[i]);
+    if (up_nodes < k + 1)
+        return; /* the write quorum is out of reach: copies, via the spool */
+
+    repl_ctx(mgr, &ctx);
+    up->ec.data = up;
+    up->ec.cb = ec_written;
+    spec.digest = digest;
+    spec.size = length;
+    spec.k = k;
+    spec.m = m;
+    spec.quorum = k + 1;
+    spec.where = where;
+    spec.stream = true;
+    spec.max_feed = UP_CHUNK + UP_SLACK;
+    spec.consumed = stream_consumed;
+    spec.consumed_arg = up;
+    if (node__ec_write(&ctx, &up->ec, &spec) != SH_OK)
+        return;
+    mgr->stats.streamed++;
+    up->stream = true;
+    up->encoding = true;
+    up->plan_ec = true;
+    up->k = k;
+    up->m = m;
+    up->ec_size = length;
 }
 
 /* ---------------------------------------------------------------- expiry */
@@ -1030,7 +1224,7 @@ void node__uploads_close(struct node_uploads *mgr, void (*cb)(void *arg),
             /* Not the client's end: the session resumes at the next start
              * (its record stays; a record not yet written by the pool
              * means nothing was spooled worth keeping). */
-            up->keep = up->recorded || up->working;
+            up->keep = !up->stream && (up->recorded || up->working);
             up->recorded = false;
             session_end(up);
         }
@@ -1042,6 +1236,12 @@ void node__uploads_set_remote(struct node_uploads *mgr,
                               struct peer_client *peer)
 {
     mgr->peer = peer;
+}
+
+void node__uploads_set_health(struct node_uploads *mgr,
+                              struct node_health *health)
+{
+    mgr->health = health;
 }
 
 void node__uploads_set_self(struct node_uploads *mgr, uint64_t id)
@@ -1067,4 +1267,5 @@ void node__uploads_backend(struct node_uploads *mgr, struct api_backend *be)
     be->upload_commit = be_upload_commit;
     be->upload_release = be_upload_release;
     be->upload_cancel = be_upload_cancel;
+    be->upload_whole = be_upload_whole;
 }

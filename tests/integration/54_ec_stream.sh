@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# 54_ec_stream: a request that carries a whole blob (POST ?digest= or PUT
+# ?digest= with a Content-Length, on an empty session) is erasure-coded as
+# its bytes arrive, without a spool (node/upload.c, upload_whole), and
+# nothing of it becomes durable before its digest is checked.
+#   1. A PUT and a POST ?digest= of 6 MiB + 5 B blobs: 201, counted in
+#      shoal_uploads_streamed_total, layout 2 + 1 on 3 distinct nodes, and
+#      every node serves them bit-identical.  A chunked PATCH upload is not
+#      streamed (spool path) and lands the same.
+#   2. A wrong digest: 400 DIGEST_INVALID, neither digest is a blob, no
+#      shard file of either digest on any node, every spool empty.
+#   3. A client that vanishes mid-body: the session is gone (404
+#      BLOB_UPLOAD_UNKNOWN), no shard file, spools empty; the retry lands.
+#   4. With a node down, a whole-blob PUT is not streamed (its write quorum
+#      k + 1 is out of reach) and lands as copies.
+# Nothing here is timed.
+. "${SHOAL_TESTS:-$(dirname "$0")/..}/lib/lib.sh"
+
+if is_dist; then
+    skip_all "distribution is not a cluster"
+fi
+D=$T_TMP/files
+mkdir -p "$D"
+REPO=test/stream
+MIB=$((1024 * 1024))
+OCTET=(-H 'Content-Type: application/octet-stream')
+
+# streamed I: node I's shoal_uploads_streamed_total.
+streamed()
+{
+    curl -s --max-time 10 "${REGS[$1]}/metrics" |
+        awk '$1 == "shoal_uploads_streamed_total" {print $2}'
+}
+# record DIGEST [I]: the blob's record as node I (default 1) has it.
+record() { curl -s --max-time 10 "${REGS[${2:-1}]}/internal/v1/blobs/$1"; }
+# shard_files DIGEST: shard files of the blob on every node (any index).
+shard_files()
+{
+    local hex=${1#*:} i
+    for i in 1 2 3; do
+        ls "${DATAS[$i]}/shards/sha256/${hex:0:2}/" 2>/dev/null | grep -F "$hex" || true
+    done
+}
+# spools_empty: no node has a file in its spool (the uploads and shard
+# transfers of this test are all over).
+spools_empty()
+{
+    local i
+    for i in 1 2 3; do
+        [[ -z $(ls -A "${DATAS[$i]}/spool") ]] || return 1
+    done
+}
+# layout_of DIGEST: "[k,m] nodes" of the record node 1 has.
+layout_of()
+{
+    record "$1" | jq -r '"\([.layout.k, .layout.m] | tostring) \([.placement[].node] | unique | length)"'
+}
+# serves_everywhere FILE DIGEST: every node serves it bit-identical.
+serves_everywhere()
+{
+    local i
+    for i in 1 2 3; do
+        get_same "$i" "$2" "$1"
+    done
+}
+
+# =================================================================== setup
+
+node_start 1
+node_start 2 --join "${REGS[1]}"
+node_start 3 --join "${REGS[1]}"
+for i in 1 2 3; do
+    wait_for "node $i sees 3 voters" 20 roles_are "$i" "voter voter voter"
+done
+REG=${REGS[1]}
+
+# ======================================== 1. whole-blob requests stream
+
+rand_file "$D/put6m" $((6 * MIB + 5))
+rand_file "$D/post6m" $((6 * MIB + 5))
+rand_file "$D/patch6m" $((6 * MIB + 5))
+before=$(streamed 1)
+push_blob "$REPO" "$D/put6m"
+DG_PUT=$BLOB_DIGEST
+expect_eq "the PUT was streamed (shoal_uploads_streamed_total)" \
+    "$(streamed 1)" "$((before + 1))"
+DG_POST=$(digest_of "$D/post6m")
+req POST "/v2/$REPO/blobs/uploads/?digest=$DG_POST" "${OCTET[@]}" \
+    --data-binary "@$D/post6m"
+expect_status 201
+expect_eq "the POST ?digest= was streamed" "$(streamed 1)" "$((before + 2))"
+for dg in "$DG_PUT" "$DG_POST"; do
+    expect_eq "blob ${dg:7:12}: layout 2 + 1 on 3 nodes" "$(layout_of "$dg")" "[2,1] 3"
+done
+serves_everywhere "$D/put6m" "$DG_PUT"
+serves_everywhere "$D/post6m" "$DG_POST"
+
+# A chunked upload (PATCH, then an empty PUT) goes through the spool.
+DG_PATCH=$(digest_of "$D/patch6m")
+req POST "/v2/$REPO/blobs/uploads/"
+expect_status 202
+req PATCH "$(loc)" "${OCTET[@]}" --data-binary "@$D/patch6m"
+expect_status 202
+req PUT "$(with_query "$(loc)" "digest=$DG_PATCH")"
+expect_status 201
+expect_eq "the chunked upload was not streamed" "$(streamed 1)" "$((before + 2))"
+expect_eq "blob ${DG_PATCH:7:12}: layout 2 + 1 on 3 nodes" "$(layout_of "$DG_PATCH")" "[2,1] 3"
+serves_everywhere "$D/patch6m" "$DG_PATCH"
+
+# ===================================== 2. a wrong digest leaves nothing
+
+rand_file "$D/bad" $((9 * MIB + 77))
+rand_file "$D/other" 64
+DG_BAD=$(digest_of "$D/bad")
+DG_CLAIM=$(digest_of "$D/other") # what the client claims the bytes are
+req POST "/v2/$REPO/blobs/uploads/"
+expect_status 202
+req PUT "$(with_query "$(loc)" "digest=$DG_CLAIM")" "${OCTET[@]}" \
+    --data-binary "@$D/bad"
+expect_status 400
+expect_json_error DIGEST_INVALID
+expect_eq "a streamed upload with a wrong digest was streamed" \
+    "$(streamed 1)" "$((before + 3))"
+for dg in "$DG_CLAIM" "$DG_BAD"; do
+    req HEAD "/v2/$REPO/blobs/$dg"
+    expect_status 404
+done
+wait_for "every spool is empty after the refused upload" 10 spools_empty
+expect_eq "no shard file of the refused bytes on any node" \
+    "$(shard_files "$DG_BAD")$(shard_files "$DG_CLAIM")" ""
+
+# ==================================== 3. a client vanishing mid-body
+
+rand_file "$D/cut" $((24 * MIB + 3))
+DG_CUT=$(digest_of "$D/cut")
+req POST "/v2/$REPO/blobs/uploads/"
+expect_status 202
+CUT_URL=$(loc)
+# curl gives up after 2 s at 2 MiB/s: about 4 MiB of 24 are sent.
+rc=0
+curl -sS -o /dev/null --max-time 2 --limit-rate 2M -X PUT "${OCTET[@]}" \
+    --data-binary "@$D/cut" "$(with_query "$CUT_URL" "digest=$DG_CUT")" \
+    2>/dev/null || rc=$?
+expect_eq "the client gave up mid-body (curl exit 28: timeout)" "$rc" 28
+wait_for "every spool is empty after the client left" 10 spools_empty
+req GET "$CUT_URL"
+expect_status 404
+expect_json_error BLOB_UPLOAD_UNKNOWN
+req HEAD "/v2/$REPO/blobs/$DG_CUT"
+expect_status 404
+expect_eq "no shard file of the cut blob on any node" "$(shard_files "$DG_CUT")" ""
+push_blob "$REPO" "$D/cut"
+serves_everywhere "$D/cut" "$DG_CUT"
+
+# ============================== 4. a node down: the spool path, copies
+
+shoal_kill9 "${PIDS[3]}"
+wait_for "node 1 sees node 3 down" 20 sees_down 1 3
+rand_file "$D/down" $((3 * MIB + 1))
+n=$(streamed 1)
+push_blob "$REPO" "$D/down"
+DG_DOWN=$BLOB_DIGEST
+expect_eq "with a node down the upload was not streamed" "$(streamed 1)" "$n"
+expect_eq "blob ${DG_DOWN:7:12}: stored as copies (k = 1)" \
+    "$(record "$DG_DOWN" | jq -c '.layout.k')" "1"
+for i in 1 2; do
+    get_same "$i" "$DG_DOWN" "$D/down"
+done
+
+for i in 1 2; do
+    shoal_stop "${PIDS[$i]}" "${LOGS[$i]}"
+done
+finish
