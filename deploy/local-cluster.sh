@@ -93,6 +93,7 @@ start_lb() {
   local n=$1 servers=""
   for i in $(seq 1 "$n"); do
     servers+="    server node$i 127.0.0.1:$(node_port "$i") check inter 1s"$'\n'
+    servers+="    use-server node$i if { path_reg ^/v2/.+/blobs/uploads/$i- }"$'\n'
   done
   sed -e "s|@LISTEN@|$lb|" -e "/@SERVERS@/{
 r /dev/stdin

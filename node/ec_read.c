@@ -524,6 +524,8 @@ static void win_local_work(uv_work_t *work)
         if (rv == SH_OK)
             rv = shard_reader_read(s->rd[i], w->lo[i], w->buf[i],
                                    (size_t)(w->hi[i] - w->lo[i]));
+        if (rv == SH_OK)
+            shard_reader_drop(s->rd[i], w->lo[i], w->hi[i] - w->lo[i]);
         w->local_rv[i] = rv;
     }
 }

@@ -499,6 +499,7 @@ struct shard_get {
     uint64_t next;           /* next offset to map */
     struct shard_map map[2]; /* verified, mapped windows */
     size_t len[2];           /* bytes in each window */
+    uint64_t woff[2];        /* shard offset of each window */
     int reading;             /* window being mapped, or -1 */
     int writing;             /* window being written, or -1 */
     bool ready[2];           /* mapped, waiting to be written */
@@ -546,8 +547,10 @@ static int get_map(struct shard_get *g)
     size_t len = left < GET_CHUNK ? (size_t)left : GET_CHUNK;
     int rv = shard_reader_map(g->r, g->work_off, len, &g->map[b]);
 
-    if (rv == SH_OK)
+    if (rv == SH_OK) {
         g->len[b] = len;
+        g->woff[b] = g->work_off;
+    }
     return rv;
 }
 
@@ -688,8 +691,12 @@ static void get_write_done(void *arg, int status)
 {
     struct shard_get *g = arg;
 
-    /* munmap is cheap next to the write it follows: no need for the pool. */
+    /* munmap is cheap next to the write it follows: no need for the pool;
+     * so is dropping the clean pages of an erasure-coded shard, which
+     * nobody reads twice (the blob cache holds hot blobs). */
     shard_map_release(&g->map[g->writing]);
+    if (g->id.idx >= EC_MAX_SHARDS)
+        shard_reader_drop(g->r, g->woff[g->writing], g->len[g->writing]);
     g->writing = -1;
     if (status < 0 || g->req == NULL) {
         if (g->reading < 0)

@@ -307,6 +307,13 @@ void shard_map_release(struct shard_map *m)
     memset(m, 0, sizeof *m);
 }
 
+void shard_reader_drop(struct shard_reader *r, uint64_t off, uint64_t len)
+{
+    /* Data bytes sit at the same offsets in the file (table and trailer
+     * follow them). */
+    (void)posix_fadvise(r->fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
+}
+
 int shard_reader_fd(const struct shard_reader *r)
 {
     return r->fd;

@@ -308,6 +308,10 @@ int shard_reader_map(struct shard_reader *r,
                      size_t len,
                      struct shard_map *m);
 void shard_map_release(struct shard_map *m);
+/* Drop the page-cache pages of data bytes [off, off + len) once read: the
+ * reads of erasure-coded shards, a cold store (shard_writer_drop_cache),
+ * so that they recycle pages instead of growing the cache.  A hint. */
+void shard_reader_drop(struct shard_reader *r, uint64_t off, uint64_t len);
 /* The file descriptor and file offset of data offset 0 (for sendfile of
  * ranges that were verified with shard_reader_read or _verify). */
 int shard_reader_fd(const struct shard_reader *r);

@@ -2,7 +2,9 @@
 # 75_lb_cluster: the local cluster of deploy/local-cluster.sh (3 nodes and
 # HAProxy round-robin, no stickiness) with real clients: skopeo pushes a
 # 4-layer image (one layer of 3 MB: erasure-coded 2 + 1) through the load
-# balancer, so the requests of one push land on different nodes; then the
+# balancer, so the blobs of one push start on different nodes (each
+# session's PATCH and PUT then go to its owner: deploy/haproxy.cfg.in;
+# 45_cluster covers requests proxied to the owner); then the
 # image is pulled from every node directly, bit-identical (the node without
 # a data shard or copy of a layer answers 307, which skopeo follows), and
 # podman pulls it through the load balancer.  Then the same pulls with the

@@ -556,6 +556,7 @@ lb_start()
     local attempt i port cfg servers='' ok
     for i in 1 2 3; do
         servers+="    server node$i ${CLUSTER_URLS[i]#http://} check inter 1s"$'\n'
+        servers+="    use-server node$i if { path_reg ^/v2/.+/blobs/uploads/$i- }"$'\n'
     done
     for attempt in 1 2 3; do
         free_port
