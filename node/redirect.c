@@ -8,6 +8,12 @@
  * first, members the health probes see down never.  A holder of a copy
  * reads it itself; for an erasure-coded blob every node but the best
  * serving node redirects (other serving nodes too: one cache per blob).
+ * In a cluster, the best serving node itself redirects a GET of 1 MiB or
+ * more to its own URL when the request was addressed to another host (a
+ * load balancer):
+ * the bytes then go straight to the client instead of through the load
+ * balancer, which would copy every one of them (hot pulls through HAProxy
+ * on the 2-core VM: see the bench notes).
  *
  * The happy path: a GET (never a HEAD: its answer has no bytes to move)
  * reaches a node outside the serving nodes -> 307 to
@@ -27,6 +33,7 @@
 #include <openssl/hmac.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "node.h"
@@ -193,6 +200,29 @@ char *node__redirect_signed_url(const struct node_redirect *rd,
                        sig);
 }
 
+/* The request names another host than this node's own URL (it came
+ * through a load balancer, or by another name). */
+static bool addressed_elsewhere(const struct node_redirect *rd,
+                                const struct api_req *req)
+{
+    const char *host = api_req_header(req, "Host");
+    char *own = node__member_url(rd->meta, rd->self_id);
+    const char *auth;
+    size_t len;
+    bool other;
+
+    if (own == NULL || host == NULL) {
+        free(own);
+        return false;
+    }
+    auth = strstr(own, "://");
+    auth = auth != NULL ? auth + 3 : own;
+    len = strcspn(auth, "/");
+    other = strlen(host) != len || strncasecmp(host, auth, len) != 0;
+    free(own);
+    return other;
+}
+
 bool node__redirect_blob(struct node_redirect *rd, struct api_req *req,
                          const Shoal__BlobRecord *rec)
 {
@@ -217,6 +247,9 @@ bool node__redirect_blob(struct node_redirect *rd, struct api_req *req,
         return false;
     }
     best = pick(rd, rec);
+    if (best == 0 && rec->size >= NODE_EC_MIN_SIZE &&
+        node__members_active(rd->meta) >= 2 && addressed_elsewhere(rd, req))
+        best = rd->self_id; /* this node serves it, not through the LB */
     base = best != 0 ? node__member_url(rd->meta, best) : NULL;
     if (base == NULL) {
         free(path);
