@@ -48,6 +48,10 @@
 #define UP_SHARD_SIZE (1024u * 1024)
 /* Unit of hashing and spooling inside a chunk (fits the CPU cache). */
 #define UP_PIECE (256u * 1024)
+/* Uploads streaming into the encoder at once; more take the spool path.
+ * Each holds two buffers per remote shard (ec_write.c): up to 30 MiB for
+ * 4 + 2, so this bounds that memory at about 0.5 GiB per node. */
+#define UP_MAX_STREAMS 16
 
 enum up_state { UP_OPEN, UP_COMMITTING, UP_DONE };
 
@@ -120,6 +124,7 @@ struct node_uploads {
     uint64_t expiry_ms;         /* idle limit */
     bool closing;               /* node__uploads_close was called */
     unsigned live;              /* sessions not yet freed */
+    unsigned streams;           /* sessions with up->stream */
     struct node_upload_stats stats; /* counters for metrics */
     uint64_t self_id;           /* this node: where its shards are placed */
     struct peer_client *peer;   /* borrowed: copies to other nodes, or NULL */
@@ -157,6 +162,8 @@ static void session_free(struct api_upload *up)
     struct node_uploads *mgr = up->mgr;
 
     SH_QUEUE_REMOVE(&up->link);
+    if (up->stream)
+        mgr->streams--;
     if (up->w && up->keep)
         (void)shard_writer_close(up->w);
     else if (up->w)
@@ -1018,7 +1025,7 @@ static void be_upload_whole(struct api_upload *up, const char *digest,
 
     PRE(up->state == UP_OPEN && up->held);
     if (mgr->peer == NULL || mgr->closing || up->offset != 0 || up->stream ||
-        length == 0)
+        length == 0 || mgr->streams >= UP_MAX_STREAMS)
         return;
     if (digest_parse(digest, strlen(digest), &algo) != SH_OK ||
         algo != DIGEST_SHA256)
@@ -1054,6 +1061,7 @@ static void be_upload_whole(struct api_upload *up, const char *digest,
     if (node__ec_write(&ctx, &up->ec, &spec) != SH_OK)
         return;
     mgr->stats.streamed++;
+    mgr->streams++;
     up->stream = true;
     up->encoding = true;
     up->plan_ec = true;
