@@ -11,7 +11,9 @@
 #      shard file of either digest on any node, every spool empty.
 #   3. A client that vanishes mid-body: the session is gone (404
 #      BLOB_UPLOAD_UNKNOWN), no shard file, spools empty; the retry lands.
-#   4. With a node down, a whole-blob PUT is not streamed (its write quorum
+#   4. A node killed while a body streams: 503, nothing committed; the
+#      retry, once the node is seen down, lands as copies.
+#   5. With a node down, a whole-blob PUT is not streamed (its write quorum
 #      k + 1 is out of reach) and lands as copies.
 # Nothing here is timed.
 . "${SHOAL_TESTS:-$(dirname "$0")/..}/lib/lib.sh"
@@ -41,12 +43,13 @@ shard_files()
         ls "${DATAS[$i]}/shards/sha256/${hex:0:2}/" 2>/dev/null | grep -F "$hex" || true
     done
 }
-# spools_empty: no node has a file in its spool (the uploads and shard
-# transfers of this test are all over).
+# spools_empty [I...]: no node (of nodes I..., default all) has a file in
+# its spool (the uploads and shard transfers of this test are all over).
 spools_empty()
 {
-    local i
-    for i in 1 2 3; do
+    local i nodes=("$@")
+    ((${#nodes[@]} > 0)) || nodes=(1 2 3)
+    for i in "${nodes[@]}"; do
         [[ -z $(ls -A "${DATAS[$i]}/spool") ]] || return 1
     done
 }
@@ -152,10 +155,39 @@ expect_eq "no shard file of the cut blob on any node" "$(shard_files "$DG_CUT")"
 push_blob "$REPO" "$D/cut"
 serves_everywhere "$D/cut" "$DG_CUT"
 
-# ============================== 4. a node down: the spool path, copies
+# ======================= 4. a node dying mid-stream: 503, then the retry
 
+# Every node holds a shard of every 2 + 1 blob, so node 3 dying while the
+# body streams leaves too few shards: the rest of the body is read and
+# dropped, the answer is 503 and nothing is committed.  The retry, once
+# node 1 sees node 3 down, takes the spool path and stores copies.
+rand_file "$D/mid" $((24 * MIB + 9))
+DG_MID=$(digest_of "$D/mid")
+req POST "/v2/$REPO/blobs/uploads/"
+expect_status 202
+MID_URL=$(with_query "$(loc)" "digest=$DG_MID")
+curl -sS -o "$T_TMP/mid.body" -w '%{http_code}' --max-time 60 --limit-rate 4M \
+    -X PUT "${OCTET[@]}" --data-binary "@$D/mid" "$MID_URL" \
+    >"$T_TMP/mid.code" 2>/dev/null &
+MID_PID=$!
+bg_track "$MID_PID"
+sleep 2
 shoal_kill9 "${PIDS[3]}"
+wait "$MID_PID" || true
+expect_eq "the PUT that lost a node mid-body answers 503" "$(cat "$T_TMP/mid.code")" 503
+req HEAD "/v2/$REPO/blobs/$DG_MID"
+expect_status 404
 wait_for "node 1 sees node 3 down" 20 sees_down 1 3
+push_blob "$REPO" "$D/mid"
+expect_eq "blob ${DG_MID:7:12}: stored as copies (k = 1)" \
+    "$(record "$DG_MID" | jq -c '.layout.k')" "1"
+for i in 1 2; do
+    get_same "$i" "$DG_MID" "$D/mid"
+done
+wait_for "the spools of nodes 1 and 2 are empty" 10 spools_empty 1 2
+
+# ============================== 5. a node down: the spool path, copies
+
 rand_file "$D/down" $((3 * MIB + 1))
 n=$(streamed 1)
 push_blob "$REPO" "$D/down"
