@@ -96,7 +96,7 @@ static void blob_delete(struct api_req *req, const char *name, const char *diges
     cmd.op_case = SHOAL__COMMAND__OP_BLOB_UNLINK;
     cmd.blob_unlink = &op;
     api_resp_header(req, "Docker-Content-Digest", "%s", digest);
-    h_propose(req, &cmd, unlink_applied, NULL);
+    h_propose_delete(req, &cmd, unlink_applied, NULL);
 }
 
 void h_blob(struct api_req *req, const char *name, const char *digest)

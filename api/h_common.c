@@ -123,6 +123,7 @@ struct proposal {
     struct api_req *req;          /* NULL once the client left */
     h_applied_cb cb;
     void *arg;                    /* malloc'ed or NULL; freed on abort */
+    bool is_delete;               /* h_propose_delete */
 };
 
 static void proposal_abort(struct api_req *req, void *arg)
@@ -135,6 +136,11 @@ static void proposal_abort(struct api_req *req, void *arg)
 static void proposal_done(struct cons_propose_req *preq, int status)
 {
     struct proposal *p = preq->data;
+    if (p->is_delete && status == SH_ENOTFOUND && preq->resent) {
+        SH_INFO("a delete sent to the leader twice found nothing the second "
+                "time: done");
+        status = SH_OK;
+    }
     if (p->req != NULL) {
         api_req_on_abort(p->req, NULL, NULL);
         p->cb(p->req, status, p->arg);
@@ -144,12 +150,13 @@ static void proposal_done(struct cons_propose_req *preq, int status)
     free(p);
 }
 
-void h_propose(struct api_req *req, Shoal__Command *cmd, h_applied_cb cb,
-               void *arg)
+static void propose(struct api_req *req, Shoal__Command *cmd, h_applied_cb cb,
+                    void *arg, bool is_delete)
 {
     struct proposal *p = sh_calloc(1, sizeof *p);
     int rv;
 
+    p->is_delete = is_delete;
     p->preq.data = p;
     p->preq.cb = proposal_done;
     p->req = req;
@@ -162,6 +169,18 @@ void h_propose(struct api_req *req, Shoal__Command *cmd, h_applied_cb cb,
         return;
     }
     api_req_on_abort(req, proposal_abort, p);
+}
+
+void h_propose(struct api_req *req, Shoal__Command *cmd, h_applied_cb cb,
+               void *arg)
+{
+    propose(req, cmd, cb, arg, false);
+}
+
+void h_propose_delete(struct api_req *req, Shoal__Command *cmd,
+                      h_applied_cb cb, void *arg)
+{
+    propose(req, cmd, cb, arg, true);
 }
 
 struct ri_op {

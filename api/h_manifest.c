@@ -351,7 +351,7 @@ static void delete_manifest(struct api_req *req, const char *name,
         op.digest = (char *)ref;
         cmd.op_case = SHOAL__COMMAND__OP_DELETE_MANIFEST;
         cmd.delete_manifest = &op;
-        h_propose(req, &cmd, delete_applied, NULL);
+        h_propose_delete(req, &cmd, delete_applied, NULL);
     } else {
         Shoal__DeleteTag op = SHOAL__DELETE_TAG__INIT;
         if (!oci_tag_valid(ref, strlen(ref))) {
@@ -362,7 +362,7 @@ static void delete_manifest(struct api_req *req, const char *name,
         op.tag = (char *)ref;
         cmd.op_case = SHOAL__COMMAND__OP_DELETE_TAG;
         cmd.delete_tag = &op;
-        h_propose(req, &cmd, delete_applied, NULL);
+        h_propose_delete(req, &cmd, delete_applied, NULL);
     }
 }
 

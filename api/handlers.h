@@ -50,5 +50,11 @@ void h_read_index(struct api_req *req, h_again_fn again, void (*drop)(void *),
 typedef void (*h_applied_cb)(struct api_req *req, int status, void *arg);
 void h_propose(struct api_req *req, Shoal__Command *cmd, h_applied_cb cb,
                void *arg);
+/* h_propose for a delete: SH_ENOTFOUND from a proposal that was resent
+ * (consensus.h) is reported as SH_OK, since an earlier copy of the same
+ * delete may have removed the object (or another client did since the
+ * handler checked it existed: gone either way). */
+void h_propose_delete(struct api_req *req, Shoal__Command *cmd,
+                      h_applied_cb cb, void *arg);
 
 #endif

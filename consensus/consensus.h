@@ -37,6 +37,12 @@ typedef void (*cons_propose_cb)(struct cons_propose_req *req, int status);
 struct cons_propose_req {
     void *data;         /* free for the caller */
     cons_propose_cb cb; /* status: the FSM's result for this command */
+    /* Out, with cb: the command was sent to a leader again after an
+     * attempt whose outcome is unknown (a forward that failed as
+     * unavailable: the old leader may have committed it), so an earlier
+     * copy may have been applied first.  A delete may then find nothing
+     * left (SH_ENOTFOUND) although it did delete. */
+    bool resent;
     /* private */
     sh_queue queue;   /* waiting for a leader */
     uint8_t *buf;     /* encoded command until handed to raft */

@@ -382,7 +382,10 @@ void cons_forward_done(struct cons *c, struct cons_propose_req *req,
     if (!c->closing &&
         (status == SH_ENOTLEADER || status == SH_EUNAVAILABLE) &&
         uv_now(c->loop) - req->since < CONS_LEADER_WAIT_MS) {
-        /* Leadership moved or the leader was unreachable: retry. */
+        /* Leadership moved or the leader was unreachable: retry.  An
+         * unavailable leader may have taken the command before it went. */
+        if (status == SH_EUNAVAILABLE)
+            req->resent = true;
         SH_QUEUE_PUSH(&c->pending, &req->queue);
         uv_timer_start(&c->retry, retry_cb, CONS_RETRY_MS, 0);
         return;
@@ -516,6 +519,7 @@ static int propose_buf(struct cons *c, struct cons_propose_req *req,
     req->len = len;
     req->index = 0;
     req->forwarded = false;
+    req->resent = false;
     req->since = uv_now(c->loop);
     /* Always through the queue: the callback never fires from inside this
      * call, and proposals of one loop iteration reach raft_apply together
