@@ -522,6 +522,13 @@ int node__ec_write(const struct node_repl_ctx *ctx, struct node_ec_req *req,
         if (rv != SH_OK)
             return SH_EUNAVAILABLE;
     }
+    if (spec->stream) {
+        unsigned up = 0;
+        for (unsigned i = 0; i < k + m; i++)
+            up += where[i] != 0 && node__health_up(ctx->health, where[i]);
+        if (up < spec->quorum)
+            return SH_EUNAVAILABLE;
+    }
 
     op = sh_calloc(1, sizeof *op);
     rv = ec_encoder_new(k, m, NODE_EC_SHARD_SIZE, spec->size, shard_sink, op,

@@ -154,6 +154,7 @@ struct node_repl_ctx {
     struct meta *meta;          /* member records */
     struct peer_client *peer;   /* NULL: no copies */
     uint64_t self_id;           /* never a candidate */
+    struct node_health *health; /* who is up; NULL: every member */
 };
 struct node_repl_req;
 typedef void (*node_repl_cb)(struct node_repl_req *req, int status);
@@ -259,8 +260,10 @@ struct node_ec_spec {
 /* Encode the blob as k + m shards and store each one written on its node:
  * this node's own through the shard store, the others with PUT
  * /internal/v1/shards/<digest>/<file> (node__shard_file).  SH_OK: cb will
- * fire (never from inside this call); SH_EUNAVAILABLE (no peer client, or
- * no placement): it will not and nothing was started. */
+ * fire (never from inside this call); SH_EUNAVAILABLE (no peer client, no
+ * placement, or a streaming write placed on fewer members that ctx->health
+ * sees up than its quorum: it could not fall back once started): it will
+ * not and nothing was started. */
 int node__ec_write(const struct node_repl_ctx *ctx, struct node_ec_req *req,
                    const struct node_ec_spec *spec);
 /* Cancel a running write (shutdown): transfers are cancelled, the pool

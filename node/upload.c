@@ -734,6 +734,7 @@ static void repl_ctx(struct node_uploads *mgr, struct node_repl_ctx *ctx)
     ctx->meta = mgr->meta;
     ctx->peer = mgr->peer;
     ctx->self_id = mgr->self_id;
+    ctx->health = mgr->health;
 }
 
 /* Shard 0 of this node is durable: copy it to m other members. */
@@ -901,27 +902,37 @@ static int spool_read(void *arg, uint64_t off, void *buf, size_t len)
     return shard_writer_pread(arg, off, buf, len);
 }
 
-/* Erasure-code the spool of a verified blob (plan_ec). */
-static void start_ec(struct api_upload *up)
+/* Start the encoder on `digest` of `size` bytes, layout (up->k, up->m),
+ * with the write quorum of k + 1 shards (see ec_written); spec says where
+ * the bytes come from.  node__ec_write's status: SH_OK, ec_written reports. */
+static int ec_begin(struct api_upload *up, const char *digest, uint64_t size,
+                    struct node_ec_spec *spec)
 {
-    struct node_ec_spec spec = {0};
     struct node_repl_ctx ctx;
 
     repl_ctx(up->mgr, &ctx);
     up->ec.data = up;
     up->ec.cb = ec_written;
+    spec->digest = digest;
+    spec->size = size;
+    spec->k = up->k;
+    spec->m = up->m;
+    spec->quorum = up->k + 1;
+    return node__ec_write(&ctx, &up->ec, spec);
+}
+
+/* Erasure-code the spool of a verified blob (plan_ec). */
+static void start_ec(struct api_upload *up)
+{
+    struct node_ec_spec spec = {0};
+
     if (up->mgr->closing) {
         commit_fail(up, SH_ESHUTDOWN);
         return;
     }
-    spec.digest = up->digest;
-    spec.size = up->size;
-    spec.k = up->k;
-    spec.m = up->m;
-    spec.quorum = up->k + 1;
     spec.read = spool_read;
     spec.read_arg = up->w;
-    if (node__ec_write(&ctx, &up->ec, &spec) != SH_OK) {
+    if (ec_begin(up, up->digest, up->size, &spec) != SH_OK) {
         /* Members went away since the plan: copies. */
         spool_job(up, spool_finish_work, spool_finish_done);
         return;
@@ -1014,59 +1025,31 @@ static void be_upload_whole(struct api_upload *up, const char *digest,
 {
     struct node_uploads *mgr = up->mgr;
     struct node_ec_spec spec = {0};
-    struct node_repl_ctx ctx;
-    struct placement_node *nodes;
-    char **zones;
-    size_t n_nodes;
-    uint64_t where[EC_MAX_SHARDS];
-    unsigned k, m, up_nodes = 0;
     enum digest_algo algo;
-    int rv;
 
     PRE(up->state == UP_OPEN && up->held);
     if (mgr->peer == NULL || mgr->closing || up->offset != 0 || up->stream ||
         length == 0 || mgr->streams >= UP_MAX_STREAMS)
         return;
     if (digest_parse(digest, strlen(digest), &algo) != SH_OK ||
-        algo != DIGEST_SHA256)
+        algo != DIGEST_SHA256 ||
+        !node__ec_layout(node__members_active(mgr->meta), length, &up->k,
+                         &up->m) ||
+        blob_recorded(mgr->meta, digest))
         return;
-    n_nodes = node__members_list(mgr->meta, &nodes, &zones);
-    if (!node__ec_layout(n_nodes, length, &k, &m) ||
-        blob_recorded(mgr->meta, digest)) {
-        node__members_list_free(nodes, zones, n_nodes);
-        return;
-    }
-    rv = placement_assign(digest, k + m, nodes, n_nodes, where);
-    node__members_list_free(nodes, zones, n_nodes);
-    if (rv != SH_OK)
-        return;
-    for (unsigned i = 0; i < k + m; i++)
-        up_nodes += node__health_up(mgr->health, where[i]);
-    if (up_nodes < k + 1)
-        return; /* the write quorum is out of reach: copies, via the spool */
-
-    repl_ctx(mgr, &ctx);
-    up->ec.data = up;
-    up->ec.cb = ec_written;
-    spec.digest = digest;
-    spec.size = length;
-    spec.k = k;
-    spec.m = m;
-    spec.quorum = k + 1;
-    spec.where = where;
     spec.stream = true;
     spec.max_feed = UP_CHUNK + UP_SLACK;
     spec.consumed = stream_consumed;
     spec.consumed_arg = up;
-    if (node__ec_write(&ctx, &up->ec, &spec) != SH_OK)
+    /* Refused (SH_EUNAVAILABLE) when too few of the nodes the digest
+     * places shards on are up: the spool path stores copies then. */
+    if (ec_begin(up, digest, length, &spec) != SH_OK)
         return;
     mgr->stats.streamed++;
     mgr->streams++;
     up->stream = true;
     up->encoding = true;
     up->plan_ec = true;
-    up->k = k;
-    up->m = m;
     up->ec_size = length;
 }
 
