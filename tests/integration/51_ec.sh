@@ -54,10 +54,8 @@ mark_logs()
     done
 }
 logged_since() { tail -n +$((${LOG_MARK[$1]:-0} + 1)) "${LOGS[$1]}" | grep -q "$2"; }
-# record DIGEST [I]: the blob's record as node I (default 1) has it.
-record() { curl -s --max-time 10 "${REGS[${2:-1}]}/internal/v1/blobs/$1"; }
 # holder_of DIGEST IDX [I]: the node storing shard IDX.
-holder_of() { record "$1" "${3:-1}" | jq -r --argjson i "$2" '.placement[] | select(.index == $i) | .node'; }
+holder_of() { blob_record "$1" "${3:-1}" | jq -r --argjson i "$2" '.placement[] | select(.index == $i) | .node'; }
 # push_chunked REPO FILE CHUNK: POST, PATCHes of CHUNK bytes with
 # Content-Range, closing PUT.  One check.  Sets BLOB_DIGEST.
 push_chunked()
@@ -89,7 +87,7 @@ push_chunked()
 layout_check()
 {
     local rec
-    rec=$(record "$1" "$6")
+    rec=$(blob_record "$1" "$6")
     expect_eq "blob $2: layout" "$(jq -c '[.layout.k, .layout.m]' <<<"$rec")" "[$3,$4]"
     expect_eq "blob $2: shards 0..$(($5 - 1)) placed" \
         "$(jq -c '[.placement[].index] | sort' <<<"$rec")" "$(jq -cn --argjson n "$5" '[range($n)]')"
@@ -281,7 +279,7 @@ push_blob "$REPO" "$D/b9m"
 dg=$BLOB_DIGEST
 layout_check "$dg" b9m 4 2 6 4
 # Two holders of data shards, not node 4 (it took the push; any would do).
-rec=$(record "$dg" 4)
+rec=$(blob_record "$dg" 4)
 mapfile -t victims < <(jq -r '.placement[] | select(.index < 4) | .node' <<<"$rec" |
     grep -vx 4 | head -n 2)
 check "two holders of data shards other than node 4 (${victims[*]})" \

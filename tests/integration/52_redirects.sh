@@ -42,12 +42,10 @@ SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 printf '%s\n' "$SECRET" >"$T_TMP/secret"
 CLUSTER_SECRET=$SECRET
 SEC=(--cluster-secret-file "$T_TMP/secret" --repair-move-after 1)
-
-record() { curl -s --max-time 10 -H "X-Shoal-Secret: $SECRET" "${REGS[${2:-1}]}/internal/v1/blobs/$1"; }
 # serving DIGEST: ids of the nodes holding copies or data shards, sorted.
 serving()
 {
-    record "$1" | jq -r '(.layout.k) as $k | [.placement[] |
+    blob_record "$1" | jq -r '(.layout.k) as $k | [.placement[] |
         select($k == 1 or .index < $k) | .node] | unique | .[]'
 }
 # first_hop I DIGEST [curl args]: status and Location of node I's answer.
@@ -232,7 +230,7 @@ rand_file "$D/mv" $((3 * MIB + 5))
 REG=${REGS[1]}
 push_blob "$REPO" "$D/mv"
 dg=$BLOB_DIGEST
-rec=$(record "$dg")
+rec=$(blob_record "$dg")
 dead=$(jq -r '.placement[] | select(.index == 0) | .node' <<<"$rec")
 spare=$(jq -r '[.placement[].node] as $p | [1, 2, 3, 4] - $p | .[0]' <<<"$rec")
 check "the 2+1 blob leaves one of 4 nodes without a shard (dead $dead, spare $spare)" \
@@ -247,7 +245,7 @@ done
 moved()
 {
     curl -sL --max-time 20 -o /dev/null "${REGS[${alive[0]}]}/v2/$REPO/blobs/$dg" || true
-    [[ $(record "$dg" "${alive[0]}" | jq -r '.placement[] | select(.index == 0) | .node') == "$spare" ]]
+    [[ $(blob_record "$dg" "${alive[0]}" | jq -r '.placement[] | select(.index == 0) | .node') == "$spare" ]]
 }
 wait_for "shard 0 of the blob moves from dead node $dead to node $spare" 30 moved
 check "node $spare holds shard 0 now" test -f "$(shard_path "${DATAS[$spare]}" "$dg" 64)"

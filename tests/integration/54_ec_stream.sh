@@ -33,8 +33,6 @@ streamed()
     curl -s --max-time 10 "${REGS[$1]}/metrics" |
         awk '$1 == "shoal_uploads_streamed_total" {print $2}'
 }
-# record DIGEST [I]: the blob's record as node I (default 1) has it.
-record() { curl -s --max-time 10 "${REGS[${2:-1}]}/internal/v1/blobs/$1"; }
 # shard_files DIGEST: shard files of the blob on every node (any index).
 shard_files()
 {
@@ -56,7 +54,7 @@ spools_empty()
 # layout_of DIGEST: "[k,m] nodes" of the record node 1 has.
 layout_of()
 {
-    record "$1" | jq -r '"\([.layout.k, .layout.m] | tostring) \([.placement[].node] | unique | length)"'
+    blob_record "$1" | jq -r '"\([.layout.k, .layout.m] | tostring) \([.placement[].node] | unique | length)"'
 }
 # serves_everywhere FILE DIGEST: every node serves it bit-identical.
 serves_everywhere()
@@ -180,7 +178,7 @@ expect_status 404
 wait_for "node 1 sees node 3 down" 20 sees_down 1 3
 push_blob "$REPO" "$D/mid"
 expect_eq "blob ${DG_MID:7:12}: stored as copies (k = 1)" \
-    "$(record "$DG_MID" | jq -c '.layout.k')" "1"
+    "$(blob_record "$DG_MID" | jq -c '.layout.k')" "1"
 for i in 1 2; do
     get_same "$i" "$DG_MID" "$D/mid"
 done
@@ -194,7 +192,7 @@ push_blob "$REPO" "$D/down"
 DG_DOWN=$BLOB_DIGEST
 expect_eq "with a node down the upload was not streamed" "$(streamed 1)" "$n"
 expect_eq "blob ${DG_DOWN:7:12}: stored as copies (k = 1)" \
-    "$(record "$DG_DOWN" | jq -c '.layout.k')" "1"
+    "$(blob_record "$DG_DOWN" | jq -c '.layout.k')" "1"
 for i in 1 2; do
     get_same "$i" "$DG_DOWN" "$D/down"
 done

@@ -468,6 +468,14 @@ members_json()
     [[ -z ${CLUSTER_SECRET:-} ]] || auth=(-H "X-Shoal-Secret: $CLUSTER_SECRET")
     curl -s --max-time 5 ${auth[@]+"${auth[@]}"} "$1/internal/v1/members" 2>/dev/null || true
 }
+# blob_record DIGEST [I]: the blob's record as node I (default 1) has it
+# (GET /internal/v1/blobs/<digest>, with $CLUSTER_SECRET when set).
+blob_record()
+{
+    local auth=()
+    [[ -z ${CLUSTER_SECRET:-} ]] || auth=(-H "X-Shoal-Secret: $CLUSTER_SECRET")
+    curl -s --max-time 10 ${auth[@]+"${auth[@]}"} "${REGS[${2:-1}]}/internal/v1/blobs/$1"
+}
 
 # cluster_start: the cluster of the cluster targets.  Node 1 bootstraps
 # (no --join), nodes 2 and 3 join it; then wait until every node lists the
