@@ -90,15 +90,11 @@ wait_lb() {
 }
 
 start_lb() {
-  local n=$1 servers=""
+  local n=$1 addrs=()
   for i in $(seq 1 "$n"); do
-    servers+="    server node$i 127.0.0.1:$(node_port "$i") check inter 1s"$'\n'
-    servers+="    use-server node$i if { path_reg ^/v2/.+/blobs/uploads/$i- }"$'\n'
+    addrs+=("127.0.0.1:$(node_port "$i")")
   done
-  sed -e "s|@LISTEN@|$lb|" -e "/@SERVERS@/{
-r /dev/stdin
-d
-}" "$root/deploy/haproxy.cfg.in" <<<"$servers" >"$dir/haproxy.cfg"
+  "$root/deploy/haproxy-cfg.sh" "$lb" "${addrs[@]}" >"$dir/haproxy.cfg"
   haproxy -f "$dir/haproxy.cfg" -D -p "$dir/haproxy.pid"
   # Ready once its health checks let requests through.
   for _ in $(seq 1 100); do

@@ -561,20 +561,15 @@ cluster_point()
 # SHOAL_PORT become the load balancer's.
 lb_start()
 {
-    local attempt i port cfg servers='' ok
-    for i in 1 2 3; do
-        servers+="    server node$i ${CLUSTER_URLS[i]#http://} check inter 1s"$'\n'
-        servers+="    use-server node$i if { path_reg ^/v2/.+/blobs/uploads/$i- }"$'\n'
-    done
+    local attempt i port cfg ok
     for attempt in 1 2 3; do
         free_port
         port=$FREE_PORT
         cfg=$T_TMP/haproxy.$attempt.cfg
         LB_LOG=$T_TMP/haproxy.$attempt.log
-        sed -e "s|@LISTEN@|127.0.0.1:$port|" -e "/@SERVERS@/{
-r /dev/stdin
-d
-}" "$SHOAL_TESTS/../deploy/haproxy.cfg.in" <<<"$servers" >"$cfg"
+        "$SHOAL_TESTS/../deploy/haproxy-cfg.sh" "127.0.0.1:$port" \
+            "${CLUSTER_URLS[1]#http://}" "${CLUSTER_URLS[2]#http://}" \
+            "${CLUSTER_URLS[3]#http://}" >"$cfg"
         haproxy -db -f "$cfg" >"$LB_LOG" 2>&1 &
         LB_PID=$!
         SERVER_PIDS+=("$LB_PID")
