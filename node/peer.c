@@ -27,6 +27,7 @@ struct peer_client {
     sh_queue done;         /* finished requests whose cb is due */
     bool closing;
     int in_cb;             /* inside a libcurl data callback */
+    unsigned cancels;      /* requests cancelled from inside one */
     char *secret_header;   /* "X-Shoal-Secret: ..." for every request */
     char *ca_file;         /* CURLOPT_CAINFO of every request, or NULL */
     void (*close_cb)(void *arg);
@@ -225,6 +226,20 @@ static void check_done(struct peer_client *p)
     CURLMsg *msg;
     int left;
 
+    /* Requests cancelled from inside a libcurl callback (maybe another
+     * request's) whose own callback will not come to fail them (a paused
+     * transfer, say): finished here, outside libcurl. */
+    if (p->cancels > 0) {
+        sh_queue *q = SH_QUEUE_NEXT(&p->reqs);
+        p->cancels = 0;
+        while (q != &p->reqs) {
+            struct peer_req *req = SH_QUEUE_DATA(q, struct peer_req, link);
+            q = SH_QUEUE_NEXT(q);
+            if (req->canceled)
+                finish(req, SH_ECANCELED);
+        }
+    }
+
     while ((msg = curl_multi_info_read(p->multi, &left)) != NULL) {
         struct peer_req *req;
         long code = 0;
@@ -387,7 +402,10 @@ void peer_cancel(struct peer_req *req)
         return; /* finished: its callback is queued or has run */
     req->canceled = true;
     if (req->client->in_cb > 0) {
-        /* Inside libcurl: the data callback fails the transfer instead. */
+        /* Inside libcurl, where a handle may not be removed: its data
+         * callback fails the transfer, or (paused, or not the request whose
+         * callback runs) check_done finishes it once libcurl returns. */
+        req->client->cancels++;
         return;
     }
     finish(req, SH_ECANCELED);

@@ -314,6 +314,76 @@ static void test_resp_cap(void **state)
     free(u);
 }
 
+/* A streamed body that never comes: the transfer stays paused. */
+static size_t read_never(struct peer_req *req, char *buf, size_t cap)
+{
+    struct call *c = req->data;
+    (void)buf;
+    (void)cap;
+    c->pauses++;
+    return PEER_PAUSE;
+}
+
+static struct call *cancel_target;
+
+/* A response body callback that cancels another request. */
+static bool body_cancels(struct peer_req *req, const char *data, size_t len)
+{
+    struct call *c = req->data;
+    sh_buf_add(&c->got, data, len);
+    if (cancel_target != NULL) {
+        in_call = true;
+        peer_cancel(&cancel_target->req);
+        in_call = false;
+        cancel_target = NULL;
+    }
+    return true;
+}
+
+/* A request paused in its body, cancelled from inside another request's
+ * libcurl callback (where no handle may be removed), still ends:
+ * SH_ECANCELED, once, from the loop. */
+static void test_cancel_paused_from_callback(void **state)
+{
+    struct fx *f = *state;
+    struct call a, b;
+    char *up = url(f, "/v2/peer/test/blobs/uploads/");
+    char *get = url(f, "/v2/");
+    uint64_t start;
+
+    memset(&b, 0, sizeof b);
+    b.req.method = "POST";
+    b.req.url = up;
+    b.req.read = read_never;
+    b.req.read_len = 1000;
+    send_call(f, &b);
+    start = uv_now(&f->loop);
+    while (b.pauses == 0 && b.calls == 0) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+        if (uv_now(&f->loop) - start > 15000)
+            fail_msg("the body was never asked for");
+    }
+    assert_int_equal(b.calls, 0);
+
+    memset(&a, 0, sizeof a);
+    a.req.method = "GET";
+    a.req.url = get;
+    a.req.on_body = body_cancels;
+    cancel_target = &b;
+    send_call(f, &a);
+    run_until_called(f, &a);
+    assert_int_equal(a.status, SH_OK);
+    assert_null(cancel_target);
+    run_until_called(f, &b);
+    assert_int_equal(b.calls, 1);
+    assert_int_equal(b.status, SH_ECANCELED);
+    assert_false(b.inside);
+    call_release(&a);
+    call_release(&b);
+    free(up);
+    free(get);
+}
+
 static void test_cancel_and_close(void **state)
 {
     struct fx *f = *state;
@@ -362,6 +432,7 @@ int main(void)
         T(test_unreachable),
         T(test_resp_cap),
         T(test_cancel_and_close),
+        T(test_cancel_paused_from_callback),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);
