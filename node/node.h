@@ -278,6 +278,28 @@ void node__ec_write_feed(struct node_ec_req *req, const void *data,
  * shards (the encoder's last stripe, fsync on every node). */
 void node__ec_write_seal(struct node_ec_req *req);
 
+/* Re-encoding a blob from its bytes as this node serves them (ec_refeed.c:
+ * a signed GET of /v2/<repo>/blobs/<digest> from this node, hashed, fed to
+ * a streaming node__ec_write that is sealed only if the bytes match the
+ * digest).  The source of a repair when no decoded copy is at hand. */
+struct node_refeed;
+typedef void (*node_refeed_cb)(struct node_refeed *rf, int status);
+struct node_refeed {
+    void *data;                /* free for the caller */
+    node_refeed_cb cb;
+    struct node_ec_req ec;     /* out: the shards written (n_shards, ...) */
+    struct refeed_op *op;      /* private: NULL when idle */
+};
+struct node_redirect;
+/* `spec` as for node__ec_write, without a source (read NULL, not stream).
+ * SH_OK: cb will fire (never from inside this call) with the write's
+ * status, SH_EDIGEST when the bytes served did not match, SH_EUNAVAILABLE
+ * when the GET failed, SH_ECANCELED after cancel; otherwise it will not. */
+int node__refeed_start(const struct node_repl_ctx *ctx,
+                       struct node_redirect *rd, struct node_refeed *rf,
+                       const char *repo, const struct node_ec_spec *spec);
+void node__refeed_cancel(struct node_refeed *rf);
+
 struct node_admin; /* admin.c: /healthz, /readyz, /metrics */
 void node__admin_init(struct node_admin **out, uv_loop_t *loop,
                       struct api_server *api, struct node_uploads *uploads,

@@ -1,15 +1,17 @@
 /* Repair on read: shards that a read found missing or corrupt are rebuilt
- * and rewritten on their holders (erasure-coded blobs from their decoded
- * copy; full copies from a good copy, see copies_source).
+ * and rewritten on their holders (erasure-coded blobs re-encoded from the
+ * blob's bytes; full copies from a good copy, see copies_source).
  *
  * The happy path: ec_read.c ends a read that had to rebuild around failed
  * shards -> node__repair_shards queues (digest, mask), one job per blob ->
- * jobs run one at a time: the job needs the blob decoded in this node's
- * blob cache; the read that found the failure usually left it there (a
- * whole-blob GET fills the cache), else the job GETs the blob from this
- * node itself with a signed URL (served here, never redirected) -> the
- * cached copy is opened (pool) and re-encoded by ec_write.c with only the
- * failed shards written, each to the holder the placement names, with
+ * jobs run one at a time: when the blob is decoded in this node's blob
+ * cache (the read that found the failure often left it there), the cached
+ * copy is opened (pool) and re-encoded by ec_write.c; otherwise (not read
+ * whole yet, or over a quarter of cache-mib, which the cache never holds)
+ * ec_refeed.c GETs the blob from this node itself (signed URL: served here,
+ * assembled from the good shards) and streams it into the encoder, sealed
+ * only once the bytes match the digest -> either way only the failed
+ * shards are written, each to the holder the placement names, with
  * Shard-Replace: 1 so the bad file is replaced atomically (readers that
  * opened it keep it) -> the result is logged shard by shard.  A shard whose
  * node has been down for move_after_s goes to another active member that
@@ -17,16 +19,17 @@
  * is durable there BlobPlace moves it in the record through Raft (applied
  * only while the record still names the old node).
  *
- * The decoded copy was checked against the digest when it entered the
- * cache, so the shards rewritten from it are right by construction.
+ * Both sources are checked against the digest (the cached copy when it
+ * entered the cache, the served bytes before the seal), so the shards
+ * rewritten from them are right by construction.
  *
  * Possible failure modes are: the blob gone or not erasure-coded any more
  * (the job is dropped), a holder down for less than move_after_s (its
  * shard is left; the next read that meets it asks again), no member to
- * move a shard to (left), the blob not cacheable (over a quarter of cache-mib, or no
- * cache: logged, nothing repaired), a rewrite failing (logged; the next
- * read that meets the shard queues it again after REPAIR_QUIET_S), close
- * (the job running is cancelled). */
+ * move a shard to (left), fewer than k good shards (the read back fails:
+ * logged, asked again after REPAIR_RETRY_MS like any failed rewrite), a
+ * rewrite failing (logged; the next read that meets the shard queues it
+ * again after REPAIR_QUIET_S), close (the job running is cancelled). */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,9 +100,9 @@ struct node_repair {
     bool attempted;             /* a write was tried (quiet period) */
     struct cons_propose_req place[EC_MAX_SHARDS];
     unsigned placing;           /* BlobPlace proposals in flight */
-    struct peer_req pr;         /* the self GET */
+    struct peer_req pr;         /* a delegated repair's request */
     char *url;
-    char *body;                 /* a delegated repair's request */
+    char *body;
     bool fetching;
     struct shard_reader *src;   /* the decoded copy (pool) */
     struct shard_store *src_store; /* where it is: the cache, or this
@@ -111,11 +114,10 @@ struct node_repair {
     struct node_repl_ctx ctx;
     struct node_ec_req ec;
     bool writing;
-    uv_timer_t wait;            /* polls for the cache entry after a GET */
-    unsigned waits;             /* polls left */
+    struct node_refeed rf;      /* no decoded copy: from the served bytes */
+    bool refeeding;
 
     bool closing;
-    bool timer_closed;
     void (*close_cb)(void *arg);
     void *close_arg;
 };
@@ -152,7 +154,7 @@ static void maybe_closed(struct node_repair *r)
     void (*cb)(void *);
     void *arg;
 
-    if (!r->closing || r->cur != NULL || !r->timer_closed || !r->tick_closed)
+    if (!r->closing || r->cur != NULL || !r->tick_closed)
         return;
     for (unsigned i = 0; i < REPAIR_DELAYED; i++) {
         free(r->delayed[i].repo);
@@ -271,13 +273,14 @@ static void src_closed(uv_work_t *w, int status)
         job_end(r);
 }
 
-static void rewritten(struct node_ec_req *req, int status)
+/* The rewrite of the running job ended: log it shard by shard, and ask
+ * again later for the shards it did not write. */
+static void rewrite_ended(struct node_repair *r, const struct node_ec_req *req,
+                          int status)
 {
-    struct node_repair *r = req->data;
     struct repair_job *j = r->cur;
     uint64_t done = 0;
 
-    r->writing = false;
     r->attempted = true;
     for (unsigned i = 0; i < req->n_shards; i++) {
         done |= (uint64_t)1 << req->shard_idx[i];
@@ -297,9 +300,32 @@ static void rewritten(struct node_ec_req *req, int status)
             delay(r, j->repo, j->digest, r->write_mask & ~done,
                   REPAIR_RETRY_MS);
     }
+}
+
+static void rewritten(struct node_ec_req *req, int status)
+{
+    struct node_repair *r = req->data;
+
+    r->writing = false;
+    rewrite_ended(r, req, status);
     r->working = true;
     r->work.data = r;
     uv_queue_work(r->loop, &r->work, src_close_work, src_closed);
+}
+
+/* The write of the running job: the failed shards only, each to the node
+ * in r->where, replacing the file there, no quorum. */
+static void repair_spec(const struct node_repair *r, struct node_ec_spec *spec)
+{
+    memset(spec, 0, sizeof *spec);
+    spec->digest = r->cur->digest;
+    spec->size = r->rec->size;
+    spec->k = r->rec->layout->k;
+    spec->m = r->rec->layout->m;
+    spec->where = r->where;
+    spec->only = r->write_mask;
+    spec->quorum = 0;
+    spec->replace = true;
 }
 
 static void src_open_work(uv_work_t *w)
@@ -328,14 +354,7 @@ static void src_opened(uv_work_t *w, int status)
         uv_queue_work(r->loop, &r->work, src_close_work, src_closed);
         return;
     }
-    spec.digest = r->cur->digest;
-    spec.size = r->rec->size;
-    spec.k = r->rec->layout->k;
-    spec.m = r->rec->layout->m;
-    spec.where = r->where;
-    spec.only = r->write_mask;
-    spec.quorum = 0;
-    spec.replace = true;
+    repair_spec(r, &spec);
     spec.read = src_read;
     spec.read_arg = r->src;
     r->ec.data = r;
@@ -356,93 +375,52 @@ static void rewrite(struct node_repair *r)
     uv_queue_work(r->loop, &r->work, src_open_work, src_opened);
 }
 
-/* ------------------------------------------------- the decoded copy */
+/* ------------------------------------- no decoded copy: the served bytes */
 
-static bool self_body(struct peer_req *pr, const char *data, size_t len)
+static void refed(struct node_refeed *rf, int status)
 {
-    (void)pr;
-    (void)data;
-    (void)len;
-    return true; /* the bytes go to the cache on the serving side */
+    struct node_repair *r = rf->data;
+
+    r->refeeding = false;
+    if (status != SH_OK && status != SH_ECANCELED) {
+        /* The blob could not be read back whole (fewer than k good shards
+         * somewhere, or a holder of one unreachable): no retry of its own;
+         * the next read that meets the shards asks again. */
+        r->attempted = true;
+        r->stats.failed++;
+        SH_WARN("blob %s: repair of shards 0x%llx: reading the blob back "
+                "failed: %s",
+                r->cur->digest, (unsigned long long)r->write_mask,
+                sh_strerror(status));
+        job_end(r);
+        return;
+    }
+    rewrite_ended(r, &rf->ec, status);
+    record_moves(r, r->done_mask);
+    if (r->placing == 0)
+        job_end(r);
 }
 
-/* The serving side finishes the cache entry after the last byte went
- * out: poll for it a little while. */
-static void wait_cb(uv_timer_t *t)
+/* The blob is not in the cache (or too large for it): re-encode it from
+ * the bytes this node serves, assembled from the shards that are good. */
+static void refeed(struct node_repair *r)
 {
-    struct node_repair *r = t->data;
+    struct node_ec_spec spec = {0};
 
-    if (r->closing) {
-        job_end(r);
-        return;
-    }
-    if (node__cache_lookup(r->cache, r->cur->digest)) {
-        rewrite(r);
-        return;
-    }
-    if (r->waits-- > 0) {
-        uv_timer_start(&r->wait, wait_cb, 50, 0);
-        return;
-    }
-    r->stats.failed++;
-    SH_WARN("blob %s: repair needs the blob decoded in the cache, which did "
-            "not keep it%s",
-            r->cur->digest,
-            r->cache == NULL ? " (cache-mib = 0)"
-                             : " (blobs over a quarter of cache-mib are not "
-                               "cached)");
-    job_end(r);
-}
-
-static void self_fetched(struct peer_req *pr, int status)
-{
-    struct node_repair *r = pr->data;
-
-    r->fetching = false;
-    sh_buf_release(&pr->resp);
-    sh_buf_release(&pr->resp_hdrs);
-    if (r->closing) {
-        job_end(r);
-        return;
-    }
-    if (status != SH_OK || pr->http_status != 200) {
+    SH_INFO("blob %s: not in the cache: re-encoding from the bytes served",
+            r->cur->digest);
+    repair_spec(r, &spec);
+    r->rf.data = r;
+    r->rf.cb = refed;
+    if (node__refeed_start(&r->ctx, r->rd, &r->rf, r->cur->repo, &spec) !=
+        SH_OK) {
         r->stats.failed++;
-        SH_WARN("blob %s: repair: reading the blob gave %s (HTTP %ld)",
-                r->cur->digest, sh_strerror(status), pr->http_status);
+        SH_WARN("blob %s: repair: unable to read the blob back",
+                r->cur->digest);
         job_end(r);
         return;
     }
-    r->waits = 200;
-    wait_cb(&r->wait);
-}
-
-static void fetch_decoded(struct node_repair *r)
-{
-    char *base = node__member_url(r->meta, r->self_id);
-    char *path;
-
-    if (base == NULL || r->rd == NULL) {
-        free(base);
-        r->stats.failed++;
-        job_end(r);
-        return;
-    }
-    path = sh_asprintf("/v2/%s/blobs/%s", r->cur->repo, r->cur->digest);
-    r->url = node__redirect_signed_url(r->rd, base, path);
-    free(path);
-    free(base);
-    memset(&r->pr, 0, sizeof r->pr);
-    r->pr.data = r;
-    r->pr.method = "GET";
-    r->pr.url = r->url;
-    r->pr.on_body = self_body;
-    r->pr.cb = self_fetched;
-    if (peer_send(r->peer, &r->pr) != SH_OK) {
-        r->stats.failed++;
-        job_end(r);
-        return;
-    }
-    r->fetching = true;
+    r->refeeding = true;
 }
 
 /* --------------------------------------------------------------- jobs */
@@ -686,7 +664,7 @@ static void job_start(struct node_repair *r)
     if (node__cache_lookup(r->cache, j->digest))
         rewrite(r);
     else
-        fetch_decoded(r);
+        refeed(r);
 }
 
 static void job_next(struct node_repair *r)
@@ -764,8 +742,6 @@ void node__repair_init(struct node_repair **out, uv_loop_t *loop,
     r->ctx.peer = peer;
     r->ctx.self_id = self_id;
     SH_QUEUE_INIT(&r->jobs);
-    uv_timer_init(loop, &r->wait);
-    r->wait.data = r;
     uv_timer_init(loop, &r->tick);
     r->tick.data = r;
     uv_timer_start(&r->tick, tick_cb, REPAIR_TICK_MS, REPAIR_TICK_MS);
@@ -787,13 +763,6 @@ void node__repair_stats(const struct node_repair *r,
     *out = r->stats;
 }
 
-static void timer_closed(uv_handle_t *h)
-{
-    struct node_repair *r = h->data;
-    r->timer_closed = true;
-    maybe_closed(r);
-}
-
 static void tick_closed(uv_handle_t *h)
 {
     struct node_repair *r = h->data;
@@ -811,11 +780,8 @@ void node__repair_close(struct node_repair *r, void (*cb)(void *arg),
         peer_cancel(&r->pr);
     if (r->writing)
         node__ec_write_cancel(&r->ec);
-    if (r->cur != NULL && uv_is_active((uv_handle_t *)&r->wait)) {
-        uv_timer_stop(&r->wait);
-        job_end(r); /* was waiting for the cache: nothing else in flight */
-    }
-    /* Reported from a timer's close callback, never from here. */
-    uv_close((uv_handle_t *)&r->wait, timer_closed);
+    if (r->refeeding)
+        node__refeed_cancel(&r->rf);
+    /* Reported from the timer's close callback, never from here. */
     uv_close((uv_handle_t *)&r->tick, tick_closed);
 }

@@ -15,7 +15,9 @@
 #   4. A flipped byte in a data shard file: every node still serves the
 #      blob bit-identical; the read that met it logs the corrupt shard and
 #      has it repaired (rewritten on its node from the decoded copy: the
-#      shard endpoint then answers 200 for it again).  With fewer than k
+#      shard endpoint then answers 200 for it again).  A blob read only by
+#      Range (so no node has it decoded in its cache) is repaired from the
+#      bytes its node serves (node/ec_refeed.c).  With fewer than k
 #      shards left, a read answers 503 (nothing sent yet) or is cut short
 #      (bytes already sent), never with wrong bytes.
 #   5. Six nodes (4 + 2): a 9 MiB blob is laid out on 6 distinct nodes;
@@ -189,12 +191,18 @@ done
 
 # A blob never read before: in no node's cache, so the reads below meet
 # the shard (the reads of section 3 may have cached b20m).
-rand_file "$D/r20m" $((20 * MIB + 11))
-REG=${REGS[1]}
-push_blob "$REPO" "$D/r20m"
-dg=$BLOB_DIGEST
-x=$(holder_of "$dg" 0)
-f=$(shard_file "$x" "$dg" 0)
+# push_new NAME SIZE IDX: a new random blob of SIZE bytes ($D/NAME) pushed
+# through node 1; sets dg, x (the holder of its shard IDX) and f (the file).
+push_new()
+{
+    rand_file "$D/$1" "$2"
+    REG=${REGS[1]}
+    push_blob "$REPO" "$D/$1"
+    dg=$BLOB_DIGEST
+    x=$(holder_of "$dg" "$3")
+    f=$(shard_file "$x" "$dg" "$3")
+}
+push_new r20m $((20 * MIB + 11)) 0
 check "node $x keeps shard 0 of a new 20 MiB blob on disk" test -f "$f"
 mark_logs
 flip "$f" 100
@@ -218,6 +226,34 @@ req GET "${REGS[$x]}/internal/v1/shards/$dg/64"
 expect_status 200
 for i in 1 2 3; do
     get_same "$i" "$dg" "$D/r20m"
+done
+
+# ============ 4a. repair of a blob no node holds decoded (Range reads only)
+# A Range read never fills the blob cache, so the node that meets the
+# corrupt shard has no decoded copy: it reads the blob back from itself
+# (assembled around the bad shard, checked against the digest) and streams
+# it into the encoder (node/ec_refeed.c).  The same path serves blobs over
+# a quarter of cache-mib, which the cache never holds.
+push_new q20m $((20 * MIB + 5)) 1
+# Shard 1's block in stripe 7 holds blob bytes 15 MiB .. 16 MiB.
+flip "$f" $((7 * MIB + 100))
+mark_logs
+y=$((x % 3 + 1))
+get_same "$y" "$dg" "$D/q20m" $((15 * MIB + 10))-$((15 * MIB + 5000))
+# (Node y assembles the range itself, or proxies to a serving node of the
+# blob, which then meets the shard.)
+check "a node reads the blob back to repair it (no decoded copy)" \
+    logged_any "blob $dg: not in the cache: re-encoding from the bytes served"
+wait_for "a node rewrote shard 1 on node $x" 20 \
+    logged_any "blob $dg: shard 1 rewritten on node $x (repair)"
+# (The shard endpoint checks every block it sends: a corrupt one past the
+# first window cuts the body short.)
+check "node $x sends shard 1 whole again" \
+    curl -sf --max-time 30 -o "$D/shard" "${REGS[$x]}/internal/v1/shards/$dg/65"
+check "no other shard of it was rewritten" \
+    bash -c "! cat ${LOGS[*]} | grep -q 'blob $dg: shard [02] rewritten'"
+for i in 1 2 3; do
+    get_same "$i" "$dg" "$D/q20m"
 done
 
 # ================ 4b. fewer than k shards: 503 first, a short body later
