@@ -223,6 +223,16 @@ int ec_encoder_finish(struct ec_encoder *e)
     return 0;
 }
 
+int ec_encoder_finish_size(struct ec_encoder *e, uint64_t size)
+{
+    if (e->err != 0)
+        return e->err;
+    if (e->finished || e->size != EC_SIZE_UNKNOWN || size != e->fed)
+        return SH_EINVAL;
+    e->size = size;
+    return ec_encoder_finish(e);
+}
+
 /* ---------------------------------------------------------------- reader */
 
 /* The state of one ec_read or ec_rebuild_shard call. */

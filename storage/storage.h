@@ -490,6 +490,17 @@ int ec_encoder_feed(struct ec_encoder *e, const void *data, size_t len);
  * for feed. */
 int ec_encoder_finish(struct ec_encoder *e);
 
+/* A blob whose size is known only at its end (an upload whose body comes
+ * in pieces): create the encoder with size EC_SIZE_UNKNOWN, feed it, then
+ * ec_encoder_finish_size.  Full stripes are emitted as they complete, as
+ * for any size (their layout does not depend on it); the last, partial
+ * stripe waits for the size. */
+#define EC_SIZE_UNKNOWN UINT64_MAX
+/* Finish an encoder created with EC_SIZE_UNKNOWN: `size` must be the bytes
+ * fed (SH_EINVAL otherwise, and for any other encoder; nothing changes),
+ * then as ec_encoder_finish. */
+int ec_encoder_finish_size(struct ec_encoder *e, uint64_t size);
+
 /* Free the encoder, finished or not (NULL is a no-op). */
 void ec_encoder_free(struct ec_encoder *e);
 

@@ -1,5 +1,6 @@
 /* storage/ec_stream.c: encoder round trips over (k, m), shard and blob
- * sizes with random feed pieces, the stored layout checked against the
+ * sizes with random feed pieces (the size known up front or only at the
+ * end), the stored layout checked against the
  * rules of storage.h independently of the reader, reads under every erasure
  * pattern up to m (and m + 1), corrupt regions, shard rebuild, bad
  * arguments, and the reader's memory bound on a 64 MiB blob whose data
@@ -99,16 +100,19 @@ static int store_sink(void *arg,
 }
 
 /* Feed blob in random pieces (0 bytes, a few, exactly a stripe, several
- * stripes) and finish. */
+ * stripes) and finish; `unknown`: the encoder learns the size only at the
+ * end (EC_SIZE_UNKNOWN, ec_encoder_finish_size), and must store the same. */
 static void encode_random(struct store *st,
                           const unsigned char *blob,
-                          uint64_t *seed)
+                          uint64_t *seed,
+                          bool unknown)
 {
     struct ec_encoder *e = NULL;
     uint64_t stripe = ec_stripe_size(st->k, st->shard_size);
     size_t off = 0;
 
-    assert_int_equal(ec_encoder_new(st->k, st->m, st->shard_size, st->size,
+    assert_int_equal(ec_encoder_new(st->k, st->m, st->shard_size,
+                                    unknown ? EC_SIZE_UNKNOWN : st->size,
                                     store_sink, st, &e),
                      0);
     while (off < st->size) {
@@ -134,7 +138,15 @@ static void encode_random(struct store *st,
         assert_int_equal(ec_encoder_feed(e, blob + off, n), 0);
         off += n;
     }
-    assert_int_equal(ec_encoder_finish(e), 0);
+    if (unknown) {
+        /* Finishing needs the size, and the right one. */
+        assert_int_equal(ec_encoder_finish(e), SH_EINVAL);
+        assert_int_equal(ec_encoder_finish_size(e, st->size + 1), SH_EINVAL);
+        assert_int_equal(ec_encoder_finish_size(e, st->size), 0);
+    } else {
+        assert_int_equal(ec_encoder_finish_size(e, st->size), SH_EINVAL);
+        assert_int_equal(ec_encoder_finish(e), 0);
+    }
     ec_encoder_free(e);
     assert_int_equal(st->next_shard, 0);
     assert_int_equal(st->next_stripe,
@@ -321,8 +333,14 @@ static void test_roundtrip(void **state)
                 struct src src;
                 unsigned char *blob = make_blob(sizes[c], &seed);
 
+                /* The same layout when the size comes at the end. */
                 store_init(&st, k, m, ss, sizes[c]);
-                encode_random(&st, blob, &seed);
+                encode_random(&st, blob, &seed, true);
+                check_layout(&st, blob);
+                store_release(&st);
+
+                store_init(&st, k, m, ss, sizes[c]);
+                encode_random(&st, blob, &seed, false);
                 check_layout(&st, blob);
                 src_init(&src, &st, 0);
                 /* Parity is never read when every data shard works. */
@@ -347,7 +365,7 @@ static void test_fast_path_reads(void **state)
 
     (void)state;
     store_init(&st, 4, 2, 100, 3 * 4 * 100 + 17);
-    encode_random(&st, blob, &seed);
+    encode_random(&st, blob, &seed, false);
     src_init(&src, &st, 0);
     /* Stripe 1, shard 2, offset 50. */
     assert_int_equal(
@@ -383,7 +401,7 @@ static void test_k1_copies(void **state)
 
     (void)state;
     store_init(&st, 1, 2, 4096, size);
-    encode_random(&st, blob, &seed);
+    encode_random(&st, blob, &seed, false);
     assert_int_equal(st.cap, size);
     assert_memory_equal(st.shard[0], blob, size);
     assert_memory_equal(st.shard[1], blob, size);
@@ -426,7 +444,7 @@ static void test_erasures(void **state)
             unsigned tried = 0;
 
             store_init(&st, k, m, ss[b], size);
-            encode_random(&st, blob, &seed);
+            encode_random(&st, blob, &seed, false);
             for (uint64_t mask = 0; mask < ((uint64_t)1 << n); mask++) {
                 unsigned bad = (unsigned)__builtin_popcountll(mask);
                 uint64_t got = 0;
@@ -466,7 +484,7 @@ static void test_corrupt_region(void **state)
 
     (void)state;
     store_init(&st, 4, 2, ss, size);
-    encode_random(&st, blob, &seed);
+    encode_random(&st, blob, &seed, false);
 
     /* Data shard 1, 100 bytes inside stripe 2. */
     src_init(&src, &st, 0);
@@ -545,7 +563,7 @@ static void test_rebuild(void **state)
             struct store st;
 
             store_init(&st, k, m, ss, sizes[c]);
-            encode_random(&st, blob, &seed);
+            encode_random(&st, blob, &seed, false);
             for (unsigned lost = 0; lost < k + m; lost++) {
                 /* Also lose the next m - 1 shards after `lost`. */
                 uint64_t others = 0;
@@ -596,7 +614,7 @@ static void test_rebuild_edges(void **state)
 
     (void)state;
     store_init(&st, 2, 0, 16, 100);
-    encode_random(&st, blob, &seed);
+    encode_random(&st, blob, &seed, false);
     r.st = &st;
     r.buf = &one;
     src_init(&src, &st, 0);
