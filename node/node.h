@@ -501,6 +501,22 @@ int node__blob_record(struct meta *meta, const char *digest,
 
 void node__shard_svc_init(struct node_shard_svc **out, uv_loop_t *loop,
                           struct api_server *api, struct shard_store *shards);
+/* A shard sent before its blob's digest is known (an upload encoded while
+ * its size and digest are still to come): PUT /internal/v1/shards/-/<file>
+ * with a body of any length (chunked) made of the shard's bytes followed
+ * by NODE_SHARD_FOOTER_LEN bytes that name it: magic, the shard's length
+ * (little endian) and the blob's digest (NUL padded).  The receiver holds
+ * the last NODE_SHARD_FOOTER_LEN bytes back and makes the shard durable
+ * under that digest only when the footer is whole and the length right; a
+ * body cut short leaves nothing. */
+#define NODE_SHARD_FOOTER_MAGIC "SHOALSF1"
+#define NODE_SHARD_FOOTER_LEN (8 + 8 + DIGEST_MAX_STR)
+void node__shard_footer_make(char *out, uint64_t shard_bytes,
+                             const char *digest);
+/* SH_OK with *shard_bytes and digest (DIGEST_MAX_STR bytes), or
+ * SH_EMALFORMED. */
+int node__shard_footer_parse(const char *in, uint64_t *shard_bytes,
+                             char *digest);
 /* Called once the API is closed; cb(arg) once the work in flight (spool
  * writes, finishes, deletes, reads) has drained and the service is freed. */
 void node__shard_svc_close(struct node_shard_svc *s, void (*cb)(void *arg),

@@ -1,6 +1,8 @@
 /* Shard transfer between nodes: /internal/v1/shards/.
  *
  *   PUT    <digest>/<idx>   store the body as shard idx of blob <digest>
+ *   PUT    -/<idx>          the same, the digest named by the body's
+ *                           footer (NODE_SHARD_FOOTER_LEN, node.h)
  *   GET    <digest>/<idx>   its data bytes (single Range honoured); HEAD too
  *   DELETE <digest>/<idx>   remove it
  *   GET    (empty rest)     {"files":N,"bytes":B} of the shard store
@@ -119,8 +121,10 @@ static void svc_storage_error(struct api_req *req, int rv)
 
 /* ------------------------------------------------------ request parsing */
 
-/* "<digest>/<idx>" -> id.  Returns NULL or the reason it is refused. */
-static const char *shard_id_parse(const char *rest, struct shard_id *id)
+/* "<digest>/<idx>" -> id ("-/<idx>" too when `footer_ok`: the digest is
+ * "-" then).  Returns NULL or the reason it is refused. */
+static const char *shard_id_parse(const char *rest, struct shard_id *id,
+                                  bool footer_ok)
 {
     const char *slash = strrchr(rest, '/');
     enum digest_algo algo;
@@ -132,7 +136,8 @@ static const char *shard_id_parse(const char *rest, struct shard_id *id)
         return "malformed shard path";
     dlen = (size_t)(slash - rest);
     if (dlen == 0 || dlen >= sizeof id->digest ||
-        digest_parse(rest, dlen, &algo) != SH_OK)
+        (!(footer_ok && dlen == 1 && rest[0] == '-') &&
+         digest_parse(rest, dlen, &algo) != SH_OK))
         return "invalid digest";
     /* Decimal, no sign, no leading zero: one spelling per shard. */
     p = slash + 1;
@@ -160,8 +165,13 @@ struct shard_put {
     char spool[192];        /* "shard-<hex>-<idx>-<random>" */
     struct shard_writer *w; /* created by the first work item; NULL
                                once finished or discarded */
-    uint64_t length;        /* Content-Length */
+    uint64_t length;        /* Content-Length (footer: unknown) */
     uint64_t received;      /* body bytes taken so far */
+    bool footer;            /* PUT -/<idx>: the body ends with a footer */
+    char foot[NODE_SHARD_FOOTER_LEN]; /* ... taken off the last buffer */
+    bool foot_taken;
+    bool oversized;         /* a footer body past SHARD_PUT_MAX */
+    size_t spool_len;       /* bytes of buf[work_buf] the work item spools */
     bool has_crc;           /* Shard-CRC32C was given */
     bool replace;           /* Shard-Replace: 1 (repair) */
     uint32_t want_crc;      /* its value */
@@ -180,6 +190,15 @@ struct shard_put {
 };
 
 static void put_kick(struct shard_put *p);
+
+/* Buffer b holds at least `want` bytes. */
+static void buf_reserve(struct shard_put *p, int b, size_t want)
+{
+    if (p->cap[b] >= want)
+        return;
+    p->buf[b] = sh_realloc(p->buf[b], want);
+    p->cap[b] = want;
+}
 
 static void put_free(struct shard_put *p)
 {
@@ -257,8 +276,8 @@ static void put_spool_work(uv_work_t *w)
     if (p->work_status != SH_OK)
         return;
     if (p->has_crc)
-        p->crc = shard_crc32c(p->crc, p->buf[b], p->len[b]);
-    p->work_status = shard_writer_append(p->w, p->buf[b], p->len[b]);
+        p->crc = shard_crc32c(p->crc, p->buf[b], p->spool_len);
+    p->work_status = shard_writer_append(p->w, p->buf[b], p->spool_len);
 }
 
 static void put_spool_done(uv_work_t *w, int status)
@@ -291,7 +310,21 @@ static void put_finish_work(uv_work_t *w)
     p->work_status = put_writer_ensure(p);
     if (p->work_status != SH_OK)
         return;
-    if ((p->has_crc && p->crc != p->want_crc) || p->received != p->length) {
+    if (p->footer) {
+        uint64_t want;
+        char digest[DIGEST_MAX_STR];
+        if (!p->foot_taken || p->oversized ||
+            node__shard_footer_parse(p->foot, &want, digest) != SH_OK ||
+            want != p->received - NODE_SHARD_FOOTER_LEN) {
+            shard_writer_abort(p->w);
+            p->w = NULL;
+            p->work_status = SH_EDIGEST;
+            return;
+        }
+        strcpy(p->id.digest, digest);
+        p->length = want;
+    } else if ((p->has_crc && p->crc != p->want_crc) ||
+               p->received != p->length) {
         /* (received != length cannot happen: api ends a body only after
          * Content-Length bytes.  Refuse rather than store a short shard.) */
         shard_writer_abort(p->w);
@@ -338,11 +371,32 @@ static void put_finish_done(uv_work_t *w, int status)
 static void put_kick(struct shard_put *p)
 {
     int a = p->active;
+    bool spool = p->len[a] >= PUT_CHUNK || (p->body_done && p->len[a] > 0);
 
     if (p->working)
         return;
-    if (p->len[a] >= PUT_CHUNK || (p->body_done && p->len[a] > 0)) {
+    if (spool && p->footer && !p->foot_taken &&
+        p->len[a] >= NODE_SHARD_FOOTER_LEN) {
+        /* The last NODE_SHARD_FOOTER_LEN bytes so far may be the footer:
+         * they are not spooled with this buffer but carried to the front
+         * of the next one (empty: nothing is in the pool), or, at the end
+         * of the body, kept as the footer. */
+        size_t keep = p->len[a] - NODE_SHARD_FOOTER_LEN;
+        if (p->body_done) {
+            memcpy(p->foot, p->buf[a] + keep, NODE_SHARD_FOOTER_LEN);
+            p->foot_taken = true;
+        } else {
+            PRE(p->len[!a] == 0);
+            buf_reserve(p, !a, PUT_CHUNK + PUT_SLACK);
+            memcpy(p->buf[!a], p->buf[a] + keep, NODE_SHARD_FOOTER_LEN);
+            p->len[!a] = NODE_SHARD_FOOTER_LEN;
+        }
+        p->len[a] = keep;
+        spool = keep > 0;
+    }
+    if (spool) {
         p->work_buf = a;
+        p->spool_len = p->len[a];
         p->active = !a;
         p->working = true;
         p->work.data = p;
@@ -364,15 +418,19 @@ static bool put_body(void *arg, const char *data, size_t len)
     struct shard_put *p = arg;
     int a = p->active;
 
+    if (p->footer && p->received + len > SHARD_PUT_MAX + NODE_SHARD_FOOTER_LEN) {
+        /* Dropped; the finish refuses the shard. */
+        p->oversized = true;
+        p->received += len;
+        return true;
+    }
     if (p->len[a] + len > p->cap[a]) {
-        size_t want = p->length - (p->received - p->len[a]);
+        size_t want = p->footer ? PUT_CHUNK + PUT_SLACK
+                                : p->length - (p->received - p->len[a]);
         /* The bytes still to come, at most a chunk and one callback. */
         if (want > PUT_CHUNK + PUT_SLACK)
             want = PUT_CHUNK + PUT_SLACK;
-        if (want < p->len[a] + len)
-            want = p->len[a] + len;
-        p->buf[a] = sh_realloc(p->buf[a], want);
-        p->cap[a] = want;
+        buf_reserve(p, a, want > p->len[a] + len ? want : p->len[a] + len);
     }
     memcpy(p->buf[a] + p->len[a], data, len);
     p->len[a] += len;
@@ -441,7 +499,8 @@ static void spool_name(char *out, size_t size, const struct shard_id *id)
     /* Unique per request: two pushes of the same shard spool side by side
      * and the second finish is a no-op. */
     snprintf(out, size, "shard-%s-%u-%02x%02x%02x%02x%02x%02x%02x%02x",
-             strchr(id->digest, ':') + 1, id->idx, r[0], r[1], r[2], r[3], r[4],
+             id->digest[0] == '-' ? "footer" : strchr(id->digest, ':') + 1,
+             id->idx, r[0], r[1], r[2], r[3], r[4],
              r[5], r[6], r[7]);
 }
 
@@ -454,13 +513,19 @@ static void put_start(struct node_shard_svc *svc,
     struct shard_put *p;
     uint32_t want_crc = 0;
 
+    bool footer = id->digest[0] == '-';
+
     /* The length is known up front so a short body is caught by api and
-     * the receiver can refuse an oversized shard before reading it. */
-    if (length < 0 || api_req_header(req, "Content-Length") == NULL) {
+     * the receiver can refuse an oversized shard before reading it (a
+     * footer body: its footer names the length, checked at the end). */
+    if (!footer &&
+        (length < 0 || api_req_header(req, "Content-Length") == NULL)) {
         svc_error(req, 411, "Content-Length required");
         return;
     }
-    if ((unsigned long long)length > SHARD_PUT_MAX) {
+    if (length > 0 &&
+        (unsigned long long)length >
+            SHARD_PUT_MAX + (footer ? NODE_SHARD_FOOTER_LEN : 0)) {
         svc_error(req, 413, "shard too large");
         return;
     }
@@ -473,7 +538,8 @@ static void put_start(struct node_shard_svc *svc,
     p->req = req;
     p->id = *id;
     p->length = (uint64_t)length;
-    p->has_crc = crc_hdr != NULL;
+    p->footer = footer;
+    p->has_crc = crc_hdr != NULL && !footer;
     p->want_crc = want_crc;
     p->replace = api_req_header(req, "Shard-Replace") != NULL &&
                  strcmp(api_req_header(req, "Shard-Replace"), "1") == 0;
@@ -481,6 +547,40 @@ static void put_start(struct node_shard_svc *svc,
     svc_hold(svc);
     api_req_stream_body(req, put_body, put_end, p);
     api_req_on_abort(req, put_abort, p);
+}
+
+void node__shard_footer_make(char *out, uint64_t shard_bytes,
+                             const char *digest)
+{
+    size_t dlen = strlen(digest);
+
+    PRE(dlen < DIGEST_MAX_STR);
+    memset(out, 0, NODE_SHARD_FOOTER_LEN);
+    memcpy(out, NODE_SHARD_FOOTER_MAGIC, 8);
+    for (int i = 0; i < 8; i++)
+        out[8 + i] = (char)(shard_bytes >> (8 * i));
+    memcpy(out + 16, digest, dlen);
+}
+
+int node__shard_footer_parse(const char *in, uint64_t *shard_bytes,
+                             char *digest)
+{
+    const char *d = in + 16;
+    size_t dlen = strnlen(d, DIGEST_MAX_STR);
+    enum digest_algo algo;
+    uint64_t v = 0;
+
+    if (memcmp(in, NODE_SHARD_FOOTER_MAGIC, 8) != 0 || dlen == 0 ||
+        dlen == DIGEST_MAX_STR || digest_parse(d, dlen, &algo) != SH_OK)
+        return SH_EMALFORMED;
+    for (size_t i = dlen; i < DIGEST_MAX_STR; i++)
+        if (d[i] != '\0')
+            return SH_EMALFORMED;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | (unsigned char)in[8 + i];
+    *shard_bytes = v;
+    memcpy(digest, d, dlen + 1);
+    return SH_OK;
 }
 
 /* ---------------------------------------------------------- GET, HEAD */
@@ -904,7 +1004,8 @@ static void shard_route(struct api_req *req, const char *rest, void *arg)
         method_not_allowed(req, "GET, HEAD, PUT, DELETE");
         return;
     }
-    bad = shard_id_parse(rest, &id);
+    /* A PUT may name its digest in the body's footer instead: "-". */
+    bad = shard_id_parse(rest, &id, strcmp(method, "PUT") == 0);
     if (bad != NULL) {
         svc_error(req, 400, bad);
         return;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # 50_shards: the node-to-node shard transfer endpoints
 # (/internal/v1/shards/<digest>/<idx>) on one node: PUT with and without
-# Shard-CRC32C, GET/HEAD with ranges, idempotent re-PUT, refused bodies that
+# Shard-CRC32C, PUT -/<idx> named by a footer (and refused footers),
+# GET/HEAD with ranges, idempotent re-PUT, refused bodies that
 # leave nothing behind, clients vanishing mid-body, on-disk corruption
 # (409 before the headers, an aborted body after them), DELETE, the usage
 # endpoint, and a 200 MiB shard streamed both ways in bounded memory.
@@ -308,6 +309,52 @@ req DELETE "$S/$DG/63"
 expect_status 204
 req GET "$S/"
 expect_jq '.files == 2' "files: 2 after a delete"
+
+# --------------------------------- PUT -/<idx>: named by the body's footer
+# An upload encoded before its digest is known sends each shard chunked,
+# closed by NODE_SHARD_FOOTER_LEN bytes (node.h): "SHOALSF1", the shard's
+# length (u64, little endian), the digest NUL-padded to 136 bytes.
+# footer_body FILE DIGEST LEN OUT [MAGIC]: FILE then that footer, into OUT.
+footer_body()
+{
+    python3 - "$@" <<'PY'
+import struct, sys
+src, digest, length, out = sys.argv[1:5]
+magic = sys.argv[5].encode() if len(sys.argv) > 5 else b"SHOALSF1"
+with open(src, "rb") as f, open(out, "wb") as o:
+    o.write(f.read())
+    o.write(magic + struct.pack("<Q", int(length)) + digest.encode().ljust(136, b"\0"))
+PY
+}
+CHUNKED=(-H 'Transfer-Encoding: chunked')
+NF=$((4 * 1024 * 1024 + 77)) # the footer crosses the 2 MiB spool buffers
+rand_file "$D/f" "$NF"
+DGF=$(digest_of "$D/f")
+footer_body "$D/f" "$DGF" "$NF" "$D/f.body"
+req PUT "$S/-/9" "${CHUNKED[@]}" --data-binary "@$D/f.body"
+expect_status 201
+req GET "$S/$DGF/9"
+expect_status 200
+expect_header Content-Length "$NF"
+expect_body_file "$D/f"
+check "nothing left in the spool after the footer PUT" wait_spool_empty
+# A footer whose length is not the body's, a bad magic, a body shorter
+# than a footer: 400, nothing stored under the digest named.
+footer_body "$D/f" "$DGF" $((NF - 1)) "$D/f.bad1"
+footer_body "$D/f" "$DGF" "$NF" "$D/f.bad2" SHOALXX1
+head -c 100 "$D/f.body" >"$D/f.bad3"
+for bad in bad1 bad2 bad3; do
+    req PUT "$S/-/10" "${CHUNKED[@]}" --data-binary "@$D/f.$bad"
+    expect_status 400
+    expect_error "shard checksum mismatch"
+done
+check "no shard stored for the refused footer bodies" test ! -e "$(shard_file "$DGF" 10)"
+check "nothing left in the spool after them" wait_spool_empty
+req GET "$S/-/9"
+expect_status 400
+expect_error "invalid digest"
+req DELETE "$S/$DGF/9"
+expect_status 204
 
 # ------------------------------------------------ 200 MiB in bounded memory
 BIG=$((200 * 1024 * 1024))
