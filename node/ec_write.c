@@ -84,7 +84,13 @@ struct ec_op {
     unsigned k, m, n;           /* n = k + m */
     unsigned n_write;           /* shards this op writes */
     unsigned quorum;            /* durable shards the caller needs */
-    uint64_t shard_bytes;       /* length of every stored shard */
+    uint64_t shard_bytes;       /* length of every stored shard (footer:
+                                   known once sealed) */
+    bool footer;                /* size unknown until the seal: shards go
+                                   to "-/<file>" with a footer naming them */
+    uint64_t xfer_total;        /* bytes each remote transfer sends:
+                                   shard_bytes, + the footer; UINT64_MAX
+                                   while not known */
     struct ec_encoder *enc;
     struct ec_shard sh[EC_MAX_SHARDS];
     uint64_t spool_tag;         /* makes local spool names unique */
@@ -188,7 +194,18 @@ static void job_work(uv_work_t *w)
             rv = ec_encoder_feed(op->enc, op->in, op->job_len);
     }
     if (rv == SH_OK && op->job_final) {
-        rv = ec_encoder_finish(op->enc);
+        rv = op->footer ? ec_encoder_finish_size(op->enc, op->size)
+                        : ec_encoder_finish(op->enc);
+        /* Each remote shard ends with the footer that names it. */
+        for (unsigned i = 0; rv == SH_OK && op->footer && i < op->n; i++) {
+            struct ec_shard *s = &op->sh[i];
+            if (s->local || s->skip)
+                continue;
+            node__shard_footer_make(s->buf[op->fill] + s->len[op->fill],
+                                    op->shard_bytes, op->digest);
+            s->len[op->fill] += NODE_SHARD_FOOTER_LEN;
+            op->job_emitted = true;
+        }
         /* Durability point of this node's shards (fsync + rename + fsync
          * dir); the remote ones are made durable by their nodes before
          * their 201. */
@@ -260,8 +277,11 @@ static void job_done(uv_work_t *w, int status)
     }
     if (op->job_emitted)
         op->fill = !op->fill;
-    if (op->job_final)
+    if (op->job_final) {
         op->encoded = true;
+        op->xfer_total =
+            op->shard_bytes + (op->footer ? NODE_SHARD_FOOTER_LEN : 0);
+    }
     op_pump(op);
     op_maybe_done(op);
 }
@@ -332,11 +352,14 @@ static size_t xfer_read(struct peer_req *pr, char *dst, size_t cap)
 {
     struct ec_shard *s = pr->data;
     /* Streaming: the last byte waits for the seal, so the peer cannot
-     * finish (fsync, rename) a shard of a blob not yet verified. */
-    uint64_t limit = s->op->shard_bytes - (s->op->stream && !s->op->sealed);
+     * finish (fsync, rename) a shard of a blob not yet verified (a footer
+     * transfer cannot end before its footer anyway). */
+    uint64_t limit =
+        s->op->footer ? s->op->xfer_total
+                      : s->op->shard_bytes - (s->op->stream && !s->op->sealed);
     size_t n;
 
-    if (s->sent == s->op->shard_bytes)
+    if (s->sent == s->op->xfer_total)
         return 0;
     if (!s->full[s->cur] || s->sent == limit) {
         s->want_resume = true;
@@ -367,7 +390,7 @@ static void xfer_done(struct peer_req *pr, int status)
     s->active = false;
     op->active--;
     if (status == SH_OK && pr->http_status >= 200 && pr->http_status < 300 &&
-        s->sent == op->shard_bytes) {
+        s->sent == op->xfer_total) {
         s->ok = true;
     } else if (!s->given_up) {
         char why[96];
@@ -391,7 +414,8 @@ static bool xfer_start(struct ec_shard *s)
 
     if (base == NULL)
         return false;
-    s->url = sh_asprintf("%s/internal/v1/shards/%s/%u", base, op->digest,
+    s->url = sh_asprintf("%s/internal/v1/shards/%s/%u", base,
+                         op->footer ? "-" : op->digest,
                          node__shard_file(op->k, s->idx));
     free(base);
     s->pr.data = s;
@@ -401,7 +425,7 @@ static bool xfer_start(struct ec_shard *s)
     s->pr.headers = op->replace ? replace_hdr : NULL;
     s->pr.cb = xfer_done;
     s->pr.read = xfer_read;
-    s->pr.read_len = (long long)op->shard_bytes;
+    s->pr.read_len = op->footer ? -1 : (long long)op->shard_bytes;
     s->progress_ms = uv_now(op->ctx.loop);
     if (peer_send(op->ctx.peer, &s->pr) != SH_OK)
         return false;
@@ -507,6 +531,7 @@ int node__ec_write(const struct node_repl_ctx *ctx, struct node_ec_req *req,
     PRE(req->cb != NULL && k >= 1 && k + m <= EC_MAX_SHARDS);
     PRE(spec->size > 0 && (spec->read != NULL || spec->stream));
     PRE(!spec->stream || (spec->consumed != NULL && spec->max_feed > 0));
+    PRE(spec->size != EC_SIZE_UNKNOWN || (spec->stream && spec->where));
     if (ctx->peer == NULL)
         return SH_EUNAVAILABLE;
     if (spec->where != NULL) {
@@ -557,7 +582,11 @@ int node__ec_write(const struct node_repl_ctx *ctx, struct node_ec_req *req,
             op->n_write++;
     }
     op->quorum = spec->quorum <= op->n_write ? spec->quorum : op->n_write;
-    op->shard_bytes = ec_shard_bytes(spec->size, k, NODE_EC_SHARD_SIZE);
+    op->footer = spec->size == EC_SIZE_UNKNOWN;
+    op->shard_bytes = op->footer ? UINT64_MAX
+                                 : ec_shard_bytes(spec->size, k,
+                                                  NODE_EC_SHARD_SIZE);
+    op->xfer_total = op->footer ? UINT64_MAX : op->shard_bytes;
     op->t0 = uv_now(ctx->loop);
     if (getrandom(&op->spool_tag, sizeof op->spool_tag, 0) !=
         (ssize_t)sizeof op->spool_tag)
@@ -581,6 +610,8 @@ int node__ec_write(const struct node_repl_ctx *ctx, struct node_ec_req *req,
     shard_buf = (size_t)(stripes_per_batch * NODE_EC_SHARD_SIZE);
     if (shard_buf > op->shard_bytes)
         shard_buf = (size_t)op->shard_bytes;
+    if (op->footer)
+        shard_buf += NODE_SHARD_FOOTER_LEN; /* the final job adds it */
 
     req->op = op;
     req->n_shards = 0;
@@ -634,11 +665,26 @@ void node__ec_write_feed(struct node_ec_req *req, const void *data,
     op_pump(op);
 }
 
+void node__ec_write_seal_size(struct node_ec_req *req, uint64_t size,
+                              const char *digest)
+{
+    struct ec_op *op = req->op;
+
+    PRE(op != NULL && op->footer && !op->sealed && size == op->in_off +
+        (op->q_n > 0 ? op->q_len[0] : 0) + (op->q_n > 1 ? op->q_len[1] : 0));
+    op->size = size;
+    op->shard_bytes = ec_shard_bytes(size, op->k, NODE_EC_SHARD_SIZE);
+    free(op->digest);
+    op->digest = sh_strdup(digest);
+    node__ec_write_seal(req);
+}
+
 void node__ec_write_seal(struct node_ec_req *req)
 {
     struct ec_op *op = req->op;
 
     PRE(op != NULL && op->stream && !op->sealed);
+    PRE(op->size != EC_SIZE_UNKNOWN);
     op->sealed = true;
     /* Transfers held at their last byte may take it now. */
     for (unsigned i = 0; i < op->n; i++) {

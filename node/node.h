@@ -277,6 +277,13 @@ void node__ec_write_feed(struct node_ec_req *req, const void *data,
 /* Streaming: every byte was fed and the blob is verified: finish the
  * shards (the encoder's last stripe, fsync on every node). */
 void node__ec_write_seal(struct node_ec_req *req);
+/* The same for a write started with size EC_SIZE_UNKNOWN (`where` given,
+ * streaming; spec->digest is then only a label for the logs): the blob
+ * is `size` bytes (every byte fed) of `digest`.  Its remote shards went to
+ * PUT /internal/v1/shards/-/<file>, each closed by a footer naming the
+ * digest (NODE_SHARD_FOOTER_LEN), so no peer finishes a shard before. */
+void node__ec_write_seal_size(struct node_ec_req *req, uint64_t size,
+                              const char *digest);
 
 /* Re-encoding a blob from its bytes as this node serves them (ec_refeed.c:
  * a signed GET of /v2/<repo>/blobs/<digest> from this node, hashed, fed to

@@ -112,6 +112,12 @@ struct api_upload {
     bool lent[2];               /* buffer handed to ec, not yet consumed */
     uint64_t ec_size;           /* the size announced (Content-Length) */
     int lent_first;             /* the older of two lent buffers */
+
+    /* Tee (see tee_start): a chunked upload is spooled as usual and also
+     * erasure-coded as its bytes arrive, its shards placed by the session
+     * id; the commit seals it, or falls back on the spool. */
+    bool tee;                   /* the spooled bytes also go to ec */
+    bool tee_tried;             /* decided at the first spooled buffer */
 };
 
 struct node_uploads {
@@ -162,7 +168,7 @@ static void session_free(struct api_upload *up)
     struct node_uploads *mgr = up->mgr;
 
     SH_QUEUE_REMOVE(&up->link);
-    if (up->stream)
+    if (up->stream || up->tee)
         mgr->streams--;
     if (up->w && up->keep)
         (void)shard_writer_close(up->w);
@@ -223,7 +229,7 @@ static void session_end(struct api_upload *up)
 {
     up->state = UP_DONE;
     up->resume = NULL;
-    if (up->encoding && up->stream)
+    if (up->encoding && (up->stream || up->tee))
         node__ec_write_cancel(&up->ec);
     if (!up->working && !up->encoding)
         session_finalize(up);
@@ -321,10 +327,10 @@ static void spool_done(uv_work_t *w, int status)
     (void)status;
 
     up->working = false;
-    if (up->work_buf >= 0 && up->stream && up->encoding &&
-        up->state != UP_DONE) {
-        /* Hashed: hand the bytes to the encoder, which gives the buffer
-         * back through stream_consumed. */
+    if (up->work_buf >= 0 && (up->stream || up->tee) && up->encoding &&
+        up->work_status == SH_OK && up->state != UP_DONE) {
+        /* Hashed (and spooled, for a tee): hand the bytes to the encoder,
+         * which gives the buffer back through stream_consumed. */
         int b = up->work_buf;
         if (!up->lent[0] && !up->lent[1])
             up->lent_first = b;
@@ -359,6 +365,8 @@ static void stream_consumed(void *arg)
 
 /* Move work forward: spool a full buffer, or everything when a flush or
  * commit waits; complete the flush when nothing is left. */
+static void tee_start(struct api_upload *up);
+
 static void kick(struct api_upload *up)
 {
     int a = up->active;
@@ -370,6 +378,11 @@ static void kick(struct api_upload *up)
         (up->len[a] >= UP_CHUNK || (want_all && up->len[a] > 0))) {
         if (up->lent[!a])
             return; /* the encoder still reads it: stream_consumed kicks */
+        if (!up->tee_tried) {
+            up->tee_tried = true;
+            if (up->len[a] >= UP_CHUNK && up->offset == up->len[a])
+                tee_start(up); /* a first full buffer: a large blob */
+        }
         up->work_buf = a;
         up->active = !a;
         up->working = true;
@@ -843,6 +856,37 @@ static void stream_ended(struct api_upload *up, int status)
         kick(up);
 }
 
+/* Tee: the encoder ended before the seal: cancelled (the session ended,
+ * or its commit does not need it), or failed (a node down, a gap between
+ * requests longer than the transfers wait): the spool has every byte, so
+ * the upload goes on and its commit encodes from the spool, as for any
+ * chunked upload. */
+static void tee_ended(struct api_upload *up, int status)
+{
+    /* The session is a plain chunked upload from here on (a later
+     * encoding, from the spool, reports to ec_written as usual). */
+    up->tee = false;
+    up->mgr->streams--;
+    /* Buffers the encoder held were spooled already: they are free. */
+    for (int b = 0; b < 2; b++) {
+        if (up->lent[b])
+            up->len[b] = 0;
+        up->lent[b] = false;
+    }
+    if (up->state == UP_DONE) {
+        if (!up->working)
+            session_finalize(up);
+        return;
+    }
+    if (status != SH_ECANCELED)
+        SH_INFO("upload %s: erasure coding as the bytes arrive stopped (%s): "
+                "the commit encodes from the spool",
+                up->uuid,
+                status == SH_OK ? "too few shards" : sh_strerror(status));
+    if (!up->working)
+        kick(up);
+}
+
 static void ec_written(struct node_ec_req *req, int status)
 {
     struct api_upload *up = req->data;
@@ -851,6 +895,10 @@ static void ec_written(struct node_ec_req *req, int status)
     up->encoding = false;
     if (up->stream && !up->sealed) {
         stream_ended(up, status);
+        return;
+    }
+    if (up->tee && !up->sealed) {
+        tee_ended(up, status);
         return;
     }
     SH_INFO("blob %s: %u of %u shards (%u+%u) durable (%llu bytes) after "
@@ -962,7 +1010,14 @@ static void finish_done(uv_work_t *w, int status)
         node__ec_write_cancel(&up->ec); /* its shards are not needed */
         propose_link(up);
     } else if (up->recorded_before) {
+        if (up->tee && up->encoding)
+            node__ec_write_cancel(&up->ec); /* the same */
         propose_link(up);
+    } else if (up->tee && up->encoding) {
+        /* Every byte went to the encoder with the spool: seal it with the
+         * size and the digest just checked (ec_written goes on). */
+        up->sealed = true;
+        node__ec_write_seal_size(&up->ec, up->size, up->digest);
     } else if (up->stream) {
         up->sealed = true;
         node__ec_write_seal(&up->ec); /* ec_written goes on */
@@ -989,7 +1044,9 @@ static void commit_flushed(void *arg, int status)
     /* Erasure coding is decided before the digest check, which then
      * keeps the spool for the encoder (a streamed upload decided it at
      * its start). */
-    if (!up->stream)
+    if (up->tee && up->encoding)
+        up->plan_ec = true; /* the layout the tee started with */
+    else if (!up->stream)
         up->plan_ec = mgr->peer != NULL &&
                       node__ec_layout(node__members_active(mgr->meta),
                                       up->offset, &up->k, &up->m);
@@ -1051,6 +1108,60 @@ static void be_upload_whole(struct api_upload *up, const char *digest,
     up->encoding = true;
     up->plan_ec = true;
     up->ec_size = length;
+}
+
+/* A chunked upload (PATCH, as docker and skopeo push) whose first spooled
+ * buffer is full is a blob of UP_CHUNK bytes or more: when it will be
+ * erasure-coded and enough of the nodes placed are up, its bytes are also
+ * encoded as they arrive ("tee"): each buffer, once spooled, goes to the
+ * encoder, whose shards stream to their nodes while the next arrives and
+ * stay open between requests.  Neither the size nor the digest is known
+ * yet, so the shards are placed by the session id (the record names the
+ * placement, reads never recompute it) and each remote one ends with a
+ * footer naming the digest once the commit checked it (NODE_SHARD_FOOTER,
+ * node__ec_write_seal_size): nothing is durable on a peer before.  The
+ * spool keeps every byte, so whatever stops the encoder (a node down, a
+ * client pausing longer than the transfers wait, EC_STALL_MS) only sends
+ * the commit back to encoding from the spool; a commit that finds the
+ * encoder alive only seals it, and the blob is stored when the last stripe
+ * is, not after a second pass over it. */
+static void tee_start(struct api_upload *up)
+{
+    struct node_uploads *mgr = up->mgr;
+    struct node_ec_spec spec = {0};
+    struct placement_node *nodes;
+    uint64_t where[EC_MAX_SHARDS] = {0};
+    char **zones;
+    size_t n_nodes;
+    unsigned k, m;
+    int rv;
+
+    if (mgr->peer == NULL || mgr->closing || up->stream ||
+        mgr->streams >= UP_MAX_STREAMS)
+        return;
+    n_nodes = node__members_list(mgr->meta, &nodes, &zones);
+    if (!node__ec_layout(n_nodes, UP_CHUNK, &k, &m)) {
+        node__members_list_free(nodes, zones, n_nodes);
+        return;
+    }
+    rv = placement_assign(up->uuid, k + m, nodes, n_nodes, where);
+    node__members_list_free(nodes, zones, n_nodes);
+    if (rv != SH_OK)
+        return;
+    up->k = k;
+    up->m = m;
+    spec.where = where;
+    spec.stream = true;
+    spec.max_feed = UP_CHUNK + UP_SLACK;
+    spec.consumed = stream_consumed;
+    spec.consumed_arg = up;
+    /* Refused when too few of the nodes placed are up: spool only. */
+    if (ec_begin(up, up->uuid, EC_SIZE_UNKNOWN, &spec) != SH_OK)
+        return;
+    mgr->stats.streamed++;
+    mgr->streams++;
+    up->tee = true;
+    up->encoding = true;
 }
 
 /* ---------------------------------------------------------------- expiry */

@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
 # 54_ec_stream: a request that carries a whole blob (POST ?digest= or PUT
 # ?digest= with a Content-Length, on an empty session) is erasure-coded as
-# its bytes arrive, without a spool (node/upload.c, upload_whole), and
-# nothing of it becomes durable before its digest is checked.
+# its bytes arrive, without a spool (node/upload.c, upload_whole); a
+# chunked upload (PATCHes) of 4 MiB or more is encoded as it arrives too,
+# alongside its spool (tee_start), its shards placed by the session id and
+# named by a footer once the digest is known.  Nothing of either becomes
+# durable before its digest is checked.
 #   1. A PUT and a POST ?digest= of 6 MiB + 5 B blobs: 201, counted in
 #      shoal_uploads_streamed_total, layout 2 + 1 on 3 distinct nodes, and
-#      every node serves them bit-identical.  A chunked PATCH upload is not
-#      streamed (spool path) and lands the same.
-#   2. A wrong digest: 400 DIGEST_INVALID, neither digest is a blob, no
-#      shard file of either digest on any node, every spool empty.
+#      every node serves them bit-identical.  A single PATCH of 6 MiB, and
+#      PATCHes with Content-Range plus a last chunk in the PUT, are
+#      streamed and land the same; a chunked upload under 4 MiB is not.
+#   2. A wrong digest (whole request, and chunked): 400 DIGEST_INVALID,
+#      neither digest is a blob, no shard file of either digest on any
+#      node, every spool empty.
 #   3. A client that vanishes mid-body: the session is gone (404
 #      BLOB_UPLOAD_UNKNOWN), no shard file, spools empty; the retry lands.
 #   4. A node killed while a body streams: 503, nothing committed; the
 #      retry, once the node is seen down, lands as copies.
 #   5. With a node down, a whole-blob PUT is not streamed (its write quorum
 #      k + 1 is out of reach) and lands as copies.
+#   6. A node killed while a PATCH streams: the PATCH still answers 202
+#      (the spool has every byte) and the PUT lands as copies from the
+#      spool.
 # Nothing here is timed.
 . "${SHOAL_TESTS:-$(dirname "$0")/..}/lib/lib.sh"
 
@@ -65,6 +73,22 @@ serves_everywhere()
     done
 }
 
+# send_losing_node3 METHOD URL FILE: FILE as the body at 4 MiB/s, node 3
+# killed (SIGKILL) 2 s in; sets LOST_CODE to the HTTP status answered.
+send_losing_node3()
+{
+    local pid
+    curl -sS -o /dev/null -w '%{http_code}' --max-time 60 --limit-rate 4M \
+        -X "$1" "${OCTET[@]}" --data-binary "@$3" "$2" \
+        >"$T_TMP/lost.code" 2>/dev/null &
+    pid=$!
+    bg_track "$pid"
+    sleep 2
+    shoal_kill9 "${PIDS[3]}"
+    wait "$pid" || true
+    LOST_CODE=$(cat "$T_TMP/lost.code")
+}
+
 # =================================================================== setup
 
 node_start 1
@@ -96,7 +120,8 @@ done
 serves_everywhere "$D/put6m" "$DG_PUT"
 serves_everywhere "$D/post6m" "$DG_POST"
 
-# A chunked upload (PATCH, then an empty PUT) goes through the spool.
+# A chunked upload (PATCH, then an empty PUT) of 4 MiB or more is encoded
+# as it arrives as well (alongside its spool).
 DG_PATCH=$(digest_of "$D/patch6m")
 req POST "/v2/$REPO/blobs/uploads/"
 expect_status 202
@@ -104,9 +129,50 @@ req PATCH "$(loc)" "${OCTET[@]}" --data-binary "@$D/patch6m"
 expect_status 202
 req PUT "$(with_query "$(loc)" "digest=$DG_PATCH")"
 expect_status 201
-expect_eq "the chunked upload was not streamed" "$(streamed 1)" "$((before + 2))"
+expect_eq "the chunked upload was streamed" "$(streamed 1)" "$((before + 3))"
 expect_eq "blob ${DG_PATCH:7:12}: layout 2 + 1 on 3 nodes" "$(layout_of "$DG_PATCH")" "[2,1] 3"
 serves_everywhere "$D/patch6m" "$DG_PATCH"
+
+# patch_range FILE FROM LEN: PATCH bytes [FROM, FROM + LEN) of FILE to the
+# session at $(loc) with their Content-Range; 202.
+patch_range()
+{
+    dd if="$1" of="$T_TMP/chunk" bs=1M iflag=skip_bytes,count_bytes         skip="$2" count="$3" status=none
+    req PATCH "$(loc)" "${OCTET[@]}" -H "Content-Range: $2-$(($2 + $3 - 1))"         --data-binary "@$T_TMP/chunk"
+    expect_status 202
+}
+# Chunks with Content-Range across stripe boundaries, the last one in the
+# PUT: the encoder stays open between the requests.
+rand_file "$D/chunks" $((12 * MIB + 3))
+DG_CHUNKS=$(digest_of "$D/chunks")
+n=$(streamed 1)
+req POST "/v2/$REPO/blobs/uploads/"
+expect_status 202
+patch_range "$D/chunks" 0 $((5 * MIB))
+patch_range "$D/chunks" $((5 * MIB)) $((5 * MIB - 1))
+dd if="$D/chunks" of="$T_TMP/last" bs=1M iflag=skip_bytes skip=$((10 * MIB - 1)) status=none
+req PUT "$(with_query "$(loc)" "digest=$DG_CHUNKS")" "${OCTET[@]}"     --data-binary "@$T_TMP/last"
+expect_status 201
+expect_eq "the upload in chunks was streamed" "$(streamed 1)" "$((n + 1))"
+expect_eq "blob ${DG_CHUNKS:7:12}: layout 2 + 1 on 3 nodes" "$(layout_of "$DG_CHUNKS")" "[2,1] 3"
+serves_everywhere "$D/chunks" "$DG_CHUNKS"
+logged_tee() { grep -q "blob $1: 3 of 3 shards (2+1) durable" "${LOGS[1]}"; }
+check "node 1 logs the sealed shards of ${DG_CHUNKS:7:12}" logged_tee "$DG_CHUNKS"
+# Under 4 MiB a chunked upload only spools (and is encoded at its PUT).
+rand_file "$D/small" $((3 * MIB + 3))
+n=$(streamed 1)
+push_chunked_file() {
+    req POST "/v2/$REPO/blobs/uploads/"
+    expect_status 202
+    req PATCH "$(loc)" "${OCTET[@]}" --data-binary "@$1"
+    expect_status 202
+    req PUT "$(with_query "$(loc)" "digest=$2")"
+}
+push_chunked_file "$D/small" "$(digest_of "$D/small")"
+expect_status 201
+expect_eq "a chunked upload under 4 MiB was not streamed" "$(streamed 1)" "$n"
+expect_eq "blob: layout 2 + 1 on 3 nodes" "$(layout_of "$(digest_of "$D/small")")" "[2,1] 3"
+serves_everywhere "$D/small" "$(digest_of "$D/small")"
 
 # ===================================== 2. a wrong digest leaves nothing
 
@@ -121,13 +187,26 @@ req PUT "$(with_query "$(loc)" "digest=$DG_CLAIM")" "${OCTET[@]}" \
 expect_status 400
 expect_json_error DIGEST_INVALID
 expect_eq "a streamed upload with a wrong digest was streamed" \
-    "$(streamed 1)" "$((before + 3))"
+    "$(streamed 1)" "$((before + 5))"
 for dg in "$DG_CLAIM" "$DG_BAD"; do
     req HEAD "/v2/$REPO/blobs/$dg"
     expect_status 404
 done
 wait_for "every spool is empty after the refused upload" 10 spools_empty
 expect_eq "no shard file of the refused bytes on any node" \
+    "$(shard_files "$DG_BAD")$(shard_files "$DG_CLAIM")" ""
+# The same bytes in a PATCH: its shards, already sent, are never named.
+n=$(streamed 1)
+push_chunked_file "$D/bad" "$DG_CLAIM"
+expect_status 400
+expect_json_error DIGEST_INVALID
+expect_eq "the chunked upload with a wrong digest was streamed" "$(streamed 1)" "$((n + 1))"
+for dg in "$DG_CLAIM" "$DG_BAD"; do
+    req HEAD "/v2/$REPO/blobs/$dg"
+    expect_status 404
+done
+wait_for "every spool is empty after the refused chunked upload" 10 spools_empty
+expect_eq "no shard file of the refused chunked bytes on any node" \
     "$(shard_files "$DG_BAD")$(shard_files "$DG_CLAIM")" ""
 
 # ==================================== 3. a client vanishing mid-body
@@ -164,15 +243,8 @@ DG_MID=$(digest_of "$D/mid")
 req POST "/v2/$REPO/blobs/uploads/"
 expect_status 202
 MID_URL=$(with_query "$(loc)" "digest=$DG_MID")
-curl -sS -o "$T_TMP/mid.body" -w '%{http_code}' --max-time 60 --limit-rate 4M \
-    -X PUT "${OCTET[@]}" --data-binary "@$D/mid" "$MID_URL" \
-    >"$T_TMP/mid.code" 2>/dev/null &
-MID_PID=$!
-bg_track "$MID_PID"
-sleep 2
-shoal_kill9 "${PIDS[3]}"
-wait "$MID_PID" || true
-expect_eq "the PUT that lost a node mid-body answers 503" "$(cat "$T_TMP/mid.code")" 503
+send_losing_node3 PUT "$MID_URL" "$D/mid"
+expect_eq "the PUT that lost a node mid-body answers 503" "$LOST_CODE" 503
 req HEAD "/v2/$REPO/blobs/$DG_MID"
 expect_status 404
 wait_for "node 1 sees node 3 down" 20 sees_down 1 3
@@ -196,6 +268,30 @@ expect_eq "blob ${DG_DOWN:7:12}: stored as copies (k = 1)" \
 for i in 1 2; do
     get_same "$i" "$DG_DOWN" "$D/down"
 done
+
+# ================ 6. a node dying while a PATCH streams: the spool carries
+
+node_start 3
+REG=${REGS[1]} # (node_start points REG at the node it started)
+wait_for "node 1 sees node 3 up" 30 sees_up 1 3
+rand_file "$D/pmid" $((24 * MIB + 1))
+DG_PMID=$(digest_of "$D/pmid")
+n=$(streamed 1)
+req POST "/v2/$REPO/blobs/uploads/"
+expect_status 202
+PMID_URL=$(loc)
+send_losing_node3 PATCH "$PMID_URL" "$D/pmid"
+expect_eq "the PATCH that lost a node mid-body still answers 202" "$LOST_CODE" 202
+expect_eq "it was streamed" "$(streamed 1)" "$((n + 1))"
+wait_for "node 1 sees node 3 down" 20 sees_down 1 3
+req PUT "$(with_query "$PMID_URL" "digest=$DG_PMID")"
+expect_status 201
+expect_eq "blob ${DG_PMID:7:12}: stored as copies from the spool (k = 1)" \
+    "$(blob_record "$DG_PMID" | jq -c '.layout.k')" "1"
+for i in 1 2; do
+    get_same "$i" "$DG_PMID" "$D/pmid"
+done
+wait_for "the spools of nodes 1 and 2 are empty" 10 spools_empty 1 2
 
 for i in 1 2; do
     shoal_stop "${PIDS[$i]}" "${LOGS[$i]}"
