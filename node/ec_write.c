@@ -7,15 +7,25 @@
  * /internal/v1/shards/<digest>/<i> per shard placed on another node (its
  * length, ec_shard_bytes, is known up front) -> a pool job reads the next
  * batch of whole stripes of the blob from its source (the upload's spool,
- * or a repair's decoded copy), feeds the streaming encoder, appends this node's own shards to their shard
- * writers and copies every other shard's piece into that shard's fill
- * buffer -> libcurl drains each transfer's other buffer meanwhile; the
- * next job starts once every transfer still alive has a free buffer, so
- * memory is the batch plus two buffers per remote shard, whatever the
- * blob size -> the last job finishes the encoder and makes this node's
- * shards durable (shard_writer_finish: fsync, rename, fsync dir) -> each
- * peer answers 201 once its shard is durable -> cb(req, SH_OK) lists the
- * durable shards.
+ * or a repair's decoded copy), feeds the streaming encoder, appends this
+ * node's own shards to their shard writers and copies every other shard's
+ * piece into that shard's fill buffer -> libcurl drains each transfer's
+ * other buffer meanwhile; the next job starts once every transfer still
+ * alive has a free buffer, so memory is the batch plus two buffers per
+ * remote shard, whatever the blob size -> the last job finishes the
+ * encoder and makes this node's shards durable (shard_writer_finish:
+ * fsync, rename, fsync dir) -> each peer answers 201 once its shard is
+ * durable -> cb(req, SH_OK) lists the durable shards.
+ *
+ * Streaming (spec->stream): the caller feeds the pieces as they come
+ * instead of a source being read, and seals the write once the digest
+ * checks out; each remote shard's last byte waits for the seal.  With
+ * size EC_SIZE_UNKNOWN (a chunked upload: neither size nor digest known
+ * yet; the caller places the shards) the transfers go to PUT
+ * /internal/v1/shards/-/<i>, chunked, and node__ec_write_seal_size gives
+ * the size and digest: the final job emits the last stripe and closes
+ * every remote shard with the footer that names it, so no peer can finish
+ * a shard before.
  *
  * Possible failure modes are: a node refusing, unreachable, answering an
  * error or stalling for EC_STALL_MS (that shard is given up: its bytes are

@@ -14,7 +14,10 @@
  * rename: durable) and, in a cluster, copies it to m other members
  * (replicate.c; m from node__copies_m) -> with the write quorum, proposes
  * BlobCommit (the layout; placement: the durable shards) and reports once
- * it is applied.
+ * it is applied.  Two shortcuts encode while the bytes arrive: a request
+ * carrying the whole blob skips the spool (be_upload_whole), and a chunked
+ * upload of UP_CHUNK or more also feeds each spooled buffer to the encoder
+ * (tee_start), so its commit only seals what is already on the nodes.
  *
  * States (STYLE habit 7):
  *   OPEN      accepting bytes; may be held by one request at a time
