@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # 75_lb_cluster: the local cluster of deploy/local-cluster.sh (3 nodes and
 # HAProxy round-robin, no stickiness) with real clients: skopeo pushes a
-# 4-layer image (one layer of 3 MB: erasure-coded 2 + 1) through the load
+# 4-layer image (one layer of 6 MB: erasure-coded 2 + 1 as skopeo's PATCH
+# brings it, alongside the owner's spool) through the load
 # balancer, so the blobs of one push start on different nodes (each
 # session's PATCH and PUT then go to its owner: deploy/haproxy.cfg.in;
 # 45_cluster covers requests proxied to the owner); then the
@@ -34,7 +35,7 @@ containers_env
 SK=(skopeo --policy "$CT_POLICY")
 D=$T_TMP/img
 mkdir -p "$D"
-MAKE_LAYOUT_ARGS="--big-layer 3000000" make_layout "$D/src" v1
+MAKE_LAYOUT_ARGS="--big-layer 6000000" make_layout "$D/src" v1
 check "the image has a layer over 1 MiB (erasure-coded)" \
     bash -c "find '$D/src/blobs' -type f -size +1024k | grep -q ."
 check "skopeo push through the load balancer" \
@@ -45,6 +46,13 @@ for i in 1 2 3; do
     ((n > 0)) && committed=$((committed + 1))
 done
 check "the push's blobs were committed on more than one node ($committed)" test "$committed" -ge 2
+streamed=0
+for i in 1 2 3; do
+    n=$(curl -s --max-time 10 "http://127.0.0.1:$((SHOAL_BASE_PORT + i))/metrics" |
+        awk '$1 == "shoal_uploads_streamed_total" {print $2}')
+    streamed=$((streamed + ${n:-0}))
+done
+check "the 6 MB layer was encoded as skopeo's PATCH brought it ($streamed)" test "$streamed" -ge 1
 
 # redirects_seen: GETs of the image's blobs on each node directly that
 # answer 307 (HEAD never does).
