@@ -14,6 +14,7 @@
 
 struct node_admin {
     struct node_cache *cache;      /* blob cache, or NULL */
+    struct node_scrub *scrub;      /* or NULL */
     uv_loop_t *loop;               /* borrowed */
     struct api_server *api;        /* borrowed */
     struct node_uploads *uploads;  /* borrowed */
@@ -60,6 +61,7 @@ static void metrics(struct api_req *req, void *arg)
     struct api_stats st;
     struct node_upload_stats us;
     struct node_cache_stats cs;
+    struct node_scrub_stats ss;
 
     api_server_stats(a->api, &st);
     node__uploads_stats(a->uploads, &us);
@@ -94,7 +96,7 @@ static void metrics(struct api_req *req, void *arg)
            "Uploads refused because their digest did not match.",
            us.digest_mismatches);
     metric(&b, "shoal_uploads_streamed_total", "counter",
-           "Uploads erasure-coded as their bytes arrived (no spool).",
+           "Uploads erasure-coded as their bytes arrived.",
            us.streamed);
     metric(&b, "shoal_shard_files", "gauge",
            "Shard files on this node (refreshed every 30 s).", a->shard_files);
@@ -113,6 +115,15 @@ static void metrics(struct api_req *req, void *arg)
            "Entries added to the cache.", cs.fills);
     metric(&b, "shoal_blob_cache_evictions_total", "counter",
            "Entries evicted (least recently used first).", cs.evictions);
+    node__scrub_stats(a->scrub, &ss);
+    metric(&b, "shoal_scrub_passes_total", "counter",
+           "Scrub passes over every shard file of this node, ended.",
+           ss.passes);
+    metric(&b, "shoal_scrub_bytes_total", "counter",
+           "Shard bytes the scrub read back and verified.", ss.bytes);
+    metric(&b, "shoal_scrub_corrupt_total", "counter",
+           "Shard files the scrub found failing their checksums.",
+           ss.corrupt);
     api_resp_send(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data,
                   b.len);
     sh_buf_release(&b);
@@ -187,6 +198,11 @@ static void timer_closed(uv_handle_t *h)
 
 /* Stop refreshing; cb(arg) once a walk in flight (it reads the shard
  * store, which closes after this) has returned and everything is freed. */
+void node__admin_set_scrub(struct node_admin *a, struct node_scrub *s)
+{
+    a->scrub = s;
+}
+
 void node__admin_set_cache(struct node_admin *a, struct node_cache *c)
 {
     a->cache = c;

@@ -78,6 +78,12 @@ static const struct opt opts[] = {
     {"repair-move-after", OPT_INT, F(repair_move_after_s), "300", 1, 604800,
      "seconds a node must have been down before a read that met one of its "
      "shards rebuilds that shard on another node (and records the move)"},
+    {"scrub-mib-per-s", OPT_INT, F(scrub_mib_per_s), "32", 0, 65536,
+     "MiB per second the scrub reads back and verifies of this node's "
+     "shard files (0: no scrub)"},
+    {"scrub-interval", OPT_INT, F(scrub_interval_s), "86400", 1, 31536000,
+     "seconds from the end of one scrub pass to the next (the first starts "
+     "at most 10 minutes after start)"},
     {"gc-grace", OPT_INT, F(gc_grace_s), "3600", 1, 31536000,
      "seconds before a shard file that no blob record places on this node "
      "(left by a failed push or a moved shard) is deleted"},

@@ -24,6 +24,7 @@ struct node {
     struct node_cache *cache;      /* decoded erasure-coded blobs */
     struct node_repair *repair;    /* rewrites shards reads found failing */
     struct node_gc *gc;            /* deletes orphan shard files */
+    struct node_scrub *scrub;      /* verifies shard files nobody reads */
     struct node_accounts *accounts; /* admin API of accounts, bootstrap */
     struct node_members *members;  /* join and member records */
     struct node_forward *forward;  /* follower writes to the leader */
@@ -252,6 +253,10 @@ int node_start(struct node **out, uv_loop_t *loop,
                       n->health, n->cons, (unsigned)cfg->repair_move_after_s);
     node__reads_set_repair(n->dp.reads, n->repair);
     node__repair_route(n->repair, n->api);
+    node__scrub_init(&n->scrub, loop, n->shards, n->meta, n->repair,
+                     (uint64_t)cfg->node_id, (unsigned)cfg->scrub_mib_per_s,
+                     (unsigned)cfg->scrub_interval_s);
+    node__admin_set_scrub(n->admin, n->scrub);
     node__accounts_init(&n->accounts, loop, n->cons, n->meta, n->api,
                         acfg.auth != API_AUTH_NONE);
     node__gc_init(&n->gc, loop, n->cons, n->meta, n->shards,
@@ -348,18 +353,25 @@ static void dataplane_closed(void *arg)
         peer_client_close(n->peer, peer_closed, n);
 }
 
-/* Reads hand failed shards to repair, repair asks health: they close in
- * that order, one after the other (the chain counts as one drain). */
+/* Reads and the scrub hand failed shards to repair, repair asks health:
+ * they close in that order, one after the other (the chain counts as one
+ * drain). */
 static void repair_closed(void *arg)
 {
     struct node *n = arg;
     node__health_close(n->health, dataplane_closed, n);
 }
 
-static void reads_closed(void *arg)
+static void scrub_closed(void *arg)
 {
     struct node *n = arg;
     node__repair_close(n->repair, repair_closed, n);
+}
+
+static void reads_closed(void *arg)
+{
+    struct node *n = arg;
+    node__scrub_close(n->scrub, scrub_closed, n);
 }
 
 static void api_closed(void *arg)

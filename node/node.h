@@ -42,6 +42,8 @@ struct node_config {
     bool redirects;            /* 307 blob GETs to their serving nodes */
     int cache_mib;             /* blob cache bound, 0 = none */
     int repair_move_after_s;   /* a shard on a node down this long moves */
+    int scrub_mib_per_s;       /* scrub rate, 0: no scrub */
+    int scrub_interval_s;      /* between scrub passes */
     int gc_grace_s;            /* orphan shard files older are deleted */
     char *auth;                /* none, basic or token */
     char *auth_service;        /* token issuer/audience, Basic realm */
@@ -313,6 +315,8 @@ void node__admin_init(struct node_admin **out, uv_loop_t *loop,
                       struct shard_store *shards);
 struct node_cache;
 void node__admin_set_cache(struct node_admin *a, struct node_cache *c);
+struct node_scrub;
+void node__admin_set_scrub(struct node_admin *a, struct node_scrub *s);
 void node__admin_close(struct node_admin *a, void (*cb)(void *arg), void *arg);
 
 struct peer_client;
@@ -467,6 +471,23 @@ void node__ec_read_failed(const struct node_reads_deps *d, const char *repo,
                           const char *digest, uint64_t failed_mask);
 
 struct node_repair; /* repair.c: failed shards found by reads, rewritten */
+struct node_scrub;  /* scrub.c: shard files verified at a bounded rate */
+struct node_scrub_stats {
+    uint64_t passes;            /* passes over every shard file, ended */
+    uint64_t bytes;             /* bytes verified */
+    uint64_t corrupt;           /* files that failed their checksums */
+};
+/* Verify every shard file at most mib_per_s MiB/s (0: never), a pass
+ * every interval_s seconds (the first after at most 10 minutes), handing
+ * corrupt shards this node holds to `repair`. */
+void node__scrub_init(struct node_scrub **out, uv_loop_t *loop,
+                      struct shard_store *shards, struct meta *meta,
+                      struct node_repair *repair, uint64_t self_id,
+                      unsigned mib_per_s, unsigned interval_s);
+void node__scrub_stats(const struct node_scrub *s,
+                       struct node_scrub_stats *out);
+/* Stop (the job in flight finishes first), then cb(arg). */
+void node__scrub_close(struct node_scrub *s, void (*cb)(void *arg), void *arg);
 struct node_health;
 struct node_redirect;
 void node__repair_init(struct node_repair **out, uv_loop_t *loop,
