@@ -351,7 +351,10 @@ static void put_finish_done(uv_work_t *w, int status)
     (void)status;
 
     p->working = false;
-    if (p->work_status == SH_EDIGEST)
+    if (p->work_status == SH_EDIGEST && p->footer)
+        SH_INFO("shard -/%u refused: no valid footer for its %llu bytes",
+                p->id.idx, (unsigned long long)p->received);
+    else if (p->work_status == SH_EDIGEST)
         SH_INFO("shard %s/%u refused: body crc32c %08x, Shard-CRC32C %08x",
                 p->id.digest, p->id.idx, p->crc, p->want_crc);
     else if (p->work_status != SH_OK)

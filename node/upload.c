@@ -366,10 +366,10 @@ static void stream_consumed(void *arg)
         kick(up);
 }
 
-/* Move work forward: spool a full buffer, or everything when a flush or
- * commit waits; complete the flush when nothing is left. */
 static void tee_start(struct api_upload *up);
 
+/* Move work forward: spool a full buffer, or everything when a flush or
+ * commit waits; complete the flush when nothing is left. */
 static void kick(struct api_upload *up)
 {
     int a = up->active;
@@ -1121,8 +1121,8 @@ static void be_upload_whole(struct api_upload *up, const char *digest,
  * stay open between requests.  Neither the size nor the digest is known
  * yet, so the shards are placed by the session id (the record names the
  * placement, reads never recompute it) and each remote one ends with a
- * footer naming the digest once the commit checked it (NODE_SHARD_FOOTER,
- * node__ec_write_seal_size): nothing is durable on a peer before.  The
+ * footer naming the digest once the commit checked it (node.h,
+ * NODE_SHARD_FOOTER_LEN; node__ec_write_seal_size): nothing is durable on a peer before.  The
  * spool keeps every byte, so whatever stops the encoder (a node down, a
  * client pausing longer than the transfers wait, EC_STALL_MS) only sends
  * the commit back to encoding from the spool; a commit that finds the
