@@ -890,6 +890,8 @@ static void tee_ended(struct api_upload *up, int status)
         kick(up);
 }
 
+static void start_ec(struct api_upload *up);
+
 static void ec_written(struct node_ec_req *req, int status)
 {
     struct api_upload *up = req->data;
@@ -934,6 +936,20 @@ static void ec_written(struct node_ec_req *req, int status)
                 "%u: not committed",
                 up->digest, req->n_shards, up->k, up->m, quorum);
         commit_fail(up, status == SH_OK ? SH_EUNAVAILABLE : status);
+        return;
+    }
+    if (up->tee) {
+        /* The tee missed its quorum at the seal (a shard transfer that
+         * died while it waited for the client: a paused transfer only
+         * finds its connection closed when it resumes): encode again from
+         * the spool, placed by the digest, with new transfers (that one
+         * falls back on copies if a node is really down). */
+        SH_WARN("blob %s: %u durable shards of %u+%u as the bytes arrived, "
+                "the write quorum is %u: encoding again from the spool",
+                up->digest, req->n_shards, up->k, up->m, quorum);
+        up->tee = false;
+        up->mgr->streams--;
+        start_ec(up);
         return;
     }
     /* Short of the quorum (a node down in a cluster of k + m members, or

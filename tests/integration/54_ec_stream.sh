@@ -23,6 +23,9 @@
 #   6. A node killed while a PATCH streams: the PATCH still answers 202
 #      (the spool has every byte) and the PUT lands as copies from the
 #      spool.
+#   7. A client pausing between PATCH and PUT longer than the peers keep a
+#      shard transfer open (their body timeout, 3 s here): the seal misses
+#      its quorum and the PUT encodes the blob again from the spool.
 # Nothing here is timed.
 . "${SHOAL_TESTS:-$(dirname "$0")/..}/lib/lib.sh"
 
@@ -293,7 +296,38 @@ for i in 1 2; do
 done
 wait_for "the spools of nodes 1 and 2 are empty" 10 spools_empty 1 2
 
-for i in 1 2; do
+# ======== 7. a client pausing longer than the shard transfers wait: spool
+# Nodes 2 and 3 (re)started with a 3 s body timeout close the shard
+# transfers the owner keeps open while the client pauses between its PATCH
+# and its PUT.  (libcurl sees that only when the PUT resumes them.)  The
+# seal then misses its quorum and the PUT encodes the blob again from the
+# spool: 2 + 1 all the same.
+shoal_stop "${PIDS[2]}" "${LOGS[2]}"
+node_start 2 --body-timeout 3
+node_start 3 --body-timeout 3
+REG=${REGS[1]}
+for i in 2 3; do
+    wait_for "node 1 sees node $i up" 30 sees_up 1 "$i"
+done
+rand_file "$D/gap" $((6 * MIB + 7))
+DG_GAP=$(digest_of "$D/gap")
+n=$(streamed 1)
+req POST "/v2/$REPO/blobs/uploads/"
+expect_status 202
+req PATCH "$(loc)" "${OCTET[@]}" --data-binary "@$D/gap"
+expect_status 202
+GAP_URL=$(loc)
+expect_eq "the PATCH was streamed" "$(streamed 1)" "$((n + 1))"
+sleep 5
+req PUT "$(with_query "$GAP_URL" "digest=$DG_GAP")"
+expect_status 201
+check "node 1 encoded it again from the spool" \
+    grep -q "blob $DG_GAP: [0-9] durable shards of 2+1 as the bytes arrived, the write quorum is 3: encoding again from the spool" "${LOGS[1]}"
+expect_eq "blob ${DG_GAP:7:12}: layout 2 + 1 on 3 nodes" "$(layout_of "$DG_GAP")" "[2,1] 3"
+serves_everywhere "$D/gap" "$DG_GAP"
+wait_for "every spool is empty after it" 10 spools_empty
+
+for i in 1 2 3; do
     shoal_stop "${PIDS[$i]}" "${LOGS[$i]}"
 done
 finish
