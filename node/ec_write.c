@@ -21,7 +21,8 @@
  * instead of a source being read, and seals the write once the digest
  * checks out; each remote shard's last byte waits for the seal.  With
  * size EC_SIZE_UNKNOWN (a chunked upload: neither size nor digest known
- * yet; the caller places the shards) the transfers go to PUT
+ * yet; spec->digest is then the key placing the shards, the upload's id)
+ * the transfers go to PUT
  * /internal/v1/shards/-/<i>, chunked, and node__ec_write_seal_size gives
  * the size and digest: the final job emits the last stripe and closes
  * every remote shard with the footer that names it, so no peer can finish
@@ -541,7 +542,7 @@ int node__ec_write(const struct node_repl_ctx *ctx, struct node_ec_req *req,
     PRE(req->cb != NULL && k >= 1 && k + m <= EC_MAX_SHARDS);
     PRE(spec->size > 0 && (spec->read != NULL || spec->stream));
     PRE(!spec->stream || (spec->consumed != NULL && spec->max_feed > 0));
-    PRE(spec->size != EC_SIZE_UNKNOWN || (spec->stream && spec->where));
+    PRE(spec->size != EC_SIZE_UNKNOWN || spec->stream);
     if (ctx->peer == NULL)
         return SH_EUNAVAILABLE;
     if (spec->where != NULL) {

@@ -279,8 +279,9 @@ void node__ec_write_feed(struct node_ec_req *req, const void *data,
 /* Streaming: every byte was fed and the blob is verified: finish the
  * shards (the encoder's last stripe, fsync on every node). */
 void node__ec_write_seal(struct node_ec_req *req);
-/* The same for a write started with size EC_SIZE_UNKNOWN (`where` given,
- * streaming; spec->digest is then only a label for the logs): the blob
+/* The same for a write started with size EC_SIZE_UNKNOWN (streaming;
+ * spec->digest is then any key: it places the shards, when `where` is
+ * NULL, and names the write in the logs until the seal): the blob
  * is `size` bytes (every byte fed) of `digest`.  Its remote shards went to
  * PUT /internal/v1/shards/-/<file>, each closed by a footer naming the
  * digest (NODE_SHARD_FOOTER_LEN), so no peer finishes a shard before. */

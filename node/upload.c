@@ -133,7 +133,7 @@ struct node_uploads {
     uint64_t expiry_ms;         /* idle limit */
     bool closing;               /* node__uploads_close was called */
     unsigned live;              /* sessions not yet freed */
-    unsigned streams;           /* sessions with up->stream */
+    unsigned streams;           /* sessions with up->stream or up->tee */
     struct node_upload_stats stats; /* counters for metrics */
     uint64_t self_id;           /* this node: where its shards are placed */
     struct peer_client *peer;   /* borrowed: copies to other nodes, or NULL */
@@ -864,12 +864,17 @@ static void stream_ended(struct api_upload *up, int status)
  * requests longer than the transfers wait): the spool has every byte, so
  * the upload goes on and its commit encodes from the spool, as for any
  * chunked upload. */
-static void tee_ended(struct api_upload *up, int status)
+/* The session is a plain chunked upload from here on (a later encoding,
+ * from the spool, reports to ec_written as usual). */
+static void tee_drop(struct api_upload *up)
 {
-    /* The session is a plain chunked upload from here on (a later
-     * encoding, from the spool, reports to ec_written as usual). */
     up->tee = false;
     up->mgr->streams--;
+}
+
+static void tee_ended(struct api_upload *up, int status)
+{
+    tee_drop(up);
     /* Buffers the encoder held were spooled already: they are free. */
     for (int b = 0; b < 2; b++) {
         if (up->lent[b])
@@ -947,8 +952,7 @@ static void ec_written(struct node_ec_req *req, int status)
         SH_WARN("blob %s: %u durable shards of %u+%u as the bytes arrived, "
                 "the write quorum is %u: encoding again from the spool",
                 up->digest, req->n_shards, up->k, up->m, quorum);
-        up->tee = false;
-        up->mgr->streams--;
+        tee_drop(up);
         start_ec(up);
         return;
     }
@@ -1085,6 +1089,36 @@ static void be_upload_commit(struct api_upload *up, const char *digest,
     be_upload_flush(up, commit_flushed, up);
 }
 
+/* Start the streaming encoder of the session (be_upload_whole, tee_start)
+ * on `size` bytes (EC_SIZE_UNKNOWN: known at the seal), its shards placed
+ * by `key` (the digest, or for a tee the session id), when the blob will be
+ * erasure-coded, this node streams fewer than UP_MAX_STREAMS uploads and
+ * enough of the nodes placed are up.  True when started (ec_written
+ * reports, stream_consumed hands the buffers back). */
+static bool stream_begin(struct api_upload *up, const char *key,
+                         uint64_t size)
+{
+    struct node_uploads *mgr = up->mgr;
+    struct node_ec_spec spec = {0};
+
+    if (mgr->peer == NULL || mgr->closing || up->stream || up->tee ||
+        mgr->streams >= UP_MAX_STREAMS ||
+        !node__ec_layout(node__members_active(mgr->meta),
+                         size == EC_SIZE_UNKNOWN ? UP_CHUNK : size, &up->k,
+                         &up->m))
+        return false;
+    spec.stream = true;
+    spec.max_feed = UP_CHUNK + UP_SLACK;
+    spec.consumed = stream_consumed;
+    spec.consumed_arg = up;
+    if (ec_begin(up, key, size, &spec) != SH_OK)
+        return false;
+    mgr->stats.streamed++;
+    mgr->streams++;
+    up->encoding = true;
+    return true;
+}
+
 /* The request about to send its body carries the whole blob: `length`
  * bytes of `digest`.  When the blob will be erasure-coded and enough of
  * the nodes its digest places the shards on are up, it is encoded as its
@@ -1100,31 +1134,18 @@ static void be_upload_whole(struct api_upload *up, const char *digest,
                             uint64_t length)
 {
     struct node_uploads *mgr = up->mgr;
-    struct node_ec_spec spec = {0};
     enum digest_algo algo;
 
     PRE(up->state == UP_OPEN && up->held);
-    if (mgr->peer == NULL || mgr->closing || up->offset != 0 || up->stream ||
-        length == 0 || mgr->streams >= UP_MAX_STREAMS)
+    if (up->offset != 0 || length == 0 ||
+        digest_parse(digest, strlen(digest), &algo) != SH_OK ||
+        algo != DIGEST_SHA256 || blob_recorded(mgr->meta, digest))
         return;
-    if (digest_parse(digest, strlen(digest), &algo) != SH_OK ||
-        algo != DIGEST_SHA256 ||
-        !node__ec_layout(node__members_active(mgr->meta), length, &up->k,
-                         &up->m) ||
-        blob_recorded(mgr->meta, digest))
-        return;
-    spec.stream = true;
-    spec.max_feed = UP_CHUNK + UP_SLACK;
-    spec.consumed = stream_consumed;
-    spec.consumed_arg = up;
     /* Refused (SH_EUNAVAILABLE) when too few of the nodes the digest
      * places shards on are up: the spool path stores copies then. */
-    if (ec_begin(up, digest, length, &spec) != SH_OK)
+    if (!stream_begin(up, digest, length))
         return;
-    mgr->stats.streamed++;
-    mgr->streams++;
     up->stream = true;
-    up->encoding = true;
     up->plan_ec = true;
     up->ec_size = length;
 }
@@ -1138,49 +1159,18 @@ static void be_upload_whole(struct api_upload *up, const char *digest,
  * yet, so the shards are placed by the session id (the record names the
  * placement, reads never recompute it) and each remote one ends with a
  * footer naming the digest once the commit checked it (node.h,
- * NODE_SHARD_FOOTER_LEN; node__ec_write_seal_size): nothing is durable on a peer before.  The
- * spool keeps every byte, so whatever stops the encoder (a node down, a
+ * NODE_SHARD_FOOTER_LEN; node__ec_write_seal_size): nothing is durable on
+ * a peer before.  The spool keeps every byte, so whatever stops the encoder (a node down, a
  * client pausing longer than the transfers wait, EC_STALL_MS) only sends
  * the commit back to encoding from the spool; a commit that finds the
  * encoder alive only seals it, and the blob is stored when the last stripe
  * is, not after a second pass over it. */
 static void tee_start(struct api_upload *up)
 {
-    struct node_uploads *mgr = up->mgr;
-    struct node_ec_spec spec = {0};
-    struct placement_node *nodes;
-    uint64_t where[EC_MAX_SHARDS] = {0};
-    char **zones;
-    size_t n_nodes;
-    unsigned k, m;
-    int rv;
-
-    if (mgr->peer == NULL || mgr->closing || up->stream ||
-        mgr->streams >= UP_MAX_STREAMS)
-        return;
-    n_nodes = node__members_list(mgr->meta, &nodes, &zones);
-    if (!node__ec_layout(n_nodes, UP_CHUNK, &k, &m)) {
-        node__members_list_free(nodes, zones, n_nodes);
-        return;
-    }
-    rv = placement_assign(up->uuid, k + m, nodes, n_nodes, where);
-    node__members_list_free(nodes, zones, n_nodes);
-    if (rv != SH_OK)
-        return;
-    up->k = k;
-    up->m = m;
-    spec.where = where;
-    spec.stream = true;
-    spec.max_feed = UP_CHUNK + UP_SLACK;
-    spec.consumed = stream_consumed;
-    spec.consumed_arg = up;
-    /* Refused when too few of the nodes placed are up: spool only. */
-    if (ec_begin(up, up->uuid, EC_SIZE_UNKNOWN, &spec) != SH_OK)
-        return;
-    mgr->stats.streamed++;
-    mgr->streams++;
-    up->tee = true;
-    up->encoding = true;
+    /* Placed by the session id; refused when too few of the nodes placed
+     * are up: spool only. */
+    if (stream_begin(up, up->uuid, EC_SIZE_UNKNOWN))
+        up->tee = true;
 }
 
 /* ---------------------------------------------------------------- expiry */
