@@ -263,14 +263,21 @@ static void record_moves(struct node_repair *r, uint64_t done)
     }
 }
 
+/* The rewrite is over: record the shards that moved, then end the job
+ * (once their BlobPlace proposals are answered). */
+static void rewrite_done(struct node_repair *r)
+{
+    record_moves(r, r->done_mask);
+    if (r->placing == 0)
+        job_end(r);
+}
+
 static void src_closed(uv_work_t *w, int status)
 {
     struct node_repair *r = w->data;
     (void)status;
     r->working = false;
-    record_moves(r, r->done_mask);
-    if (r->placing == 0)
-        job_end(r);
+    rewrite_done(r);
 }
 
 /* The rewrite of the running job ended: log it shard by shard, and ask
@@ -396,9 +403,7 @@ static void refed(struct node_refeed *rf, int status)
         return;
     }
     rewrite_ended(r, &rf->ec, status);
-    record_moves(r, r->done_mask);
-    if (r->placing == 0)
-        job_end(r);
+    rewrite_done(r);
 }
 
 /* The blob is not in the cache (or too large for it): re-encode it from
