@@ -25,6 +25,7 @@ struct node {
     struct node_repair *repair;    /* rewrites shards reads found failing */
     struct node_gc *gc;            /* deletes orphan shard files */
     struct node_scrub *scrub;      /* verifies shard files nobody reads */
+    struct node_reprotect *reprotect; /* rebuilds the shards of gone nodes */
     struct node_accounts *accounts; /* admin API of accounts, bootstrap */
     struct node_members *members;  /* join and member records */
     struct node_forward *forward;  /* follower writes to the leader */
@@ -257,6 +258,10 @@ int node_start(struct node **out, uv_loop_t *loop,
                      (uint64_t)cfg->node_id, (unsigned)cfg->scrub_mib_per_s,
                      (unsigned)cfg->scrub_interval_s);
     node__admin_set_scrub(n->admin, n->scrub);
+    node__reprotect_init(&n->reprotect, loop, n->meta, n->health, n->repair,
+                         (uint64_t)cfg->node_id,
+                         (unsigned)cfg->repair_move_after_s);
+    node__admin_set_reprotect(n->admin, n->reprotect);
     node__accounts_init(&n->accounts, loop, n->cons, n->meta, n->api,
                         acfg.auth != API_AUTH_NONE);
     node__gc_init(&n->gc, loop, n->cons, n->meta, n->shards,
@@ -353,9 +358,9 @@ static void dataplane_closed(void *arg)
         peer_client_close(n->peer, peer_closed, n);
 }
 
-/* Reads and the scrub hand failed shards to repair, repair asks health:
- * they close in that order, one after the other (the chain counts as one
- * drain). */
+/* Reads, the scrub and the re-protection sweep hand shards to repair,
+ * repair asks health: they close in that order, one after the other (the
+ * chain counts as one drain). */
 static void repair_closed(void *arg)
 {
     struct node *n = arg;
@@ -368,10 +373,16 @@ static void scrub_closed(void *arg)
     node__repair_close(n->repair, repair_closed, n);
 }
 
-static void reads_closed(void *arg)
+static void reprotect_closed(void *arg)
 {
     struct node *n = arg;
     node__scrub_close(n->scrub, scrub_closed, n);
+}
+
+static void reads_closed(void *arg)
+{
+    struct node *n = arg;
+    node__reprotect_close(n->reprotect, reprotect_closed, n);
 }
 
 static void api_closed(void *arg)

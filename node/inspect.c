@@ -85,6 +85,30 @@ int node__blob_record(struct meta *meta, const char *digest,
     return *out != NULL ? SH_OK : SH_ECORRUPT;
 }
 
+char *node__linking_repo(struct meta *meta, const char *digest)
+{
+    struct sh_buf prefix = SH_BUF_INIT, key = SH_BUF_INIT;
+    struct meta_iter *it;
+    char *repo = NULL;
+
+    meta_key_repo_prefix(&prefix);
+    it = meta_iter_new(meta, prefix.data, prefix.len, NULL, 0);
+    for (; repo == NULL && meta_iter_valid(it); meta_iter_next(it)) {
+        size_t klen;
+        const char *k = meta_iter_key(it, &klen);
+        char *name = sh_strndup(k + prefix.len, klen - prefix.len);
+        meta_key_link(&key, name, digest);
+        if (meta_has(meta, key.data, key.len))
+            repo = name;
+        else
+            free(name);
+    }
+    meta_iter_free(it);
+    sh_buf_release(&prefix);
+    sh_buf_release(&key);
+    return repo;
+}
+
 static void h_blob_info(struct api_req *req, const char *rest, void *arg)
 {
     struct meta *meta = arg;

@@ -318,6 +318,9 @@ struct node_cache;
 void node__admin_set_cache(struct node_admin *a, struct node_cache *c);
 struct node_scrub;
 void node__admin_set_scrub(struct node_admin *a, struct node_scrub *s);
+struct node_reprotect;
+void node__admin_set_reprotect(struct node_admin *a,
+                               struct node_reprotect *rp);
 void node__admin_close(struct node_admin *a, void (*cb)(void *arg), void *arg);
 
 struct peer_client;
@@ -489,6 +492,24 @@ void node__scrub_stats(const struct node_scrub *s,
                        struct node_scrub_stats *out);
 /* Stop (the job in flight finishes first), then cb(arg). */
 void node__scrub_close(struct node_scrub *s, void (*cb)(void *arg), void *arg);
+struct node_reprotect; /* reprotect.c: shards of gone nodes rebuilt */
+struct node_reprotect_stats {
+    uint64_t sweeps;            /* walks over blob records (batches) */
+    uint64_t queued;            /* blobs handed to the repair */
+};
+struct node_health;
+/* Every tick, when a member has been down for move_after_s (or one was
+ * removed), hand the blobs this node acts for that have shards there to
+ * `repair`, which rebuilds and moves them. */
+void node__reprotect_init(struct node_reprotect **out, uv_loop_t *loop,
+                          struct meta *meta, struct node_health *health,
+                          struct node_repair *repair, uint64_t self_id,
+                          unsigned move_after_s);
+void node__reprotect_stats(const struct node_reprotect *rp,
+                           struct node_reprotect_stats *out);
+/* Stop (the sweep in flight finishes first), then cb(arg). */
+void node__reprotect_close(struct node_reprotect *rp, void (*cb)(void *arg),
+                           void *arg);
 struct node_health;
 struct node_redirect;
 void node__repair_init(struct node_repair **out, uv_loop_t *loop,
@@ -527,6 +548,9 @@ void node__inspect_init(struct api_server *api, struct meta *meta);
  * *out is NULL but on SH_OK.  Safe from the pool (leveldb is). */
 int node__blob_record(struct meta *meta, const char *digest,
                       Shoal__BlobRecord **out);
+/* A repository that links blob `digest` (malloc'ed), or NULL: the first in
+ * name order.  Scans the repositories; safe from the pool. */
+char *node__linking_repo(struct meta *meta, const char *digest);
 
 void node__shard_svc_init(struct node_shard_svc **out, uv_loop_t *loop,
                           struct api_server *api, struct shard_store *shards);

@@ -563,6 +563,20 @@ static uint64_t move_target(struct node_repair *r)
     return best;
 }
 
+/* Is `id` an active member (the only ones that hold shards)? */
+static bool member_active(struct meta *meta, uint64_t id)
+{
+    struct placement_node *v;
+    char **zones;
+    size_t n = node__members_list(meta, &v, &zones);
+    bool found = false;
+
+    for (size_t i = 0; i < n && !found; i++)
+        found = v[i].id == id;
+    node__members_list_free(v, zones, n);
+    return n == 0 || found; /* no member records read: assume it is */
+}
+
 /* Ask for shards `mask` of the blob again in `ms`. */
 static void delay(struct node_repair *r, const char *repo, const char *digest,
                   uint64_t mask, uint64_t ms)
@@ -627,9 +641,13 @@ static void job_start(struct node_repair *r)
         uint64_t bit = (uint64_t)1 << i;
         if (i >= EC_MAX_SHARDS || !(j->mask & bit) || r->where[i] != 0)
             continue;
-        if (!node__health_up(r->health, node)) {
+        if (!member_active(r->meta, node) ||
+            !node__health_up(r->health, node)) {
             uint64_t to;
-            uint64_t down = node__health_down_ms(r->health, node);
+            /* A node no longer an active member (removed) is gone now. */
+            uint64_t down = member_active(r->meta, node)
+                                ? node__health_down_ms(r->health, node)
+                                : UINT64_MAX;
             if (down < r->move_after_ms) {
                 SH_WARN("blob %s: shard %u: its node %llu is down; left for "
                         "now",

@@ -201,31 +201,6 @@ static uint64_t placed_mask(struct node_scrub *s, const struct scrub_file *f)
     return mask;
 }
 
-/* Pool: a repository that links blob `digest`, or NULL. */
-static char *linking_repo(struct meta *meta, const char *digest)
-{
-    struct sh_buf prefix = SH_BUF_INIT, key = SH_BUF_INIT;
-    struct meta_iter *it;
-    char *repo = NULL;
-
-    meta_key_repo_prefix(&prefix);
-    it = meta_iter_new(meta, prefix.data, prefix.len, NULL, 0);
-    for (; repo == NULL && meta_iter_valid(it); meta_iter_next(it)) {
-        size_t klen;
-        const char *k = meta_iter_key(it, &klen);
-        char *name = sh_strndup(k + prefix.len, klen - prefix.len);
-        meta_key_link(&key, name, digest);
-        if (meta_has(meta, key.data, key.len))
-            repo = name;
-        else
-            free(name);
-    }
-    meta_iter_free(it);
-    sh_buf_release(&prefix);
-    sh_buf_release(&key);
-    return repo;
-}
-
 static void verify_work(uv_work_t *w)
 {
     struct node_scrub *s = w->data;
@@ -255,7 +230,7 @@ static void verify_work(uv_work_t *w)
     if (s->status == SH_ECORRUPT) {
         s->mask = placed_mask(s, f);
         if (s->mask != 0)
-            s->repo = linking_repo(s->meta, f->name);
+            s->repo = node__linking_repo(s->meta, f->name);
     }
     if (s->status != SH_OK || s->off == s->size) {
         shard_reader_close(s->r);

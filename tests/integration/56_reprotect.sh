@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# 56_reprotect: the shards of a node that is gone are rebuilt on other
+# members without any read of their blobs (node/reprotect.c, moves by
+# node/repair.c), so the blobs can take another failure.
+#   1. Four nodes, repair-move-after 2 s.  Three erasure-coded blobs
+#      (2 + 1) pushed through node 1, and a small one (2 copies) with a
+#      copy on node D, which holds a shard of the first blob.  Node D is
+#      killed and stays down;
+#      nothing reads the blobs: within 60 s no record names D any more,
+#      the new holders have the files, a node logs the moves and counts
+#      them (shoal_reprotect_queued_total).  Then node Y, another holder
+#      of the first blob, is killed too: the two survivors serve every blob
+#      bit-identical (without the moves the first blob would have one
+#      shard left of the two it needs).
+#   2. Four other nodes, repair-move-after 3600 s, the same kind of blobs.
+#      Node D is killed: after the others see it down and a sweep, no
+#      record moved.  Once D is
+#      removed from the cluster (POST /internal/v1/remove), its shards are
+#      rebuilt elsewhere at once and the three others serve every blob
+#      bit-identical.
+# Nothing here is timed.
+. "${SHOAL_TESTS:-$(dirname "$0")/..}/lib/lib.sh"
+
+if is_dist; then
+    skip_all "distribution is not a cluster"
+fi
+D=$T_TMP/files
+mkdir -p "$D"
+REPO=test/reprotect
+MIB=$((1024 * 1024))
+
+# metric I NAME: node I's value of a metric.
+metric()
+{
+    curl -s --max-time 10 "${REGS[$1]}/metrics" | awk -v n="$2" '$1 == n {print $2}'
+}
+# nodes_of DIGEST I: the nodes node I's record of the blob places shards on.
+nodes_of() { blob_record "$1" "$2" | jq -r '[.placement[].node] | unique | .[]'; }
+# names NODE I DIGEST...: node I's record of some blob places a shard on NODE.
+names()
+{
+    local node=$1 i=$2 dg
+    shift 2
+    for dg in "$@"; do
+        nodes_of "$dg" "$i" | grep -qx "$node" && return 0
+    done
+    return 1
+}
+none_names() { ! names "$@"; }
+# files_where_placed I DIGEST: every placement entry of the record (as node
+# I has it) has its shard file on its node.
+files_where_placed()
+{
+    local i=$1 dg=$2 k node idx n
+    k=$(blob_record "$dg" "$i" | jq -r '.layout.k')
+    while read -r node idx; do
+        n=$idx
+        ((k == 1)) || n=$((32 * k + idx))
+        [[ -f $(shard_path "${DATAS[$node]}" "$dg" "$n") ]] || return 1
+    done < <(blob_record "$dg" "$i" | jq -r '.placement[] | "\(.node) \(.index)"')
+}
+# push_ec FIRST: push e1..e3 (3 MiB and a bit: 2 + 1) through node FIRST;
+# sets DGS (digests) and FILES.
+push_ec()
+{
+    local n
+    REG=${REGS[$1]}
+    DGS=() FILES=()
+    for n in e1 e2 e3; do
+        rand_file "$D/$n" $((3 * MIB + RANDOM))
+        push_blob "$REPO" "$D/$n"
+        DGS+=("$BLOB_DIGEST")
+        FILES+=("$D/$n")
+    done
+}
+# push_copies NODE I: push small blobs (300 KiB and a bit: 2 copies)
+# through REG until one has a copy on NODE (by node I's record), at most
+# 16; that one is kept in DGS and FILES as c1.  One check.
+push_copies()
+{
+    local node=$1 i=$2 try
+    for try in $(seq 1 16); do
+        rand_file "$D/c1" $((300 * 1024 + RANDOM))
+        push_blob "$REPO" "$D/c1"
+        if nodes_of "$BLOB_DIGEST" "$i" | grep -qx "$node"; then
+            DGS+=("$BLOB_DIGEST")
+            FILES+=("$D/c1")
+            pass "a blob of copies with a copy on node $node (push $try)"
+            return 0
+        fi
+    done
+    fail "a blob of copies with a copy on node $node" "16 pushes, none placed there"
+}
+# serve_all I...: each node I serves every blob of the set bit-identical.
+serve_all()
+{
+    local i j
+    for i in "$@"; do
+        for j in "${!DGS[@]}"; do
+            get_same "$i" "${DGS[$j]}" "${FILES[$j]}"
+        done
+    done
+}
+
+# four FIRST MOVE_AFTER: nodes FIRST .. FIRST+3, FIRST bootstrapping,
+# with --repair-move-after MOVE_AFTER; waits until each lists 4 members.
+four()
+{
+    local first=$1 i
+    for ((i = first; i < first + 4; i++)); do
+        args=(--repair-move-after "$2")
+        ((i == first)) || args+=(--join "${REGS[$first]}")
+        node_start "$i" "${args[@]}"
+    done
+    for ((i = first; i < first + 4; i++)); do
+        wait_for "node $i lists 4 members" 20 has_members "$i" 4
+    done
+}
+
+# ============================= 1. a node down for repair-move-after
+four 1 2
+push_ec 1
+# D and Y: two holders of e1 other than node 1.
+mapfile -t held < <(nodes_of "${DGS[0]}" 1 | grep -vx 1)
+DEAD=${held[0]} Y=${held[1]}
+check "e1 has shards on two nodes other than node 1 ($DEAD and $Y)" \
+    test -n "$DEAD" -a -n "$Y"
+push_copies "$DEAD" 1
+alive=()
+for i in 1 2 3 4; do
+    [[ $i == "$DEAD" ]] || alive+=("$i")
+done
+shoal_kill9 "${PIDS[$DEAD]}"
+wait_for "no record names node $DEAD any more (no read of the blobs)" 60 \
+    none_names "$DEAD" 1 "${DGS[@]}"
+for dg in "${DGS[@]}"; do
+    check "every shard file of ${dg:0:19}… is where the record places it" \
+        files_where_placed 1 "$dg"
+done
+moves=0
+for i in "${alive[@]}"; do
+    moves=$((moves + $(grep -c "moved from node $DEAD to node" "${LOGS[$i]}" || true)))
+done
+check "the survivors logged the moves ($moves)" test "$moves" -ge 1
+queued=0
+for i in "${alive[@]}"; do
+    queued=$((queued + $(metric "$i" shoal_reprotect_queued_total)))
+done
+check "shoal_reprotect_queued_total counts the blobs handed to the repair ($queued)" \
+    test "$queued" -ge 1
+# A second failure: Y, which held a shard of e1 from the start.
+shoal_kill9 "${PIDS[$Y]}"
+rest=()
+for i in "${alive[@]}"; do
+    [[ $i == "$Y" ]] || rest+=("$i")
+done
+for i in "${rest[@]}"; do
+    wait_for "node $i sees node $Y down" 20 sees_down "$i" "$Y"
+done
+serve_all "${rest[@]}"
+for i in "${rest[@]}"; do
+    shoal_stop "${PIDS[$i]}" "${LOGS[$i]}"
+done
+
+# ===================================== 2. a node removed from the cluster
+four 5 3600
+wait_for "node 5 knows a leader" 20 has_leader 5
+L=$(leader_of 5)
+push_ec "$L"
+DEAD=
+for n in $(nodes_of "${DGS[0]}" "$L"); do
+    [[ $n == "$L" ]] || { DEAD=$n; break; }
+done
+check "e1 has a shard on a node other than the leader ($DEAD)" test -n "$DEAD"
+push_copies "$DEAD" "$L"
+alive=()
+for i in 5 6 7 8; do
+    [[ $i == "$DEAD" ]] || alive+=("$i")
+done
+shoal_kill9 "${PIDS[$DEAD]}"
+for i in "${alive[@]}"; do
+    wait_for "node $i sees node $DEAD down" 20 sees_down "$i" "$DEAD"
+done
+# Sweeps run every 5 s here (a quarter of move-after, 5 s at most).
+sleep 6
+check "down for less than repair-move-after: the records still name node $DEAD" \
+    names "$DEAD" "$L" "${DGS[@]}"
+req POST "${REGS[$L]}/internal/v1/remove" --data-binary "{\"id\":$DEAD}"
+expect_status 200
+wait_for "removed: no record names node $DEAD any more" 60 \
+    none_names "$DEAD" "$L" "${DGS[@]}"
+for dg in "${DGS[@]}"; do
+    check "every shard file of ${dg:0:19}… is where the record places it" \
+        files_where_placed "$L" "$dg"
+done
+serve_all "${alive[@]}"
+for i in "${alive[@]}"; do
+    shoal_stop "${PIDS[$i]}" "${LOGS[$i]}"
+done
+finish
