@@ -15,7 +15,7 @@
 struct node_admin {
     struct node_cache *cache;      /* blob cache, or NULL */
     struct node_scrub *scrub;      /* or NULL */
-    struct node_reprotect *reprotect; /* or NULL */
+    struct node_rebalance *rebalance; /* or NULL */
     uv_loop_t *loop;               /* borrowed */
     struct api_server *api;        /* borrowed */
     struct node_uploads *uploads;  /* borrowed */
@@ -63,7 +63,7 @@ static void metrics(struct api_req *req, void *arg)
     struct node_upload_stats us;
     struct node_cache_stats cs;
     struct node_scrub_stats ss;
-    struct node_reprotect_stats rs;
+    struct node_rebalance_stats rs;
 
     api_server_stats(a->api, &st);
     node__uploads_stats(a->uploads, &us);
@@ -126,12 +126,15 @@ static void metrics(struct api_req *req, void *arg)
     metric(&b, "shoal_scrub_corrupt_total", "counter",
            "Shard files the scrub found failing their checksums.",
            ss.corrupt);
-    node__reprotect_stats(a->reprotect, &rs);
-    metric(&b, "shoal_reprotect_sweeps_total", "counter",
-           "Walks over blob records looking for shards on gone nodes.",
-           rs.sweeps);
-    metric(&b, "shoal_reprotect_queued_total", "counter",
-           "Blobs with shards on gone nodes handed to the repair.", rs.queued);
+    node__rebalance_stats(a->rebalance, &rs);
+    metric(&b, "shoal_rebalance_sweeps_total", "counter",
+           "Batches of blob records the rebalancer walked.", rs.sweeps);
+    metric(&b, "shoal_rebalance_reprotect_total", "counter",
+           "Blobs with shards on gone nodes handed to the repair.",
+           rs.reprotect);
+    metric(&b, "shoal_rebalance_moves_total", "counter",
+           "Shard moves toward the members' placement handed to the repair.",
+           rs.moves);
     api_resp_send(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data,
                   b.len);
     sh_buf_release(&b);
@@ -211,10 +214,10 @@ void node__admin_set_scrub(struct node_admin *a, struct node_scrub *s)
     a->scrub = s;
 }
 
-void node__admin_set_reprotect(struct node_admin *a,
-                               struct node_reprotect *rp)
+void node__admin_set_rebalance(struct node_admin *a,
+                               struct node_rebalance *rb)
 {
-    a->reprotect = rp;
+    a->rebalance = rb;
 }
 
 void node__admin_set_cache(struct node_admin *a, struct node_cache *c)

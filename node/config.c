@@ -76,8 +76,12 @@ static const struct opt opts[] = {
      "MiB of disk for decoded copies of erasure-coded blobs this node "
      "serves (hot blobs are then sent from one file); 0 = no cache"},
     {"repair-move-after", OPT_INT, F(repair_move_after_s), "300", 1, 604800,
-     "seconds a node must have been down before a read that met one of its "
-     "shards rebuilds that shard on another node (and records the move)"},
+     "seconds a node must have been down before its shards are rebuilt on "
+     "other nodes (and the moves recorded)"},
+    {"rebalance", OPT_BOOL, F(rebalance), "true", 0, 0,
+     "move shards toward the placement of the current members (after a "
+     "join), one per blob at a time; false = only re-protect shards of "
+     "nodes that are gone"},
     {"scrub-mib-per-s", OPT_INT, F(scrub_mib_per_s), "32", 0, 65536,
      "MiB per second the scrub reads back and verifies of this node's "
      "shard files (0: no scrub)"},

@@ -25,7 +25,8 @@ struct node {
     struct node_repair *repair;    /* rewrites shards reads found failing */
     struct node_gc *gc;            /* deletes orphan shard files */
     struct node_scrub *scrub;      /* verifies shard files nobody reads */
-    struct node_reprotect *reprotect; /* rebuilds the shards of gone nodes */
+    struct node_rebalance *rebalance; /* moves shards off gone nodes and
+                                         toward the members' placement */
     struct node_accounts *accounts; /* admin API of accounts, bootstrap */
     struct node_members *members;  /* join and member records */
     struct node_forward *forward;  /* follower writes to the leader */
@@ -258,10 +259,10 @@ int node_start(struct node **out, uv_loop_t *loop,
                      (uint64_t)cfg->node_id, (unsigned)cfg->scrub_mib_per_s,
                      (unsigned)cfg->scrub_interval_s);
     node__admin_set_scrub(n->admin, n->scrub);
-    node__reprotect_init(&n->reprotect, loop, n->meta, n->health, n->repair,
+    node__rebalance_init(&n->rebalance, loop, n->meta, n->health, n->repair,
                          (uint64_t)cfg->node_id,
-                         (unsigned)cfg->repair_move_after_s);
-    node__admin_set_reprotect(n->admin, n->reprotect);
+                         (unsigned)cfg->repair_move_after_s, cfg->rebalance);
+    node__admin_set_rebalance(n->admin, n->rebalance);
     node__accounts_init(&n->accounts, loop, n->cons, n->meta, n->api,
                         acfg.auth != API_AUTH_NONE);
     node__gc_init(&n->gc, loop, n->cons, n->meta, n->shards,
@@ -358,7 +359,7 @@ static void dataplane_closed(void *arg)
         peer_client_close(n->peer, peer_closed, n);
 }
 
-/* Reads, the scrub and the re-protection sweep hand shards to repair,
+/* Reads, the scrub and the rebalancer hand shards to repair,
  * repair asks health: they close in that order, one after the other (the
  * chain counts as one drain). */
 static void repair_closed(void *arg)
@@ -373,7 +374,7 @@ static void scrub_closed(void *arg)
     node__repair_close(n->repair, repair_closed, n);
 }
 
-static void reprotect_closed(void *arg)
+static void rebalance_closed(void *arg)
 {
     struct node *n = arg;
     node__scrub_close(n->scrub, scrub_closed, n);
@@ -382,7 +383,7 @@ static void reprotect_closed(void *arg)
 static void reads_closed(void *arg)
 {
     struct node *n = arg;
-    node__reprotect_close(n->reprotect, reprotect_closed, n);
+    node__rebalance_close(n->rebalance, rebalance_closed, n);
 }
 
 static void api_closed(void *arg)

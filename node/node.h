@@ -42,6 +42,7 @@ struct node_config {
     bool redirects;            /* 307 blob GETs to their serving nodes */
     int cache_mib;             /* blob cache bound, 0 = none */
     int repair_move_after_s;   /* a shard on a node down this long moves */
+    bool rebalance;            /* move shards toward the members' placement */
     int scrub_mib_per_s;       /* scrub rate, 0: no scrub */
     int scrub_interval_s;      /* between scrub passes */
     int gc_grace_s;            /* orphan shard files older are deleted */
@@ -318,9 +319,9 @@ struct node_cache;
 void node__admin_set_cache(struct node_admin *a, struct node_cache *c);
 struct node_scrub;
 void node__admin_set_scrub(struct node_admin *a, struct node_scrub *s);
-struct node_reprotect;
-void node__admin_set_reprotect(struct node_admin *a,
-                               struct node_reprotect *rp);
+struct node_rebalance;
+void node__admin_set_rebalance(struct node_admin *a,
+                               struct node_rebalance *rb);
 void node__admin_close(struct node_admin *a, void (*cb)(void *arg), void *arg);
 
 struct peer_client;
@@ -492,23 +493,28 @@ void node__scrub_stats(const struct node_scrub *s,
                        struct node_scrub_stats *out);
 /* Stop (the job in flight finishes first), then cb(arg). */
 void node__scrub_close(struct node_scrub *s, void (*cb)(void *arg), void *arg);
-struct node_reprotect; /* reprotect.c: shards of gone nodes rebuilt */
-struct node_reprotect_stats {
-    uint64_t sweeps;            /* walks over blob records (batches) */
-    uint64_t queued;            /* blobs handed to the repair */
+struct node_rebalance; /* rebalance.c: shards moved off gone nodes and
+                          toward the members' placement */
+struct node_rebalance_stats {
+    uint64_t sweeps;            /* batches of blob records walked */
+    uint64_t reprotect;         /* blobs with shards on gone nodes handed
+                                   to the repair */
+    uint64_t moves;             /* shard moves handed to the repair */
 };
 struct node_health;
-/* Every tick, when a member has been down for move_after_s (or one was
+/* Every tick: when a member has been down for move_after_s (or one was
  * removed), hand the blobs this node acts for that have shards there to
- * `repair`, which rebuilds and moves them. */
-void node__reprotect_init(struct node_reprotect **out, uv_loop_t *loop,
+ * `repair`, which rebuilds and moves them; with `rebalance`, when every
+ * member is up, move one shard at a time of each blob whose nodes differ
+ * from the placement over the current members. */
+void node__rebalance_init(struct node_rebalance **out, uv_loop_t *loop,
                           struct meta *meta, struct node_health *health,
                           struct node_repair *repair, uint64_t self_id,
-                          unsigned move_after_s);
-void node__reprotect_stats(const struct node_reprotect *rp,
-                           struct node_reprotect_stats *out);
+                          unsigned move_after_s, bool rebalance);
+void node__rebalance_stats(const struct node_rebalance *rb,
+                           struct node_rebalance_stats *out);
 /* Stop (the sweep in flight finishes first), then cb(arg). */
-void node__reprotect_close(struct node_reprotect *rp, void (*cb)(void *arg),
+void node__rebalance_close(struct node_rebalance *rb, void (*cb)(void *arg),
                            void *arg);
 struct node_health;
 struct node_redirect;
@@ -522,9 +528,17 @@ void node__repair_init(struct node_repair **out, uv_loop_t *loop,
  * of full copies asks one that has it). */
 void node__repair_route(struct node_repair *r, struct api_server *api);
 /* Queue the repair of shards `mask` of blob `digest` (read in `repo`);
- * repeats within a minute of the last repair of the blob are ignored. */
-void node__repair_shards(struct node_repair *r, const char *repo,
+ * repeats within a minute of the last repair of the blob are ignored.
+ * true when a job waiting to run has them (new, or one it joined). */
+bool node__repair_shards(struct node_repair *r, const char *repo,
                          const char *digest, uint64_t mask);
+/* Queue the move of good shard `idx` of blob `digest` from node `from` to
+ * node `to` (the rebalancer's: rebuilt there, BlobPlace, the old file left
+ * to GC).  false when not queued: the blob is being repaired or moved,
+ * was within the quiet period, or the queue is half full. */
+bool node__repair_move(struct node_repair *r, const char *repo,
+                       const char *digest, unsigned idx, uint64_t from,
+                       uint64_t to);
 struct node_repair_stats {
     uint64_t queued, shards_rewritten, failed;
 };

@@ -19,6 +19,12 @@
  * is durable there BlobPlace moves it in the record through Raft (applied
  * only while the record still names the old node).
  *
+ * A move (node__repair_move, the rebalancer's) is a job of the same kind
+ * for one good shard: rebuilt on the node it goes to, recorded with
+ * BlobPlace, the old file left to GC; it is dropped when the record no
+ * longer places the shard on its old node, or its new node is down or
+ * holds a shard of the blob already, and never retried here.
+ *
  * Both sources are checked against the digest (the cached copy when it
  * entered the cache, the served bytes before the seal), so the shards
  * rewritten from them are right by construction.
@@ -56,6 +62,9 @@ struct repair_job {
     char *repo;
     char *digest;
     uint64_t mask;
+    /* A move (node__repair_move): shard `mask` goes from move_from to
+     * move_to, though nothing failed; 0: a repair. */
+    uint64_t move_from, move_to;
 };
 
 struct recent {
@@ -123,7 +132,7 @@ struct node_repair {
 };
 
 static void job_next(struct node_repair *r);
-static void repair_queue(struct node_repair *r, const char *repo,
+static bool repair_queue(struct node_repair *r, const char *repo,
                          const char *digest, uint64_t mask, bool retry);
 static void delay(struct node_repair *r, const char *repo, const char *digest,
                   uint64_t mask, uint64_t ms);
@@ -583,6 +592,9 @@ static void delay(struct node_repair *r, const char *repo, const char *digest,
 {
     struct delayed *free_slot = NULL;
 
+    if (r->cur != NULL && r->cur->move_to != 0 &&
+        strcmp(r->cur->digest, digest) == 0)
+        return; /* a move is not retried here: the rebalancer asks again */
     for (unsigned i = 0; i < REPAIR_DELAYED; i++) {
         struct delayed *d = &r->delayed[i];
         if (d->repo != NULL && strcmp(d->digest, digest) == 0) {
@@ -619,6 +631,61 @@ static void tick_cb(uv_timer_t *t)
     }
 }
 
+/* Write the shards of r->write_mask to r->where: from another copy (k =
+ * 1), the decoded copy in the cache, or the bytes this node serves. */
+static void job_write(struct node_repair *r)
+{
+    if (r->rec->layout->k == 1) {
+        copies_source(r);
+        return;
+    }
+    r->src_store = node__cache_store(r->cache);
+    r->src_idx = 0;
+    if (node__cache_lookup(r->cache, r->cur->digest))
+        rewrite(r);
+    else
+        refeed(r);
+}
+
+/* A move of one good shard: only while the record still places it on
+ * move_from and move_to is up and holds nothing of the blob. */
+static void move_start(struct node_repair *r)
+{
+    struct repair_job *j = r->cur;
+    unsigned idx = 0;
+    bool placed = false;
+
+    while (idx < EC_MAX_SHARDS && !(j->mask & ((uint64_t)1 << idx)))
+        idx++;
+    for (size_t p = 0; p < r->rec->n_placement; p++) {
+        const Shoal__ShardPlacement *pl = r->rec->placement[p];
+        if (pl->node_id == j->move_to) {
+            job_end(r); /* it holds a shard already: nothing to do */
+            return;
+        }
+        if (pl->index == idx && pl->node_id == j->move_from)
+            placed = true;
+    }
+    if (!placed || idx >= EC_MAX_SHARDS ||
+        !node__health_up(r->health, j->move_to) ||
+        !member_active(r->meta, j->move_to)) {
+        job_end(r);
+        return;
+    }
+    memset(r->where, 0, sizeof r->where);
+    memset(r->from, 0, sizeof r->from);
+    r->where[idx] = j->move_to;
+    r->from[idx] = j->move_from;
+    r->write_mask = j->mask;
+    r->done_mask = 0;
+    r->attempted = false;
+    SH_INFO("blob %s: moving shard %u from node %llu to node %llu "
+            "(rebalance)",
+            j->digest, idx, (unsigned long long)j->move_from,
+            (unsigned long long)j->move_to);
+    job_write(r);
+}
+
 static void job_start(struct node_repair *r)
 {
     struct repair_job *j = r->cur;
@@ -626,6 +693,10 @@ static void job_start(struct node_repair *r)
     (void)node__blob_record(r->meta, j->digest, &r->rec);
     if (r->rec == NULL || r->rec->layout == NULL || r->rec->layout->k < 1) {
         job_end(r);
+        return;
+    }
+    if (j->move_to != 0) {
+        move_start(r);
         return;
     }
     uint64_t later = 0, wait_ms = 0;
@@ -678,16 +749,7 @@ static void job_start(struct node_repair *r)
     }
     SH_INFO("blob %s: repairing shards 0x%llx", j->digest,
             (unsigned long long)r->write_mask);
-    if (r->rec->layout->k == 1) {
-        copies_source(r);
-        return;
-    }
-    r->src_store = node__cache_store(r->cache);
-    r->src_idx = 0;
-    if (node__cache_lookup(r->cache, j->digest))
-        rewrite(r);
-    else
-        refeed(r);
+    job_write(r);
 }
 
 static void job_next(struct node_repair *r)
@@ -703,33 +765,68 @@ static void job_next(struct node_repair *r)
     job_start(r);
 }
 
-void node__repair_shards(struct node_repair *r, const char *repo,
+bool node__repair_shards(struct node_repair *r, const char *repo,
                          const char *digest, uint64_t mask)
 {
-    repair_queue(r, repo, digest, mask, false);
+    return repair_queue(r, repo, digest, mask, false);
 }
 
-/* `retry`: a delayed retry, which the quiet period does not stop. */
-static void repair_queue(struct node_repair *r, const char *repo,
+bool node__repair_move(struct node_repair *r, const char *repo,
+                       const char *digest, unsigned idx, uint64_t from,
+                       uint64_t to)
+{
+    struct repair_job *j;
+    sh_queue *q;
+
+    if (r == NULL || r->closing || idx >= EC_MAX_SHARDS ||
+        r->n_jobs >= REPAIR_QUEUE_MAX / 2 || recent_has(r, digest) ||
+        (r->cur != NULL && strcmp(r->cur->digest, digest) == 0))
+        return false;
+    SH_QUEUE_FOREACH(q, &r->jobs)
+    {
+        j = SH_QUEUE_DATA(q, struct repair_job, link);
+        if (strcmp(j->digest, digest) == 0)
+            return false; /* a repair or a move of it waits already */
+    }
+    j = sh_calloc(1, sizeof *j);
+    j->repo = sh_strdup(repo);
+    j->digest = sh_strdup(digest);
+    j->mask = (uint64_t)1 << idx;
+    j->move_from = from;
+    j->move_to = to;
+    SH_QUEUE_PUSH(&r->jobs, &j->link);
+    r->n_jobs++;
+    job_next(r);
+    return true;
+}
+
+/* `retry`: a delayed retry, which the quiet period does not stop.  true
+ * when the shards are in a job waiting to run. */
+static bool repair_queue(struct node_repair *r, const char *repo,
                          const char *digest, uint64_t mask, bool retry)
 {
     struct repair_job *j;
     sh_queue *q;
 
     if (r == NULL || r->closing || mask == 0)
-        return;
+        return false;
     if (r->cur != NULL && strcmp(r->cur->digest, digest) == 0)
-        return; /* running (its own reads may report the same shards) */
+        return false; /* running (its own reads may report the same shards) */
     SH_QUEUE_FOREACH(q, &r->jobs)
     {
         j = SH_QUEUE_DATA(q, struct repair_job, link);
         if (strcmp(j->digest, digest) == 0) {
+            if (j->move_to != 0) {
+                /* A repair first: the rebalancer asks for the move again. */
+                j->move_from = j->move_to = 0;
+                j->mask = 0;
+            }
             j->mask |= mask;
-            return;
+            return true;
         }
     }
     if ((!retry && recent_has(r, digest)) || r->n_jobs >= REPAIR_QUEUE_MAX)
-        return;
+        return false;
     j = sh_calloc(1, sizeof *j);
     j->repo = sh_strdup(repo);
     j->digest = sh_strdup(digest);
@@ -738,6 +835,7 @@ static void repair_queue(struct node_repair *r, const char *repo,
     r->n_jobs++;
     r->stats.queued++;
     job_next(r); /* starts it when no job runs */
+    return true;
 }
 
 void node__repair_init(struct node_repair **out, uv_loop_t *loop,

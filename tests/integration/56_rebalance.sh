@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# 56_reprotect: the shards of a node that is gone are rebuilt on other
-# members without any read of their blobs (node/reprotect.c, moves by
-# node/repair.c), so the blobs can take another failure.
-#   1. Four nodes, repair-move-after 2 s.  Three erasure-coded blobs
+# 56_rebalance: shards move without any read of their blobs
+# (node/rebalance.c; the moves are repair jobs, node/repair.c): off a node
+# that is gone, so the blobs can take another failure, and onto a node
+# that joins.
+#   1. Four nodes, repair-move-after 2 s (rebalance false in 1 and 2: only
+#      the shards of gone nodes move).  Three erasure-coded blobs
 #      (2 + 1) pushed through node 1, and a small one (2 copies) with a
 #      copy on node D, which holds a shard of the first blob.  Node D is
 #      killed and stays down;
 #      nothing reads the blobs: within 60 s no record names D any more,
 #      the new holders have the files, a node logs the moves and counts
-#      them (shoal_reprotect_queued_total).  Then node Y, another holder
-#      of the first blob, is killed too: the two survivors serve every blob
+#      them (shoal_rebalance_reprotect_total).  Once D is removed (so the
+#      standby takes its Raft vote), node Y, another holder of the first
+#      blob, is killed too: the two survivors serve every blob
 #      bit-identical (without the moves the first blob would have one
 #      shard left of the two it needs).
 #   2. Four other nodes, repair-move-after 3600 s, the same kind of blobs.
@@ -18,6 +21,12 @@
 #      removed from the cluster (POST /internal/v1/remove), its shards are
 #      rebuilt elsewhere at once and the three others serve every blob
 #      bit-identical.
+#   3. Three nodes (gc-grace 2 s), six erasure-coded blobs and two of
+#      copies; a fourth node joins: shards move to it (it ends up holding
+#      some of the erasure-coded blobs), the moves stop, every shard file
+#      is where its record places it and the files left behind are
+#      deleted by GC (one file per placement entry, cluster-wide), and all
+#      four nodes serve every blob bit-identical.
 # Nothing here is timed.
 . "${SHOAL_TESTS:-$(dirname "$0")/..}/lib/lib.sh"
 
@@ -59,18 +68,24 @@ files_where_placed()
         [[ -f $(shard_path "${DATAS[$node]}" "$dg" "$n") ]] || return 1
     done < <(blob_record "$dg" "$i" | jq -r '.placement[] | "\(.node) \(.index)"')
 }
-# push_ec FIRST: push e1..e3 (3 MiB and a bit: 2 + 1) through node FIRST;
-# sets DGS (digests) and FILES.
+# push_new NAME SIZE: a new random blob of SIZE bytes ($D/NAME) pushed
+# through REG, added to DGS (digests) and FILES.
+push_new()
+{
+    rand_file "$D/$1" "$2"
+    push_blob "$REPO" "$D/$1"
+    DGS+=("$BLOB_DIGEST")
+    FILES+=("$D/$1")
+}
+# push_ec FIRST: DGS and FILES are e1..e3 (3 MiB and a bit: 2 + 1) pushed
+# through node FIRST.
 push_ec()
 {
     local n
     REG=${REGS[$1]}
     DGS=() FILES=()
     for n in e1 e2 e3; do
-        rand_file "$D/$n" $((3 * MIB + RANDOM))
-        push_blob "$REPO" "$D/$n"
-        DGS+=("$BLOB_DIGEST")
-        FILES+=("$D/$n")
+        push_new "$n" $((3 * MIB + RANDOM))
     done
 }
 # push_copies NODE I: push small blobs (300 KiB and a bit: 2 copies)
@@ -102,23 +117,24 @@ serve_all()
     done
 }
 
-# four FIRST MOVE_AFTER: nodes FIRST .. FIRST+3, FIRST bootstrapping,
-# with --repair-move-after MOVE_AFTER; waits until each lists 4 members.
-four()
+# nodes FIRST N ARGS...: nodes FIRST .. FIRST+N-1, FIRST bootstrapping,
+# with ARGS; waits until each lists N members.
+nodes()
 {
-    local first=$1 i
-    for ((i = first; i < first + 4; i++)); do
-        args=(--repair-move-after "$2")
+    local first=$1 n=$2 i
+    shift 2
+    for ((i = first; i < first + n; i++)); do
+        args=("$@")
         ((i == first)) || args+=(--join "${REGS[$first]}")
         node_start "$i" "${args[@]}"
     done
-    for ((i = first; i < first + 4; i++)); do
-        wait_for "node $i lists 4 members" 20 has_members "$i" 4
+    for ((i = first; i < first + n; i++)); do
+        wait_for "node $i lists $n members" 20 has_members "$i" "$n"
     done
 }
 
 # ============================= 1. a node down for repair-move-after
-four 1 2
+nodes 1 4 --repair-move-after 2 --rebalance false
 push_ec 1
 # D and Y: two holders of e1 other than node 1.
 mapfile -t held < <(nodes_of "${DGS[0]}" 1 | grep -vx 1)
@@ -144,10 +160,17 @@ done
 check "the survivors logged the moves ($moves)" test "$moves" -ge 1
 queued=0
 for i in "${alive[@]}"; do
-    queued=$((queued + $(metric "$i" shoal_reprotect_queued_total)))
+    queued=$((queued + $(metric "$i" shoal_rebalance_reprotect_total)))
 done
-check "shoal_reprotect_queued_total counts the blobs handed to the repair ($queued)" \
+check "shoal_rebalance_reprotect_total counts the blobs handed to the repair ($queued)" \
     test "$queued" -ge 1
+# The operator removes the dead node, so the standby takes its vote and
+# the Raft quorum survives a second failure (its shards moved already).
+wait_for "node 1 knows a leader" 20 has_leader 1 "$DEAD"
+L=$(leader_of 1)
+req POST "${REGS[$L]}/internal/v1/remove" --data-binary "{\"id\":$DEAD}"
+expect_status 200
+wait_for "3 members left, all voters" 20 roles_are 1 "voter voter voter"
 # A second failure: Y, which held a shard of e1 from the start.
 shoal_kill9 "${PIDS[$Y]}"
 rest=()
@@ -163,7 +186,7 @@ for i in "${rest[@]}"; do
 done
 
 # ===================================== 2. a node removed from the cluster
-four 5 3600
+nodes 5 4 --repair-move-after 3600 --rebalance false
 wait_for "node 5 knows a leader" 20 has_leader 5
 L=$(leader_of 5)
 push_ec "$L"
@@ -195,6 +218,65 @@ for dg in "${DGS[@]}"; do
 done
 serve_all "${alive[@]}"
 for i in "${alive[@]}"; do
+    shoal_stop "${PIDS[$i]}" "${LOGS[$i]}"
+done
+
+# ============================================ 3. a node joins: shards move
+nodes 9 3 --gc-grace 2
+push_ec 9
+for n in e4 e5 e6; do
+    push_new "$n" $((3 * MIB + RANDOM))
+done
+for n in c1 c2; do
+    push_new "$n" $((300 * 1024 + RANDOM))
+done
+node_start 12 --gc-grace 2 --join "${REGS[9]}"
+for i in 9 10 11 12; do
+    wait_for "node $i lists 4 members" 20 has_members "$i" 4
+done
+holds_some() { names 12 9 "${DGS[@]:0:6}"; }
+wait_for "node 12 holds shards of erasure-coded blobs pushed before it joined" 60 holds_some
+# settled: the moves counted on all four nodes did not change over 3 s.
+moves_sum()
+{
+    local i t=0
+    for i in 9 10 11 12; do
+        t=$((t + $(metric "$i" shoal_rebalance_moves_total)))
+    done
+    echo "$t"
+}
+settled()
+{
+    local a b
+    a=$(moves_sum)
+    sleep 3
+    b=$(moves_sum)
+    [[ $a == "$b" ]]
+}
+wait_for "the moves stop" 60 settled
+MOVES=$(moves_sum)
+check "shoal_rebalance_moves_total counts them ($MOVES)" test "$MOVES" -ge 1
+for dg in "${DGS[@]}"; do
+    check "every shard file of ${dg:0:19}… is where the record places it" \
+        files_where_placed 9 "$dg"
+done
+# files_match: as many shard files of the set on the four nodes as
+# placement entries in the records (the old files are gone).
+files_match()
+{
+    local dg hex want=0 have=0 i
+    for dg in "${DGS[@]}"; do
+        want=$((want + $(blob_record "$dg" 9 | jq '.placement | length')))
+        hex=${dg#*:}
+        for i in 9 10 11 12; do
+            have=$((have + $(find "${DATAS[$i]}/shards" -name "$hex.*" | wc -l)))
+        done
+    done
+    [[ $want == "$have" ]]
+}
+wait_for "GC deleted the files the moves left behind" 30 files_match
+serve_all 9 10 11 12
+for i in 9 10 11 12; do
     shoal_stop "${PIDS[$i]}" "${LOGS[$i]}"
 done
 finish
