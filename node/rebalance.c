@@ -179,6 +179,9 @@ static size_t wanted(const struct node_rebalance *rb,
     if (rb->n_nodes < n_shards || rb->n_nodes > PLACEMENT_MAX_NODES ||
         n_shards > EC_MAX_SHARDS)
         return 0; /* every member holds a shard: nowhere else to go */
+    if (n_shards == 1)
+        return 0; /* a lone copy (pushed to a cluster of one): moving it
+                     would not make it any safer */
     if (rec->layout->k >= 2)
         return placement_assign(rec->digest, n_shards, rb->nodes, rb->n_nodes,
                                 want) == SH_OK
