@@ -138,16 +138,34 @@ int fsm__apply_blob_commit(struct meta *m, struct meta_batch *b,
     return SH_OK;
 }
 
+/* BlobPlace with from_node 0: one more full copy of a blob of copies, as
+ * copy `index` on `to_node`.  Only the next copy (index m + 1, so the
+ * layout's m becomes index) on a node that holds none of the blob. */
+static bool copy_add(Shoal__BlobRecord *rec, const Shoal__BlobPlace *op)
+{
+    if (rec->layout == NULL || rec->layout->k != 1 ||
+        op->index != rec->layout->m + 1 || op->index >= EC_MAX_SHARDS)
+        return false;
+    for (size_t i = 0; i < rec->n_placement; i++)
+        if (rec->placement[i]->node_id == op->to_node ||
+            rec->placement[i]->index == op->index)
+            return false;
+    return true;
+}
+
 int fsm__apply_blob_place(struct meta *m, struct meta_batch *b,
                           const Shoal__BlobPlace *op)
 {
     struct sh_buf key = SH_BUF_INIT;
     Shoal__BlobRecord *rec = NULL;
+    Shoal__ShardPlacement add = SHOAL__SHARD_PLACEMENT__INIT;
+    Shoal__ShardPlacement **kept = NULL, **grown = NULL;
+    size_t n_kept = 0;
     char *val = NULL;
     size_t vlen;
     int rv;
 
-    if (!need(op->digest) || op->to_node == 0 || op->from_node == 0)
+    if (!need(op->digest) || op->to_node == 0)
         return SH_EMALFORMED;
     meta_key_blob(&key, op->digest);
     rv = meta_get(m, key.data, key.len, &val, &vlen);
@@ -155,7 +173,9 @@ int fsm__apply_blob_place(struct meta *m, struct meta_batch *b,
         rec = shoal__blob_record__unpack(NULL, vlen, (const uint8_t *)val);
         rv = rec != NULL ? SH_ENOTFOUND : SH_ECORRUPT;
     }
-    for (size_t i = 0; rec != NULL && i < rec->n_placement; i++) {
+    for (size_t i = 0; rec != NULL && op->from_node != 0 &&
+                       i < rec->n_placement;
+         i++) {
         Shoal__ShardPlacement *p = rec->placement[i];
         if (p->index == op->index && p->node_id == op->from_node) {
             p->node_id = op->to_node;
@@ -163,12 +183,32 @@ int fsm__apply_blob_place(struct meta *m, struct meta_batch *b,
             break;
         }
     }
+    if (rec != NULL && op->from_node == 0 && copy_add(rec, op)) {
+        /* The record's own array stays as unpacked (freed with it). */
+        kept = rec->placement;
+        n_kept = rec->n_placement;
+        grown = sh_malloc((n_kept + 1) * sizeof *grown);
+        if (n_kept > 0)
+            memcpy(grown, kept, n_kept * sizeof *grown);
+        add.index = op->index;
+        add.node_id = op->to_node;
+        grown[n_kept] = &add;
+        rec->placement = grown;
+        rec->n_placement = n_kept + 1;
+        rec->layout->m = op->index;
+        rv = SH_OK;
+    }
     if (rv == SH_OK) {
         size_t n = shoal__blob_record__get_packed_size(rec);
         uint8_t *out = sh_malloc(n);
         shoal__blob_record__pack(rec, out);
         meta_batch_put(b, key.data, key.len, out, n);
         free(out);
+    }
+    if (grown != NULL) {
+        rec->placement = kept;
+        rec->n_placement = n_kept;
+        free(grown);
     }
     if (rec != NULL)
         shoal__blob_record__free_unpacked(rec, NULL);

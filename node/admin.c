@@ -135,6 +135,9 @@ static void metrics(struct api_req *req, void *arg)
     metric(&b, "shoal_rebalance_moves_total", "counter",
            "Shard moves toward the members' placement handed to the repair.",
            rs.moves);
+    metric(&b, "shoal_rebalance_copies_total", "counter",
+           "Copies added to blobs pushed while the cluster was smaller.",
+           rs.copies);
     api_resp_send(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data,
                   b.len);
     sh_buf_release(&b);

@@ -500,6 +500,8 @@ struct node_rebalance_stats {
     uint64_t reprotect;         /* blobs with shards on gone nodes handed
                                    to the repair */
     uint64_t moves;             /* shard moves handed to the repair */
+    uint64_t copies;            /* copies added (blobs of copies pushed
+                                   to a smaller cluster) */
 };
 struct node_health;
 /* Every tick: when a member has been down for move_after_s (or one was
@@ -534,8 +536,10 @@ bool node__repair_shards(struct node_repair *r, const char *repo,
                          const char *digest, uint64_t mask);
 /* Queue the move of good shard `idx` of blob `digest` from node `from` to
  * node `to` (the rebalancer's: rebuilt there, BlobPlace, the old file left
- * to GC).  false when not queued: the blob is being repaired or moved,
- * was within the quiet period, or the queue is half full. */
+ * to GC); with `from` 0, the addition of copy `idx` (the layout's m + 1)
+ * of a blob of copies on `to`.  false when not queued: the blob is being
+ * repaired or moved, was within the quiet period, or the queue is half
+ * full. */
 bool node__repair_move(struct node_repair *r, const char *repo,
                        const char *digest, unsigned idx, uint64_t from,
                        uint64_t to);

@@ -26,6 +26,11 @@
  *   nothing of the blob; the blob's first holder other than that one acts
  *   (a copy is then rebuilt from a copy that stays) -> node__repair_move.
  *   One shard per blob per walk: a walk after the move sees the next.
+ *   A blob of copies with fewer than a push would now store (pushed while
+ *   the cluster was smaller: a lone copy from a cluster of one) first gains
+ *   copies, one per walk, on the best ranked members holding none; its
+ *   first holder acts (the copy is made from its own).  BlobPlace with
+ *   from_node 0 records each, raising the layout's m.
  * An erasure-coded blob is read back through a repository that links it
  * (looked up here); copies need none.  At most REBALANCE_BATCH blobs per
  * sweep; the next sweep goes on after the last blob taken, and at the end
@@ -64,7 +69,8 @@ struct rebalance_item {
     char *digest;
     uint64_t mask;              /* re-protection: shards on gone nodes */
     unsigned idx;               /* a move (mask 0): shard idx ... */
-    uint64_t from, to;          /* ... from node `from` to node `to` */
+    uint64_t from, to;          /* ... from node `from` (0: a copy added)
+                                   to node `to` */
 };
 
 struct node_rebalance {
@@ -231,6 +237,30 @@ static bool next_move(const struct node_rebalance *rb,
     return true;
 }
 
+/* Pool: a blob of copies with fewer than a push to these members would
+ * store (pushed while the cluster was smaller) gains one, on the best
+ * ranked member holding none, when this node holds its first copy. */
+static bool next_copy(const struct node_rebalance *rb,
+                      const Shoal__BlobRecord *rec, struct rebalance_item *it)
+{
+    uint64_t ranked[PLACEMENT_MAX_NODES], to = 0;
+
+    if (rec->layout->k != 1 || rec->layout->m >= node__copies_m(rb->n_nodes) ||
+        rec->layout->m + 1 >= EC_MAX_SHARDS ||
+        rec->placement[0]->node_id != rb->self_id ||
+        placement_rank(rec->digest, rb->nodes, rb->n_nodes, ranked) != SH_OK)
+        return false;
+    for (size_t i = 0; i < rb->n_nodes && to == 0; i++)
+        if (!holds(rec, ranked[i]))
+            to = ranked[i];
+    if (to == 0)
+        return false;
+    it->idx = rec->layout->m + 1;
+    it->from = 0;
+    it->to = to;
+    return true;
+}
+
 static void sweep_work(uv_work_t *w)
 {
     struct node_rebalance *rb = w->data;
@@ -264,7 +294,7 @@ static void sweep_work(uv_work_t *w)
             continue;
         memset(item, 0, sizeof *item);
         if (rec->layout != NULL && rec->digest != NULL &&
-            rec->n_placement > 0 &&
+            rec->n_placement > 0 && rec->size > 0 &&
             rec->state != SHOAL__BLOB_STATE__BLOB_STATE_DELETING) {
             item->mask = gone_mask(rb, rec);
             if (item->mask != 0 && !has_spare(rb, rec))
@@ -272,7 +302,7 @@ static void sweep_work(uv_work_t *w)
             else if (item->mask != 0)
                 take = true;
             else if (rb->rebalance && rb->all_up)
-                take = next_move(rb, rec, item);
+                take = next_copy(rb, rec, item) || next_move(rb, rec, item);
         }
         if (take) {
             item->repo = node__linking_repo(rb->meta, rec->digest);
@@ -334,7 +364,10 @@ static void hand_on(struct node_rebalance *rb, struct rebalance_item *item)
         rb->stats.reprotect++;
     } else if (node__repair_move(rb->repair, item->repo, item->digest,
                                  item->idx, item->from, item->to)) {
-        rb->stats.moves++;
+        if (item->from == 0)
+            rb->stats.copies++;
+        else
+            rb->stats.moves++;
     }
 }
 

@@ -63,7 +63,8 @@ struct repair_job {
     char *digest;
     uint64_t mask;
     /* A move (node__repair_move): shard `mask` goes from move_from to
-     * move_to, though nothing failed; 0: a repair. */
+     * move_to, though nothing failed; move_from 0: copy `mask` is added
+     * on move_to (a blob of copies gains one).  move_to 0: a repair. */
     uint64_t move_from, move_to;
 };
 
@@ -233,7 +234,10 @@ static void placed(struct cons_propose_req *preq, int status)
     struct node_repair *r = preq->data;
     unsigned i = (unsigned)(preq - r->place);
 
-    if (status == SH_OK)
+    if (status == SH_OK && r->from[i] == 0)
+        SH_INFO("blob %s: copy %u added on node %llu", r->cur->digest, i,
+                (unsigned long long)r->where[i]);
+    else if (status == SH_OK)
         SH_INFO("blob %s: shard %u moved from node %llu to node %llu",
                 r->cur->digest, i, (unsigned long long)r->from[i],
                 (unsigned long long)r->where[i]);
@@ -253,7 +257,10 @@ static void record_moves(struct node_repair *r, uint64_t done)
         Shoal__Command cmd = SHOAL__COMMAND__INIT;
         Shoal__BlobPlace op = SHOAL__BLOB_PLACE__INIT;
 
-        if (!(done & ((uint64_t)1 << i)) || r->from[i] == 0 || r->closing)
+        bool add = r->cur->move_to != 0 && r->cur->move_from == 0;
+
+        if (!(done & ((uint64_t)1 << i)) || (r->from[i] == 0 && !add) ||
+            r->closing)
             continue;
         op.digest = r->cur->digest;
         op.index = i;
@@ -338,6 +345,10 @@ static void repair_spec(const struct node_repair *r, struct node_ec_spec *spec)
     spec->size = r->rec->size;
     spec->k = r->rec->layout->k;
     spec->m = r->rec->layout->m;
+    /* An added copy has the next index, beyond the layout's m. */
+    for (unsigned i = spec->k + spec->m; i < EC_MAX_SHARDS; i++)
+        if (r->write_mask & ((uint64_t)1 << i))
+            spec->m = i - spec->k + 1;
     spec->where = r->where;
     spec->only = r->write_mask;
     spec->quorum = 0;
@@ -648,7 +659,8 @@ static void job_write(struct node_repair *r)
 }
 
 /* A move of one good shard: only while the record still places it on
- * move_from and move_to is up and holds nothing of the blob. */
+ * move_from (or, for an added copy, while it is the next one) and move_to
+ * is up and holds nothing of the blob. */
 static void move_start(struct node_repair *r)
 {
     struct repair_job *j = r->cur;
@@ -657,14 +669,17 @@ static void move_start(struct node_repair *r)
 
     while (idx < EC_MAX_SHARDS && !(j->mask & ((uint64_t)1 << idx)))
         idx++;
+    /* An added copy: the next one of a blob of copies, not there yet. */
+    placed = j->move_from == 0 && r->rec->layout->k == 1 &&
+             idx == r->rec->layout->m + 1;
     for (size_t p = 0; p < r->rec->n_placement; p++) {
         const Shoal__ShardPlacement *pl = r->rec->placement[p];
         if (pl->node_id == j->move_to) {
             job_end(r); /* it holds a shard already: nothing to do */
             return;
         }
-        if (pl->index == idx && pl->node_id == j->move_from)
-            placed = true;
+        if (pl->index == idx)
+            placed = j->move_from != 0 && pl->node_id == j->move_from;
     }
     if (!placed || idx >= EC_MAX_SHARDS ||
         !node__health_up(r->health, j->move_to) ||
@@ -679,10 +694,14 @@ static void move_start(struct node_repair *r)
     r->write_mask = j->mask;
     r->done_mask = 0;
     r->attempted = false;
-    SH_INFO("blob %s: moving shard %u from node %llu to node %llu "
-            "(rebalance)",
-            j->digest, idx, (unsigned long long)j->move_from,
-            (unsigned long long)j->move_to);
+    if (j->move_from == 0)
+        SH_INFO("blob %s: adding copy %u on node %llu (rebalance)", j->digest,
+                idx, (unsigned long long)j->move_to);
+    else
+        SH_INFO("blob %s: moving shard %u from node %llu to node %llu "
+                "(rebalance)",
+                j->digest, idx, (unsigned long long)j->move_from,
+                (unsigned long long)j->move_to);
     job_write(r);
 }
 
@@ -691,7 +710,9 @@ static void job_start(struct node_repair *r)
     struct repair_job *j = r->cur;
 
     (void)node__blob_record(r->meta, j->digest, &r->rec);
-    if (r->rec == NULL || r->rec->layout == NULL || r->rec->layout->k < 1) {
+    /* An empty blob has no bytes to rebuild from or to: left as it is. */
+    if (r->rec == NULL || r->rec->layout == NULL || r->rec->layout->k < 1 ||
+        r->rec->size == 0) {
         job_end(r);
         return;
     }

@@ -27,6 +27,11 @@
 #      is where its record places it and the files left behind are
 #      deleted by GC (one file per placement entry, cluster-wide), and all
 #      four nodes serve every blob bit-identical.
+#   4. One node alone: a 3 MiB and a 300 KiB blob get one copy each
+#      (k = 1, m = 0).  Two nodes join: each blob gains a second copy on
+#      another node (m = 1, BlobPlace from node 0), counted in
+#      shoal_rebalance_copies_total; with the first node killed, the two
+#      others serve both bit-identical.
 # Nothing here is timed.
 . "${SHOAL_TESTS:-$(dirname "$0")/..}/lib/lib.sh"
 
@@ -277,6 +282,44 @@ files_match()
 wait_for "GC deleted the files the moves left behind" 30 files_match
 serve_all 9 10 11 12
 for i in 9 10 11 12; do
+    shoal_stop "${PIDS[$i]}" "${LOGS[$i]}"
+done
+
+# ==================== 4. blobs pushed to a cluster of one gain copies
+nodes 13 1
+REG=${REGS[13]}
+DGS=() FILES=()
+push_new a1 $((3 * MIB + RANDOM))
+push_new a2 $((300 * 1024 + RANDOM))
+for dg in "${DGS[@]}"; do
+    expect_eq "pushed alone, ${dg:0:19}… has one copy" \
+        "$(blob_record "$dg" 13 | jq -c '[.layout.k, .layout.m, (.placement | length)]')" "[1,0,1]"
+done
+for i in 14 15; do
+    node_start "$i" --join "${REGS[13]}"
+done
+for i in 13 14 15; do
+    wait_for "node $i lists 3 members" 20 has_members "$i" 3
+done
+# two_copies DIGEST: node 13's record has 2 copies on 2 distinct nodes.
+two_copies()
+{
+    [[ $(blob_record "$1" 13 | jq -c '[.layout.m, (.placement | length),
+        ([.placement[].node] | unique | length)]') == "[1,2,2]" ]]
+}
+for dg in "${DGS[@]}"; do
+    wait_for "${dg:0:19}… gains a second copy (3 members: 2 copies)" 30 two_copies "$dg"
+    check "every copy of ${dg:0:19}… is where the record places it" \
+        files_where_placed 13 "$dg"
+done
+check "shoal_rebalance_copies_total on node 13 counts them" \
+    test "$(metric 13 shoal_rebalance_copies_total)" -ge 2
+shoal_kill9 "${PIDS[13]}"
+for i in 14 15; do
+    wait_for "node $i sees node 13 down" 20 sees_down "$i" 13
+done
+serve_all 14 15
+for i in 14 15; do
     shoal_stop "${PIDS[$i]}" "${LOGS[$i]}"
 done
 finish

@@ -504,6 +504,26 @@ static void test_blob_link(void **state)
     assert_int_equal(fx_count_keys(f->m), 5);
 }
 
+/* Commit blob `digest` (10 bytes) with layout k + m, shard i on node
+ * i + 1 for the first n shards. */
+static void commit_placed(struct fx_meta *f, struct fx_cmd *c,
+                          const char *digest, unsigned k, unsigned m,
+                          unsigned n)
+{
+    fx_blob_commit(c, REPO, digest, 10);
+    c->layout.k = k;
+    c->layout.m = m;
+    for (unsigned i = 0; i < n; i++) {
+        shoal__shard_placement__init(&c->place[i]);
+        c->place[i].index = i;
+        c->place[i].node_id = i + 1;
+        c->places[i] = &c->place[i];
+    }
+    c->blob.n_placement = n;
+    c->blob.placement = c->places;
+    apply_ok(f->m, &c->cmd);
+}
+
 static void test_blob_place(void **state)
 {
     struct fx_meta *f = *state;
@@ -511,18 +531,7 @@ static void test_blob_place(void **state)
     Shoal__BlobRecord *rec;
     char *before, *after;
 
-    fx_blob_commit(&c, REPO, DIGEST_A, 10);
-    c.layout.k = 2;
-    c.layout.m = 1;
-    for (unsigned i = 0; i < 3; i++) {
-        shoal__shard_placement__init(&c.place[i]);
-        c.place[i].index = i;
-        c.place[i].node_id = i + 1;
-        c.places[i] = &c.place[i];
-    }
-    c.blob.n_placement = 3;
-    c.blob.placement = c.places;
-    apply_ok(f->m, &c.cmd);
+    commit_placed(f, &c, DIGEST_A, 2, 1, 3);
 
     /* Shard 1 moves from node 2 to node 5; the others stay. */
     apply_ok(f->m, fx_blob_place(&c, DIGEST_A, 1, 2, 5));
@@ -544,6 +553,47 @@ static void test_blob_place(void **state)
     assert_refused(f->m, fx_blob_place(&c, DIGEST_B, 0, 1, 6), SH_ENOTFOUND);
     assert_refused(f->m, fx_blob_place(&c, DIGEST_A, 0, 1, 0), SH_EMALFORMED);
     assert_refused(f->m, fx_blob_place(&c, "", 0, 1, 6), SH_EMALFORMED);
+    after = fx_dump(f->m);
+    assert_string_equal(after, before);
+    free(before);
+    free(after);
+}
+
+/* from_node 0: a blob of copies gains its next copy, nothing else does. */
+static void test_blob_place_copy_add(void **state)
+{
+    struct fx_meta *f = *state;
+    struct fx_cmd c;
+    Shoal__BlobRecord *rec;
+    char *before, *after;
+
+    /* B: one copy (k = 1, m = 0) on node 1; A: 2 + 1 on nodes 1..3. */
+    commit_placed(f, &c, DIGEST_B, 1, 0, 1);
+    commit_placed(f, &c, DIGEST_A, 2, 1, 3);
+
+    apply_ok(f->m, fx_blob_place(&c, DIGEST_B, 1, 0, 4));
+    rec = blob_of(f->m, DIGEST_B);
+    assert_non_null(rec);
+    assert_int_equal(rec->layout->k, 1);
+    assert_int_equal(rec->layout->m, 1);
+    assert_int_equal(rec->n_placement, 2);
+    assert_int_equal(rec->placement[0]->node_id, 1);
+    assert_int_equal(rec->placement[1]->index, 1);
+    assert_int_equal(rec->placement[1]->node_id, 4);
+    assert_int_equal(rec->size, 10);
+    shoal__blob_record__free_unpacked(rec, NULL);
+
+    /* Not the next copy, a node holding one already, erasure coding, an
+     * unknown blob: nothing changes. */
+    before = fx_dump(f->m);
+    assert_refused(f->m, fx_blob_place(&c, DIGEST_B, 1, 0, 5), SH_ENOTFOUND);
+    assert_refused(f->m, fx_blob_place(&c, DIGEST_B, 3, 0, 5), SH_ENOTFOUND);
+    assert_refused(f->m, fx_blob_place(&c, DIGEST_B, 2, 0, 4), SH_ENOTFOUND);
+    assert_refused(f->m, fx_blob_place(&c, DIGEST_B, 2, 0, 1), SH_ENOTFOUND);
+    assert_refused(f->m, fx_blob_place(&c, DIGEST_A, 2, 0, 5), SH_ENOTFOUND);
+    assert_refused(f->m, fx_blob_place(&c, DIGEST_A, 3, 0, 5), SH_ENOTFOUND);
+    assert_refused(f->m, fx_blob_place(&c, "sha256:00", 1, 0, 5),
+                   SH_ENOTFOUND);
     after = fx_dump(f->m);
     assert_string_equal(after, before);
     free(before);
@@ -841,6 +891,7 @@ int main(void)
         T(test_delete_absent),
         T(test_blob_commit),
         T(test_blob_place),
+        T(test_blob_place_copy_add),
         T(test_blob_link),
         T(test_blob_unlink),
         T(test_account_put_delete),
