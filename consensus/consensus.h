@@ -80,7 +80,9 @@ void cons_set_forwarder(struct cons *c, const struct cons_forwarder *f);
 /* Read index: wait until this server has applied everything the leader had
  * committed when asked, so a read that follows sees every write
  * acknowledged before it, on any node.  cb(req, status) once, from the
- * loop: SH_OK, or SH_EUNAVAILABLE when no leader answered in time. */
+ * loop: SH_OK, or SH_EUNAVAILABLE when no leader answered within
+ * CONS_LEADER_WAIT_MS, or at once when this server has known no leader
+ * for that long already. */
 struct cons_read_req;
 typedef void (*cons_read_cb)(struct cons_read_req *req, int status);
 struct cons_read_req {

@@ -57,6 +57,8 @@ struct cons {
     uv_timer_t watch;                  /* logs leadership changes */
     uint64_t seen_leader;              /* leader id last logged (0: none) */
     uint64_t seen_term;                /* its term */
+    uint64_t leaderless_since;         /* loop time no leader was first
+                                          seen (watch_cb); 0: one is known */
     bool closing;                      /* cons_close was called */
     bool raft_closing;                 /* raft_close was called */
     int close_pending;                 /* raft + timer still closing */
@@ -328,6 +330,12 @@ static void release_reads(struct cons *c, uint64_t now)
 {
     sh_queue *q = SH_QUEUE_NEXT(&c->reads);
     bool leader = raft_state(&c->raft) == RAFT_LEADER;
+    /* No leader for as long as a read would wait for one (the quorum is
+     * lost, or this server is cut off): reads do not wait at all; they
+     * answer from what is here, as they would after the wait.  During an
+     * ordinary election (shorter) they still wait for the new leader. */
+    bool leaderless = c->leaderless_since != 0 &&
+                      now >= c->leaderless_since + CONS_LEADER_WAIT_MS;
 
     while (q != &c->reads) {
         struct cons_read_req *req = SH_QUEUE_DATA(q, struct cons_read_req, queue);
@@ -342,7 +350,7 @@ static void release_reads(struct cons *c, uint64_t now)
         if (req->index != 0 && applied_index(c) >= req->index) {
             SH_QUEUE_REMOVE(&req->queue);
             req->cb(req, SH_OK);
-        } else if (now - req->since >= CONS_LEADER_WAIT_MS) {
+        } else if (leaderless || now - req->since >= CONS_LEADER_WAIT_MS) {
             SH_QUEUE_REMOVE(&req->queue);
             req->cb(req, SH_EUNAVAILABLE);
         }
@@ -798,6 +806,10 @@ static void watch_cb(uv_timer_t *t)
     uint64_t leader = cons_leader_id(c);
     uint64_t term = c->raft.current_term;
 
+    if (leader != 0)
+        c->leaderless_since = 0;
+    else if (c->leaderless_since == 0)
+        c->leaderless_since = uv_now(c->loop) + 1; /* never 0 */
     if (c->closing || (leader == c->seen_leader && term == c->seen_term))
         return;
     if (leader == c->seen_leader && leader == 0) {

@@ -8,7 +8,8 @@
 #   2. A follower loses its whole data dir while the others compact their
 #      log past what it had: it rejoins from a snapshot.
 #   3. Two of three nodes stop: the survivor refuses writes with 503 and
-#      Retry-After (never 201, never 500), and nothing of them is applied.
+#      Retry-After (never 201, never 500), and nothing of them is applied;
+#      it still serves reads of acknowledged tags from its own state.
 #   4. Bad joins and malformed forwarded proposals change nothing.
 # Timings are measured and reported (t_note), never asserted.
 . "${SHOAL_TESTS:-$(dirname "$0")/..}/lib/lib.sh"
@@ -364,6 +365,14 @@ t_note "the write without quorum answered $STATUS after $(elapsed "$t0" "$(now)"
 expect_status 503
 expect_header_present Retry-After
 expect_json_error UNAVAILABLE
+# Reads go on: a node that has known no leader for as long as a read would
+# wait for one answers from its own state at once (timed, not asserted).
+read -r tag file _ <"$W/acked"
+t0=$(now)
+req GET "/v2/$REPO/manifests/$tag"
+t_note "a read without quorum answered $STATUS after $(elapsed "$t0" "$(now)") s"
+expect_status 200
+expect_body_file "$file"
 for i in 1 2 3; do
     [[ $i == "$S" ]] || start_node "$i" --join "${REGS[$S]}"
 done
