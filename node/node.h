@@ -301,7 +301,7 @@ struct node_refeed {
     struct node_ec_req ec;     /* out: the shards written (n_shards, ...) */
     struct refeed_op *op;      /* private: NULL when idle */
 };
-struct node_redirect;
+struct node_redirect; /* redirect.c: 307s of blob GETs to serving nodes */
 /* `spec` as for node__ec_write, without a source (read NULL, not stream).
  * SH_OK: cb will fire (never from inside this call) with the write's
  * status, SH_EDIGEST when the bytes served did not match, SH_EUNAVAILABLE
@@ -360,7 +360,6 @@ uint64_t node__health_down_ms(const struct node_health *h, uint64_t id);
 void node__health_close(struct node_health *h, void (*cb)(void *arg),
                         void *arg);
 
-struct node_redirect; /* redirect.c: 307s of blob GETs to serving nodes */
 /* `secret` keys the URL signatures (NULL: ""); with enabled false GETs
  * are served where they land, but signed URLs are still checked. */
 void node__redirect_init(struct node_redirect **out, struct meta *meta,
@@ -519,7 +518,6 @@ void node__rebalance_stats(const struct node_rebalance *rb,
 void node__rebalance_close(struct node_rebalance *rb, void (*cb)(void *arg),
                            void *arg);
 struct node_health;
-struct node_redirect;
 void node__repair_init(struct node_repair **out, uv_loop_t *loop,
                        struct shard_store *shards, struct meta *meta,
                        struct peer_client *peer, uint64_t self_id,

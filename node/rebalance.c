@@ -47,8 +47,9 @@
  * skipped, logged), no member left that holds nothing of the blob (a
  * 3-node cluster with a node gone: skipped, logged when that count changes
  * at the end of a walk), the repair busy with the blob, within its quiet
- * period, or its queue full (dropped; the walk did hand something on, so
- * another walk follows), health views that differ between nodes (two
+ * period, or its queue full (dropped; another walk follows, at once when
+ * the repair took something in the last one, after REBALANCE_REST_MS when
+ * it took nothing), health views that differ between nodes (two
  * nodes may act for one blob: the second rewrite replaces identical bytes
  * and its BlobPlace is not applied, as the record no longer names the old
  * node), close (waits for the sweep in flight). */
@@ -63,6 +64,9 @@
 /* A tick that finds nothing changed costs a read of the member records:
  * cheap enough to notice a removal or a join within seconds. */
 #define REBALANCE_TICK_MAX_MS 5000u
+/* After a walk whose every blob the repair dropped, the next waits this
+ * long (unless the members change): about the repair's quiet period. */
+#define REBALANCE_REST_MS 30000u
 
 struct rebalance_item {
     char *repo;
@@ -92,8 +96,13 @@ struct node_rebalance {
                                    last walk that handed nothing on */
     uint64_t walk_sig;          /* the same when the walk under way began */
     uint64_t walk_handed;       /* blobs handed on by this walk so far */
+    uint64_t walk_taken;        /* ... of which the repair took */
     uint64_t walk_stuck;        /* blobs with nowhere to move, this walk */
     uint64_t told_stuck;        /* the last walk's count, logged */
+    uint64_t walk_unlinked;     /* blobs linked nowhere, this walk */
+    uint64_t told_unlinked;     /* the last walk's count, logged */
+    uint64_t rest_until;        /* no walk before (loop time) ... */
+    uint64_t rest_sig;          /* ... while the inputs are these */
     char *cursor;               /* last blob key taken, or NULL: start */
     size_t cursor_len;
     struct node_rebalance_stats stats;
@@ -350,25 +359,29 @@ static void sweep_input_free(struct node_rebalance *rb)
     rb->n_nodes = rb->n_gone = 0;
 }
 
-static void hand_on(struct node_rebalance *rb, struct rebalance_item *item)
+/* Hand one blob to the repair; false when it dropped it. */
+static bool hand_on(struct node_rebalance *rb, struct rebalance_item *item)
 {
     if (item->mask != 0) {
         /* (Not logged when the repair drops it: tried within its quiet
          * period, which every walk until the move is recorded meets.) */
         if (!node__repair_shards(rb->repair, item->repo, item->digest,
                                  item->mask))
-            return;
+            return false;
         SH_INFO("blob %s: shards 0x%llx are on gone nodes: rebuilding them "
                 "elsewhere",
                 item->digest, (unsigned long long)item->mask);
         rb->stats.reprotect++;
-    } else if (node__repair_move(rb->repair, item->repo, item->digest,
-                                 item->idx, item->from, item->to)) {
-        if (item->from == 0)
-            rb->stats.copies++;
-        else
-            rb->stats.moves++;
+        return true;
     }
+    if (!node__repair_move(rb->repair, item->repo, item->digest, item->idx,
+                           item->from, item->to))
+        return false;
+    if (item->from == 0)
+        rb->stats.copies++;
+    else
+        rb->stats.moves++;
+    return true;
 }
 
 static void sweep_done(uv_work_t *w, int status)
@@ -379,16 +392,13 @@ static void sweep_done(uv_work_t *w, int status)
     rb->busy = false;
     rb->stats.sweeps++;
     for (size_t i = 0; i < rb->n_items; i++) {
-        if (!rb->closing)
-            hand_on(rb, &rb->items[i]);
+        if (!rb->closing && hand_on(rb, &rb->items[i]))
+            rb->walk_taken++;
         free(rb->items[i].repo);
         free(rb->items[i].digest);
     }
-    if (rb->unlinked > 0)
-        SH_WARN("rebalance: %llu erasure-coded blobs to move are linked by "
-                "no repository: left",
-                (unsigned long long)rb->unlinked);
     rb->walk_stuck += rb->stuck;
+    rb->walk_unlinked += rb->unlinked;
     rb->walk_handed += rb->n_items;
     if (rb->reached_end) {
         /* Said once per change, not every walk: a 3-node cluster with a
@@ -397,8 +407,22 @@ static void sweep_done(uv_work_t *w, int status)
             SH_WARN("rebalance: %llu blobs have shards on gone nodes and no "
                     "other member to rebuild them on",
                     (unsigned long long)rb->walk_stuck);
+        if (rb->walk_unlinked != rb->told_unlinked)
+            SH_WARN("rebalance: %llu erasure-coded blobs to move are linked "
+                    "by no repository (nothing to read them back through): "
+                    "left",
+                    (unsigned long long)rb->walk_unlinked);
         rb->told_stuck = rb->walk_stuck;
-        rb->walk_stuck = 0;
+        rb->told_unlinked = rb->walk_unlinked;
+        rb->walk_stuck = rb->walk_unlinked = 0;
+        /* Everything handed on was dropped (each blob tried within the
+         * repair's quiet period, say, while moves cannot be recorded):
+         * rest instead of walking again every tick. */
+        if (rb->walk_handed > 0 && rb->walk_taken == 0) {
+            rb->rest_until = uv_now(rb->loop) + REBALANCE_REST_MS;
+            rb->rest_sig = rb->sig;
+        }
+        rb->walk_taken = 0;
         free(rb->cursor);
         rb->cursor = NULL;
         rb->cursor_len = 0;
@@ -440,9 +464,11 @@ static void tick(uv_timer_t *t)
         sig = (sig ^ ~rb->gone[i]) * 1099511628211ull;
     sig = (sig ^ (rb->all_up ? 1u : 2u)) * 1099511628211ull;
     rb->sig = sig;
-    if (sig == rb->clean_sig) {
+    if (sig == rb->clean_sig ||
+        (sig == rb->rest_sig && uv_now(rb->loop) < rb->rest_until)) {
         sweep_input_free(rb);
-        return; /* nothing changed since the last walk found nothing */
+        return; /* nothing changed since the last walk found nothing, or
+                   found only what the repair would not take */
     }
     if (rb->cursor == NULL)
         rb->walk_sig = sig;
