@@ -133,8 +133,11 @@ case "$cmd" in
     ;;
   down)
     stop_pidfile "$dir/haproxy.pid"
-    n=$(cat "$dir/nodes" 2>/dev/null || echo 0)
-    for i in $(seq "$n" -1 1); do stop_pidfile "$dir/node$i.pid"; done
+    # Every node started here, also those added with start-node beyond the
+    # count `up` was given; highest id first.
+    for i in $(ls "$dir" | sed -n 's/^node\([0-9][0-9]*\)\.pid$/\1/p' | sort -rn); do
+      stop_pidfile "$dir/node$i.pid"
+    done
     echo "stopped (data kept in $dir)"
     ;;
   status)
