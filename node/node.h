@@ -301,6 +301,26 @@ struct node_refeed {
     struct node_ec_req ec;     /* out: the shards written (n_shards, ...) */
     struct refeed_op *op;      /* private: NULL when idle */
 };
+/* shard_relay.c: a good shard file copied as it is from its holder to
+ * another node, streamed through this one (GET there, PUT with
+ * Shard-Replace: 1 here, bounded memory). */
+struct relay_op;
+struct node_relay;
+typedef void (*node_relay_cb)(struct node_relay *rl, int status);
+struct node_relay {
+    void *data;                /* free for the caller */
+    node_relay_cb cb;
+    struct relay_op *op;       /* private: NULL when idle */
+};
+/* Copy shard file `file` of blob `digest` (`bytes` long) from member
+ * `from` to member `to`, replacing a file of that name there.  SH_OK: cb
+ * fires once, never from inside this call (SH_OK once `to` made it
+ * durable; SH_EUNAVAILABLE when either side failed; SH_ECANCELED);
+ * otherwise (a member without a URL, bytes 0) it will not. */
+int node__relay_start(const struct node_repl_ctx *ctx, struct node_relay *rl,
+                      const char *digest, unsigned file, uint64_t bytes,
+                      uint64_t from, uint64_t to);
+void node__relay_cancel(struct node_relay *rl);
 struct node_redirect; /* redirect.c: 307s of blob GETs to serving nodes */
 /* `spec` as for node__ec_write, without a source (read NULL, not stream).
  * SH_OK: cb will fire (never from inside this call) with the write's

@@ -20,10 +20,13 @@
  * only while the record still names the old node).
  *
  * A move (node__repair_move, the rebalancer's) is a job of the same kind
- * for one good shard: rebuilt on the node it goes to, recorded with
- * BlobPlace, the old file left to GC; it is dropped when the record no
- * longer places the shard on its old node, or its new node is down or
- * holds a shard of the blob already, and never retried here.
+ * for one good shard: its file is copied as it is from its holder to the
+ * node it goes to (shard_relay.c; rebuilt as above when the holder is
+ * down or the copy fails), recorded with BlobPlace, the old file left to
+ * GC; it is dropped when the record no longer places the shard on its old
+ * node, or its new node is down or holds a shard of the blob already, and
+ * never retried here.  An added copy (a blob of copies gaining one) is
+ * written from this node's own copy and recorded the same way.
  *
  * Both sources are checked against the digest (the cached copy when it
  * entered the cache, the served bytes before the seal), so the shards
@@ -126,6 +129,8 @@ struct node_repair {
     bool writing;
     struct node_refeed rf;      /* no decoded copy: from the served bytes */
     bool refeeding;
+    struct node_relay relay;    /* a move: the file copied from its holder */
+    bool relaying;
 
     bool closing;
     void (*close_cb)(void *arg);
@@ -658,6 +663,58 @@ static void job_write(struct node_repair *r)
         refeed(r);
 }
 
+/* A move's relay ended: recorded like a rewrite, or rebuilt after all. */
+static void relayed(struct node_relay *rl, int status)
+{
+    struct node_repair *r = rl->data;
+    struct repair_job *j = r->cur;
+    unsigned idx = 0;
+
+    r->relaying = false;
+    while (idx < EC_MAX_SHARDS && !(r->write_mask & ((uint64_t)1 << idx)))
+        idx++;
+    if (status == SH_OK) {
+        r->attempted = true;
+        r->done_mask = r->write_mask;
+        r->stats.shards_rewritten++;
+        SH_INFO("blob %s: shard %u copied from node %llu to node %llu",
+                j->digest, idx, (unsigned long long)j->move_from,
+                (unsigned long long)j->move_to);
+        rewrite_done(r); /* BlobPlace, then the job ends */
+        return;
+    }
+    if (r->closing) {
+        job_end(r);
+        return;
+    }
+    SH_WARN("blob %s: copying shard %u from node %llu failed (%s): "
+            "rebuilding it instead",
+            j->digest, idx, (unsigned long long)j->move_from,
+            sh_strerror(status));
+    job_write(r);
+}
+
+/* A move copies the shard file from its holder when that node is up (a
+ * rebuild would read k shards and encode them); true when started. */
+static bool relay_start(struct node_repair *r, unsigned idx)
+{
+    const Shoal__Layout *l = r->rec->layout;
+    uint64_t bytes = l->k == 1 ? r->rec->size
+                               : ec_shard_bytes(r->rec->size, l->k,
+                                                l->shard_size);
+
+    if (!node__health_up(r->health, r->cur->move_from))
+        return false;
+    r->relay.data = r;
+    r->relay.cb = relayed;
+    if (node__relay_start(&r->ctx, &r->relay, r->cur->digest,
+                          node__shard_file(l->k, idx), bytes,
+                          r->cur->move_from, r->cur->move_to) != SH_OK)
+        return false;
+    r->relaying = true;
+    return true;
+}
+
 /* A move of one good shard: only while the record still places it on
  * move_from (or, for an added copy, while it is the next one) and move_to
  * is up and holds nothing of the blob. */
@@ -702,6 +759,8 @@ static void move_start(struct node_repair *r)
                 "(rebalance)",
                 j->digest, idx, (unsigned long long)j->move_from,
                 (unsigned long long)j->move_to);
+    if (j->move_from != 0 && relay_start(r, idx))
+        return;
     job_write(r);
 }
 
@@ -924,6 +983,8 @@ void node__repair_close(struct node_repair *r, void (*cb)(void *arg),
         node__ec_write_cancel(&r->ec);
     if (r->refeeding)
         node__refeed_cancel(&r->rf);
+    if (r->relaying)
+        node__relay_cancel(&r->relay);
     /* Reported from the timer's close callback, never from here. */
     uv_close((uv_handle_t *)&r->tick, tick_closed);
 }

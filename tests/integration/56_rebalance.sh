@@ -23,7 +23,8 @@
 #      bit-identical.
 #   3. Three nodes (gc-grace 2 s), six erasure-coded blobs and two of
 #      copies; a fourth node joins: shards move to it (it ends up holding
-#      some of the erasure-coded blobs), the moves stop, every shard file
+#      some of the erasure-coded blobs), each copied as a file from its
+#      holder (node/shard_relay.c), the moves stop, every shard file
 #      is where its record places it and the files left behind are
 #      deleted by GC (one file per placement entry, cluster-wide), and all
 #      four nodes serve every blob bit-identical.
@@ -261,6 +262,13 @@ settled()
 wait_for "the moves stop" 60 settled
 MOVES=$(moves_sum)
 check "shoal_rebalance_moves_total counts them ($MOVES)" test "$MOVES" -ge 1
+# A good shard moves as its file, copied from its holder (no rebuild).
+copied=0
+for i in 9 10 11 12; do
+    copied=$((copied + $(grep -c "copied from node" "${LOGS[$i]}" || true)))
+done
+check "the moved shards were copied as files from their holders ($copied)" \
+    test "$copied" -ge 1
 for dg in "${DGS[@]}"; do
     check "every shard file of ${dg:0:19}… is where the record places it" \
         files_where_placed 9 "$dg"
