@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "node.h"
 #include "peer.h"
@@ -308,6 +309,7 @@ static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
     json_t *url = j ? json_object_get(j, "url") : NULL;
     json_t *zone = j ? json_object_get(j, "zone") : NULL;
     Shoal__MemberRecord *known, *rec;
+    uint64_t joined;
     struct change_op *op;
     uint64_t other;
     int rv;
@@ -337,6 +339,13 @@ static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
                   "{\"error\":\"node id in use with another address\"}");
         return;
     }
+    /* A restart keeps the time it first joined (the rebalancer moves
+     * older blobs' shards to members that joined after them); a new member,
+     * or one removed and back, joins now. */
+    joined = known != NULL &&
+                     known->state != SHOAL__MEMBER_STATE__MEMBER_STATE_REMOVED
+                 ? known->joined_unix
+                 : (uint64_t)time(NULL);
     if (known != NULL)
         shoal__member_record__free_unpacked(known, NULL);
     /* Two servers at one address: Raft would refuse it as an error we
@@ -357,6 +366,7 @@ static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
     rec->url = sh_strdup(json_string_value(url));
     rec->zone = sh_strdup(zone ? json_string_value(zone) : "");
     rec->state = SHOAL__MEMBER_STATE__MEMBER_STATE_ACTIVE;
+    rec->joined_unix = joined;
     json_decref(j);
     op = change_new(mm, req, rec, false, false);
     rv = cons_member_add(mm->cons, rec->id, rec->raft_address, change_done, op);

@@ -36,11 +36,12 @@
  * sweep; the next sweep goes on after the last blob taken, and at the end
  * a new walk starts, until a whole walk hands nothing on.
  *
- * Blobs pushed while the placement rule had other inputs (the shards of a
- * chunked upload encoded as it arrived are placed by its session id; a
- * blob of copies has its first copy on the node that took the push) move
- * once to their digest's placement, the first time a walk meets them with
- * more members than shards.
+ * Only blobs stored before the node a shard would go to joined move (the
+ * member record's joined_unix against the blob record's created_unix): a
+ * blob placed by another rule (the shards of a chunked upload encoded as
+ * it arrived, placed by the session id; a copy kept by the node that took
+ * the push) stays where it was written, so a cluster that did not change
+ * moves nothing.
  *
  * Possible failure modes are: a record that does not decode (skipped), an
  * erasure-coded blob no repository links (nothing to read it back through:
@@ -55,6 +56,7 @@
  * node), close (waits for the sweep in flight). */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "node.h"
 
@@ -114,6 +116,8 @@ struct node_rebalance {
     uint64_t *gone;
     size_t n_gone;
     bool all_up;                /* no member down, none gone */
+    uint64_t *arrived;          /* per node: when it joined (its record's
+                                   joined_unix; 0: a founding member) */
     uint64_t sig;
     /* ... output (pool). */
     struct rebalance_item items[REBALANCE_BATCH];
@@ -208,6 +212,17 @@ static size_t wanted(const struct node_rebalance *rb,
     return n_shards;
 }
 
+/* Pool: did member `id` join after `rec` was stored (the same second
+ * counts: one move too many at worst)? */
+static bool newer_than(const struct node_rebalance *rb, uint64_t id,
+                       const Shoal__BlobRecord *rec)
+{
+    for (size_t i = 0; i < rb->n_nodes; i++)
+        if (rb->nodes[i].id == id)
+            return rb->arrived[i] != 0 && rec->created_unix <= rb->arrived[i];
+    return false;
+}
+
 /* Pool: the one shard of `rec` to move now, when this node acts for it;
  * false when it sits where a write would put it (or another node acts). */
 static bool next_move(const struct node_rebalance *rb,
@@ -229,11 +244,14 @@ static bool next_move(const struct node_rebalance *rb,
     if (from == 0)
         return false;
     /* The node the write would give this very shard, else the best one
-     * holding nothing of the blob. */
-    if (rec->layout->k >= 2 && idx < n && !holds(rec, want[idx]))
+     * holding nothing of the blob; only a node that joined after the blob
+     * was stored, so blobs placed by other rules (a session id, the node
+     * that took the push) stay where they are. */
+    if (rec->layout->k >= 2 && idx < n && newer_than(rb, want[idx], rec) &&
+        !holds(rec, want[idx]))
         to = want[idx];
     for (size_t i = 0; i < n && to == 0; i++)
-        if (!holds(rec, want[i]))
+        if (newer_than(rb, want[i], rec) && !holds(rec, want[i]))
             to = want[i];
     for (size_t p = 0; p < rec->n_placement && actor == 0; p++)
         if (rec->placement[p]->node_id != from)
@@ -351,6 +369,8 @@ static void maybe_closed(struct node_rebalance *rb)
 
 static void sweep_input_free(struct node_rebalance *rb)
 {
+    free(rb->arrived);
+    rb->arrived = NULL;
     node__members_list_free(rb->nodes, rb->zones, rb->n_nodes);
     free(rb->gone);
     rb->nodes = NULL;
@@ -436,6 +456,30 @@ static void sweep_done(uv_work_t *w, int status)
     maybe_closed(rb);
 }
 
+/* When each member joined (its record's joined_unix, 0 for a founding
+ * member), in the order of rb->nodes. */
+static void arrivals(struct node_rebalance *rb)
+{
+    struct sh_buf prefix = SH_BUF_INIT;
+    struct meta_iter *it;
+
+    meta_key_member_prefix(&prefix);
+    it = meta_iter_new(rb->meta, prefix.data, prefix.len, NULL, 0);
+    for (; meta_iter_valid(it); meta_iter_next(it)) {
+        size_t vlen;
+        const char *val = meta_iter_value(it, &vlen);
+        Shoal__MemberRecord *m =
+            shoal__member_record__unpack(NULL, vlen, (const uint8_t *)val);
+        for (size_t i = 0; m != NULL && i < rb->n_nodes; i++)
+            if (rb->nodes[i].id == m->id)
+                rb->arrived[i] = m->joined_unix;
+        if (m != NULL)
+            shoal__member_record__free_unpacked(m, NULL);
+    }
+    meta_iter_free(it);
+    sh_buf_release(&prefix);
+}
+
 static void tick(uv_timer_t *t)
 {
     struct node_rebalance *rb = t->data;
@@ -449,6 +493,8 @@ static void tick(uv_timer_t *t)
         return; /* no member records: a single node, or not read yet */
     }
     rb->gone = sh_calloc(rb->n_nodes, sizeof *rb->gone);
+    rb->arrived = sh_calloc(rb->n_nodes, sizeof *rb->arrived);
+    arrivals(rb);
     rb->n_gone = 0;
     rb->all_up = true;
     for (size_t i = 0; i < rb->n_nodes; i++) {

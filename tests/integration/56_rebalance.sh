@@ -236,6 +236,8 @@ done
 for n in c1 c2; do
     push_new "$n" $((300 * 1024 + RANDOM))
 done
+# (Records carry their creation time in seconds: the join comes after.)
+sleep 1
 node_start 12 --gc-grace 2 --join "${REGS[9]}"
 for i in 9 10 11 12; do
     wait_for "node $i lists 4 members" 20 has_members "$i" 4
