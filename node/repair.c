@@ -106,6 +106,11 @@ struct node_repair {
 
     /* The running job. */
     Shoal__BlobRecord *rec;
+    struct placement_node *members; /* the active members, read once per
+                                       job (job_members), or NULL */
+    char **member_zones;        /* their zone strings */
+    size_t n_members;
+    bool members_read;          /* members holds this job's list */
     uint64_t where[EC_MAX_SHARDS];
     uint64_t from[EC_MAX_SHARDS];   /* a moved shard's old node, else 0 */
     uint64_t write_mask;
@@ -204,6 +209,11 @@ static void job_end(struct node_repair *r)
     if (r->rec != NULL)
         shoal__blob_record__free_unpacked(r->rec, NULL);
     r->rec = NULL;
+    node__members_list_free(r->members, r->member_zones, r->n_members);
+    r->members = NULL;
+    r->member_zones = NULL;
+    r->n_members = 0;
+    r->members_read = false;
     free(r->url);
     r->url = NULL;
     free(r->body);
@@ -560,14 +570,36 @@ static void h_repair(struct api_req *req, const char *body, size_t len,
     api_resp_send(req, 202, "application/json", "{}", 2);
 }
 
+/* The lowest shard index in `mask`, or EC_MAX_SHARDS when it holds none
+ * below that. */
+static unsigned first_shard(uint64_t mask)
+{
+    unsigned idx = mask != 0 ? (unsigned)__builtin_ctzll(mask) : EC_MAX_SHARDS;
+    return idx < EC_MAX_SHARDS ? idx : EC_MAX_SHARDS;
+}
+
+/* The running job's active members (count in r->n_members), read from
+ * the member records on the job's first check only: its checks all run in
+ * one pass on the loop (job_start), where no record can change between
+ * them.  job_end frees them. */
+static const struct placement_node *job_members(struct node_repair *r)
+{
+    if (!r->members_read) {
+        r->n_members =
+            node__members_list(r->meta, &r->members, &r->member_zones);
+        r->members_read = true;
+    }
+    return r->members;
+}
+
 /* An active member that is up and holds no shard of the blob (nor is
  * chosen for one already), best rendezvous rank first; 0 if none. */
 static uint64_t move_target(struct node_repair *r)
 {
-    struct placement_node *v, *cand;
+    const struct placement_node *v = job_members(r);
+    struct placement_node *cand;
     uint64_t *ranked, best = 0;
-    char **zones;
-    size_t n = node__members_list(r->meta, &v, &zones), nc = 0;
+    size_t n = r->n_members, nc = 0;
 
     cand = sh_calloc(n > 0 ? n : 1, sizeof *cand);
     ranked = sh_calloc(n > 0 ? n : 1, sizeof *ranked);
@@ -584,22 +616,19 @@ static uint64_t move_target(struct node_repair *r)
         best = ranked[0];
     free(ranked);
     free(cand);
-    node__members_list_free(v, zones, n);
     return best;
 }
 
 /* Is `id` an active member (the only ones that hold shards)? */
-static bool member_active(struct meta *meta, uint64_t id)
+static bool member_active(struct node_repair *r, uint64_t id)
 {
-    struct placement_node *v;
-    char **zones;
-    size_t n = node__members_list(meta, &v, &zones);
+    const struct placement_node *v = job_members(r);
     bool found = false;
 
-    for (size_t i = 0; i < n && !found; i++)
+    for (size_t i = 0; i < r->n_members && !found; i++)
         found = v[i].id == id;
-    node__members_list_free(v, zones, n);
-    return n == 0 || found; /* no member records read: assume it is */
+    /* No member records read: assume it is. */
+    return r->n_members == 0 || found;
 }
 
 /* Ask for shards `mask` of the blob again in `ms`. */
@@ -668,11 +697,9 @@ static void relayed(struct node_relay *rl, int status)
 {
     struct node_repair *r = rl->data;
     struct repair_job *j = r->cur;
-    unsigned idx = 0;
+    unsigned idx = first_shard(r->write_mask);
 
     r->relaying = false;
-    while (idx < EC_MAX_SHARDS && !(r->write_mask & ((uint64_t)1 << idx)))
-        idx++;
     if (status == SH_OK) {
         r->attempted = true;
         r->done_mask = r->write_mask;
@@ -721,11 +748,9 @@ static bool relay_start(struct node_repair *r, unsigned idx)
 static void move_start(struct node_repair *r)
 {
     struct repair_job *j = r->cur;
-    unsigned idx = 0;
+    unsigned idx = first_shard(j->mask);
     bool placed = false;
 
-    while (idx < EC_MAX_SHARDS && !(j->mask & ((uint64_t)1 << idx)))
-        idx++;
     /* An added copy: the next one of a blob of copies, not there yet. */
     placed = j->move_from == 0 && r->rec->layout->k == 1 &&
              idx == r->rec->layout->m + 1;
@@ -740,7 +765,7 @@ static void move_start(struct node_repair *r)
     }
     if (!placed || idx >= EC_MAX_SHARDS ||
         !node__health_up(r->health, j->move_to) ||
-        !member_active(r->meta, j->move_to)) {
+        !member_active(r, j->move_to)) {
         job_end(r);
         return;
     }
@@ -792,13 +817,12 @@ static void job_start(struct node_repair *r)
         uint64_t bit = (uint64_t)1 << i;
         if (i >= EC_MAX_SHARDS || !(j->mask & bit) || r->where[i] != 0)
             continue;
-        if (!member_active(r->meta, node) ||
-            !node__health_up(r->health, node)) {
+        bool active = member_active(r, node);
+        if (!active || !node__health_up(r->health, node)) {
             uint64_t to;
             /* A node no longer an active member (removed) is gone now. */
-            uint64_t down = member_active(r->meta, node)
-                                ? node__health_down_ms(r->health, node)
-                                : UINT64_MAX;
+            uint64_t down =
+                active ? node__health_down_ms(r->health, node) : UINT64_MAX;
             if (down < r->move_after_ms) {
                 SH_WARN("blob %s: shard %u: its node %llu is down; left for "
                         "now",
