@@ -149,6 +149,11 @@ size_t node__members_active(struct meta *meta);
  * node__members_list_free. */
 size_t node__members_list(struct meta *meta, struct placement_node **out,
                           char ***zones);
+/* The same, with when each joined (its record's joined_unix, 0 for a
+ * founding member) in *joined, malloc'ed (NULL when the count is 0). */
+size_t node__members_list_joined(struct meta *meta,
+                                 struct placement_node **out, char ***zones,
+                                 uint64_t **joined);
 void node__members_list_free(struct placement_node *v, char **zones, size_t n);
 
 struct node_repl_ctx {

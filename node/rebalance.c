@@ -456,30 +456,6 @@ static void sweep_done(uv_work_t *w, int status)
     maybe_closed(rb);
 }
 
-/* When each member joined (its record's joined_unix, 0 for a founding
- * member), in the order of rb->nodes. */
-static void arrivals(struct node_rebalance *rb)
-{
-    struct sh_buf prefix = SH_BUF_INIT;
-    struct meta_iter *it;
-
-    meta_key_member_prefix(&prefix);
-    it = meta_iter_new(rb->meta, prefix.data, prefix.len, NULL, 0);
-    for (; meta_iter_valid(it); meta_iter_next(it)) {
-        size_t vlen;
-        const char *val = meta_iter_value(it, &vlen);
-        Shoal__MemberRecord *m =
-            shoal__member_record__unpack(NULL, vlen, (const uint8_t *)val);
-        for (size_t i = 0; m != NULL && i < rb->n_nodes; i++)
-            if (rb->nodes[i].id == m->id)
-                rb->arrived[i] = m->joined_unix;
-        if (m != NULL)
-            shoal__member_record__free_unpacked(m, NULL);
-    }
-    meta_iter_free(it);
-    sh_buf_release(&prefix);
-}
-
 static void tick(uv_timer_t *t)
 {
     struct node_rebalance *rb = t->data;
@@ -487,14 +463,13 @@ static void tick(uv_timer_t *t)
 
     if (rb->busy || rb->closing)
         return;
-    rb->n_nodes = node__members_list(rb->meta, &rb->nodes, &rb->zones);
+    rb->n_nodes = node__members_list_joined(rb->meta, &rb->nodes, &rb->zones,
+                                            &rb->arrived);
     if (rb->n_nodes == 0) {
         sweep_input_free(rb);
         return; /* no member records: a single node, or not read yet */
     }
     rb->gone = sh_calloc(rb->n_nodes, sizeof *rb->gone);
-    rb->arrived = sh_calloc(rb->n_nodes, sizeof *rb->arrived);
-    arrivals(rb);
     rb->n_gone = 0;
     rb->all_up = true;
     for (size_t i = 0; i < rb->n_nodes; i++) {

@@ -116,11 +116,19 @@ unsigned node__copies_m(size_t n_active)
 size_t node__members_list(struct meta *meta, struct placement_node **out,
                           char ***zones)
 {
+    return node__members_list_joined(meta, out, zones, NULL);
+}
+
+size_t node__members_list_joined(struct meta *meta,
+                                 struct placement_node **out, char ***zones,
+                                 uint64_t **joined)
+{
     struct sh_buf prefix = SH_BUF_INIT;
     struct meta_iter *it;
     size_t n = 0, cap = 0;
     struct placement_node *v = NULL;
     char **z = NULL;
+    uint64_t *j = NULL;
 
     meta_key_member_prefix(&prefix);
     it = meta_iter_new(meta, prefix.data, prefix.len, NULL, 0);
@@ -137,7 +145,11 @@ size_t node__members_list(struct meta *meta, struct placement_node **out,
                 cap = cap ? 2 * cap : 8;
                 v = sh_realloc(v, cap * sizeof *v);
                 z = sh_realloc(z, cap * sizeof *z);
+                if (joined != NULL)
+                    j = sh_realloc(j, cap * sizeof *j);
             }
+            if (joined != NULL)
+                j[n] = rec->joined_unix;
             z[n] = sh_strdup(rec->zone != NULL ? rec->zone : "");
             v[n].id = rec->id;
             v[n].zone = z[n];
@@ -149,6 +161,8 @@ size_t node__members_list(struct meta *meta, struct placement_node **out,
     sh_buf_release(&prefix);
     *out = v;
     *zones = z;
+    if (joined != NULL)
+        *joined = j;
     return n;
 }
 
