@@ -106,7 +106,12 @@ struct put_done {
 static void put_applied(struct api_req *req, int status, void *arg)
 {
     struct put_done *d = arg;
-    if (status != SH_OK) {
+    if (status == SH_ENOTFOUND) {
+        /* Refused when applied: a referenced blob was unlinked or
+         * collected after the check below (consensus/apply.c). */
+        api_resp_error(req, "MANIFEST_BLOB_UNKNOWN",
+                       "a referenced blob is no longer in the repository");
+    } else if (status != SH_OK) {
         h_fail(req, status, "unable to store manifest");
     } else {
         api_resp_header(req, "Location", "%s", d->location);
@@ -224,11 +229,13 @@ static void put_finish(struct api_req *req)
     rec.artifact_type = m.artifact_type ? m.artifact_type : "";
     rec.created_unix = (uint64_t)time(NULL);
     if (m.kind == OCI_KIND_IMAGE) {
+        /* The blobs stored here (GC keeps them while the manifest is):
+         * the config and every layer but non-distributable ones. */
         blob_refs = sh_calloc(m.n_layers + 1, sizeof *blob_refs);
-        blob_refs[0] = m.config.digest;
+        blob_refs[rec.n_blob_refs++] = m.config.digest;
         for (size_t i = 0; i < m.n_layers; i++)
-            blob_refs[i + 1] = m.layers[i].digest;
-        rec.n_blob_refs = m.n_layers + 1;
+            if (!m.layers[i].has_urls)
+                blob_refs[rec.n_blob_refs++] = m.layers[i].digest;
         rec.blob_refs = blob_refs;
     } else {
         man_refs = sh_calloc(m.n_manifests + 1, sizeof *man_refs);

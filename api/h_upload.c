@@ -14,6 +14,7 @@
  * whose session nobody else knows). */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth.h"
 #include "handlers.h"
@@ -242,6 +243,7 @@ static bool try_mount(struct api_req *req, const char *name, const char *digest,
     }
     op.repo = (char *)name;
     op.digest = (char *)digest;
+    op.at_unix = (uint64_t)time(NULL);
     cmd.op_case = SHOAL__COMMAND__OP_BLOB_LINK;
     cmd.blob_link = &op;
     pair = sh_malloc(2 * sizeof *pair);

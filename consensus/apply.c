@@ -1,8 +1,10 @@
 /* Appliers of the registry commands.  Each one only adds puts and deletes
  * to the batch its caller writes atomically, and validates what it needs
  * from the current state first, so a refused command changes nothing. */
+#include <stdlib.h>
 #include <string.h>
 
+#include "consensus/consensus.h"
 #include "fsm.h"
 
 static int need(const char *s)
@@ -26,6 +28,33 @@ static void put_repo(struct meta_batch *b, struct sh_buf *key, const char *repo)
     meta_batch_put(b, key->data, key->len, "", 0);
 }
 
+/* Link `digest` into `repo` at `at_unix`: the link and its blob-first
+ * twin, which carries the time GC's grace period counts from. */
+static void link_put(struct meta_batch *b, struct sh_buf *key,
+                     const char *repo, const char *digest, uint64_t at_unix)
+{
+    unsigned char at[8];
+
+    put_repo(b, key, repo);
+    meta_key_link(key, repo, digest);
+    meta_batch_put(b, key->data, key->len, "", 0);
+    for (int i = 0; i < 8; i++)
+        at[i] = (unsigned char)(at_unix >> (8 * i));
+    meta_key_blob_repo(key, digest, repo);
+    meta_batch_put(b, key->data, key->len, at, sizeof at);
+}
+
+uint64_t fsm__link_time(const char *val, size_t vlen)
+{
+    uint64_t at = 0;
+
+    if (vlen != 8)
+        return 0; /* linked before link times were kept: long ago */
+    for (int i = 7; i >= 0; i--)
+        at = at << 8 | (unsigned char)val[i];
+    return at;
+}
+
 int fsm__apply_put_manifest(struct meta *m, struct meta_batch *b,
                             const Shoal__PutManifest *op)
 {
@@ -33,10 +62,26 @@ int fsm__apply_put_manifest(struct meta *m, struct meta_batch *b,
     uint8_t *val;
     size_t vlen;
 
-    (void)m;
     if (!need(op->repo) || !need(op->digest) || op->record == NULL)
         return SH_EMALFORMED;
+    /* Every stored blob it references is linked into the repository now,
+     * in log order: a BlobDrop (GC) or BlobUnlink applied after the API
+     * checked makes the manifest refused here, never dangling. */
+    for (size_t i = 0; i < op->record->n_blob_refs; i++) {
+        if (!need(op->record->blob_refs[i]))
+            return SH_EMALFORMED;
+        meta_key_link(&key, op->repo, op->record->blob_refs[i]);
+        if (!meta_has(m, key.data, key.len)) {
+            sh_buf_release(&key);
+            return SH_ENOTFOUND;
+        }
+    }
     put_repo(b, &key, op->repo);
+    for (size_t i = 0; i < op->record->n_blob_refs; i++) {
+        meta_key_blob_ref(&key, op->record->blob_refs[i], op->repo,
+                          op->digest);
+        meta_batch_put(b, key.data, key.len, "", 0);
+    }
 
     vlen = shoal__manifest_record__get_packed_size(op->record);
     val = sh_malloc(vlen);
@@ -81,6 +126,10 @@ int fsm__apply_delete_manifest(struct meta *m, struct meta_batch *b,
     free(val);
     if (rec != NULL && need(rec->subject)) {
         meta_key_referrer(&key, op->repo, rec->subject, op->digest);
+        meta_batch_del(b, key.data, key.len);
+    }
+    for (size_t i = 0; rec != NULL && i < rec->n_blob_refs; i++) {
+        meta_key_blob_ref(&key, rec->blob_refs[i], op->repo, op->digest);
         meta_batch_del(b, key.data, key.len);
     }
     if (rec != NULL)
@@ -131,9 +180,7 @@ int fsm__apply_blob_commit(struct meta *m, struct meta_batch *b,
         meta_batch_put(b, key.data, key.len, val, vlen);
         free(val);
     }
-    put_repo(b, &key, op->repo);
-    meta_key_link(&key, op->repo, op->record->digest);
-    meta_batch_put(b, key.data, key.len, "", 0);
+    link_put(b, &key, op->repo, op->record->digest, op->record->created_unix);
     sh_buf_release(&key);
     return SH_OK;
 }
@@ -229,9 +276,7 @@ int fsm__apply_blob_link(struct meta *m, struct meta_batch *b,
     if (!meta_has(m, key.data, key.len)) {
         rv = SH_ENOTFOUND;
     } else {
-        put_repo(b, &key, op->repo);
-        meta_key_link(&key, op->repo, op->digest);
-        meta_batch_put(b, key.data, key.len, "", 0);
+        link_put(b, &key, op->repo, op->digest, op->at_unix);
     }
     sh_buf_release(&key);
     return rv;
@@ -247,8 +292,112 @@ int fsm__apply_blob_unlink(struct meta *m, struct meta_batch *b,
         return SH_EMALFORMED;
     meta_key_link(&key, op->repo, op->digest);
     rv = del_existing(m, b, &key);
+    if (rv == SH_OK) {
+        meta_key_blob_repo(&key, op->digest, op->repo);
+        meta_batch_del(b, key.data, key.len);
+    }
     sh_buf_release(&key);
     return rv;
+}
+
+/* Whether a key starting with `prefix` exists. */
+static bool any_under(struct meta *m, const struct sh_buf *prefix)
+{
+    struct meta_iter *it = meta_iter_new(m, prefix->data, prefix->len, NULL, 0);
+    bool any = meta_iter_valid(it);
+
+    meta_iter_free(it);
+    return any;
+}
+
+/* SH_OK when every link of the blob (y/ keys under `prefix`) is at or
+ * before `before`, adding their deletes (and those of the l/ twins) to
+ * `b` when `b` is not NULL; SH_EBUSY otherwise. */
+static int links_old(struct meta *m, struct meta_batch *b,
+                     const struct sh_buf *prefix, const char *digest,
+                     uint64_t before)
+{
+    struct meta_iter *it = meta_iter_new(m, prefix->data, prefix->len, NULL, 0);
+    struct sh_buf link = SH_BUF_INIT;
+    int rv = SH_OK;
+
+    for (; rv == SH_OK && meta_iter_valid(it); meta_iter_next(it)) {
+        size_t klen, vlen, rlen;
+        const char *k = meta_iter_key(it, &klen);
+        const char *v = meta_iter_value(it, &vlen);
+        const char *repo = meta_key_last(k, klen, &rlen);
+        char *name;
+
+        if (fsm__link_time(v, vlen) > before) {
+            rv = SH_EBUSY;
+            break;
+        }
+        if (b == NULL || repo == NULL)
+            continue;
+        meta_batch_del(b, k, klen);
+        name = sh_strndup(repo, rlen);
+        meta_key_link(&link, name, digest);
+        meta_batch_del(b, link.data, link.len);
+        free(name);
+    }
+    meta_iter_free(it);
+    sh_buf_release(&link);
+    return rv;
+}
+
+int cons_blob_droppable(struct meta *m, const char *digest,
+                        uint64_t before_unix)
+{
+    struct sh_buf key = SH_BUF_INIT;
+    Shoal__BlobRecord *rec;
+    char *val;
+    size_t vlen;
+    int rv;
+
+    meta_key_blob(&key, digest);
+    rv = meta_get(m, key.data, key.len, &val, &vlen);
+    if (rv != SH_OK) {
+        sh_buf_release(&key);
+        return rv;
+    }
+    rec = shoal__blob_record__unpack(NULL, vlen, (const uint8_t *)val);
+    free(val);
+    if (rec == NULL) {
+        sh_buf_release(&key);
+        return SH_ECORRUPT;
+    }
+    rv = rec->created_unix > before_unix ? SH_EBUSY : SH_OK;
+    shoal__blob_record__free_unpacked(rec, NULL);
+    meta_key_blob_ref_prefix(&key, digest);
+    if (rv == SH_OK && any_under(m, &key))
+        rv = SH_EBUSY;
+    meta_key_blob_repo_prefix(&key, digest);
+    if (rv == SH_OK)
+        rv = links_old(m, NULL, &key, digest, before_unix);
+    sh_buf_release(&key);
+    return rv;
+}
+
+int fsm__apply_blob_drop(struct meta *m, struct meta_batch *b,
+                         const Shoal__BlobDrop *op)
+{
+    struct sh_buf key = SH_BUF_INIT;
+    int rv;
+
+    if (!need(op->digest))
+        return SH_EMALFORMED;
+    /* Checked in log order, so a PutManifest or link applied after the
+     * proposer looked keeps the blob: this is where GC's race with a push
+     * is decided. */
+    rv = cons_blob_droppable(m, op->digest, op->before_unix);
+    if (rv != SH_OK)
+        return rv;
+    meta_key_blob_repo_prefix(&key, op->digest);
+    links_old(m, b, &key, op->digest, op->before_unix);
+    meta_key_blob(&key, op->digest);
+    meta_batch_del(b, key.data, key.len);
+    sh_buf_release(&key);
+    return SH_OK;
 }
 
 int fsm__apply_member_put(struct meta *m, struct meta_batch *b,

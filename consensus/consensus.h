@@ -121,6 +121,15 @@ void cons_forward_done(struct cons *c, struct cons_propose_req *req,
 /* True while this server is the Raft leader. */
 bool cons_is_leader(struct cons *c);
 
+/* Whether a BlobDrop of `digest` with `before_unix` would apply to the
+ * state in `m` now (GC's test, the FSM's own): SH_OK when no manifest
+ * references the blob, its record was created at or before before_unix
+ * and no repository link is newer; SH_EBUSY when one of those fails,
+ * SH_ENOTFOUND without a record, SH_ECORRUPT for an undecodable one.
+ * Reads only; safe from the thread pool. */
+int cons_blob_droppable(struct meta *m, const char *digest,
+                        uint64_t before_unix);
+
 /* Propose `cmd` (encoded immediately; the caller may free it on return).
  * When 0 is returned, req->cb fires exactly once, never from inside this
  * call: SH_OK once the command is durable in the Raft log (fsync) and

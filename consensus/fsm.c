@@ -38,6 +38,9 @@ static int fsm_fill(struct meta *m, struct meta_batch *b, const uint8_t *buf,
         case SHOAL__COMMAND__OP_BLOB_PLACE:
             rv = fsm__apply_blob_place(m, b, cmd->blob_place);
             break;
+        case SHOAL__COMMAND__OP_BLOB_DROP:
+            rv = fsm__apply_blob_drop(m, b, cmd->blob_drop);
+            break;
         case SHOAL__COMMAND__OP_MEMBER_PUT:
             rv = fsm__apply_member_put(m, b, cmd->member_put);
             break;
@@ -119,5 +122,82 @@ int fsm_apply_entry(struct meta *m, uint64_t index, const uint8_t *buf,
     if (wrv != SH_OK)
         return wrv;
     *applied = index;
+    return rv;
+}
+
+/* x/ entries of one manifest record (key m/<repo>\0<digest>). */
+static void index_manifest(struct meta_batch *b, const char *k, size_t klen,
+                           const char *v, size_t vlen)
+{
+    struct sh_buf key = SH_BUF_INIT;
+    Shoal__ManifestRecord *rec;
+    size_t rlen, dlen;
+    const char *r = meta_key_repo_name(k, klen, &rlen);
+    const char *d = meta_key_last(k, klen, &dlen);
+    char *repo, *digest;
+
+    rec = shoal__manifest_record__unpack(NULL, vlen, (const uint8_t *)v);
+    if (rec == NULL || r == NULL || d == NULL) {
+        if (rec != NULL)
+            shoal__manifest_record__free_unpacked(rec, NULL);
+        return;
+    }
+    repo = sh_strndup(r, rlen);
+    digest = sh_strndup(d, dlen);
+    for (size_t i = 0; i < rec->n_blob_refs; i++) {
+        meta_key_blob_ref(&key, rec->blob_refs[i], repo, digest);
+        meta_batch_put(b, key.data, key.len, "", 0);
+    }
+    free(repo);
+    free(digest);
+    shoal__manifest_record__free_unpacked(rec, NULL);
+    sh_buf_release(&key);
+}
+
+int fsm_index_build(struct meta *m)
+{
+    struct sh_buf key = SH_BUF_INIT;
+    struct meta_batch *b;
+    struct meta_iter *it;
+    int rv;
+
+    meta_key_index_version(&key);
+    if (meta_has(m, key.data, key.len)) {
+        sh_buf_release(&key);
+        return SH_OK;
+    }
+    b = meta_batch_new();
+    meta_batch_put(b, key.data, key.len, "1", 1);
+    meta_key_manifest_all(&key);
+    it = meta_iter_new(m, key.data, key.len, NULL, 0);
+    for (; meta_iter_valid(it); meta_iter_next(it)) {
+        size_t klen, vlen;
+        const char *k = meta_iter_key(it, &klen);
+        const char *v = meta_iter_value(it, &vlen);
+        index_manifest(b, k, klen, v, vlen);
+    }
+    meta_iter_free(it);
+    /* Links from before link times: time 0, as old as can be. */
+    meta_key_link_all(&key);
+    it = meta_iter_new(m, key.data, key.len, NULL, 0);
+    for (; meta_iter_valid(it); meta_iter_next(it)) {
+        size_t klen, rlen, dlen;
+        const char *k = meta_iter_key(it, &klen);
+        const char *r = meta_key_repo_name(k, klen, &rlen);
+        const char *d = meta_key_last(k, klen, &dlen);
+        char *repo, *digest;
+        if (r == NULL || d == NULL)
+            continue;
+        repo = sh_strndup(r, rlen);
+        digest = sh_strndup(d, dlen);
+        meta_key_blob_repo(&key, digest, repo);
+        meta_batch_put(b, key.data, key.len, "", 0);
+        free(repo);
+        free(digest);
+    }
+    meta_iter_free(it);
+    rv = meta_batch_write(m, b, true);
+    meta_batch_free(b);
+    sh_buf_release(&key);
     return rv;
 }

@@ -25,6 +25,12 @@ int fsm_apply(struct meta *m, const uint8_t *buf, size_t len, bool sync);
 int fsm_apply_entry(struct meta *m, uint64_t index, const uint8_t *buf,
                     size_t len, uint64_t *applied);
 
+/* Build the blob-first indexes (x/, y/) from the manifests and links of a
+ * state written before they were kept, once ("s/index" marks it done;
+ * synced).  Derived only from replicated state, so every node builds the
+ * same.  SH_EIO when the batch cannot be written. */
+int fsm_index_build(struct meta *m);
+
 /* Per-command appliers (apply_*.c): add the command's changes to `b`,
  * reading current state from `m`. */
 int fsm__apply_put_manifest(struct meta *m, struct meta_batch *b,
@@ -41,8 +47,12 @@ int fsm__apply_blob_place(struct meta *m, struct meta_batch *b,
                           const Shoal__BlobPlace *op);
 int fsm__apply_blob_unlink(struct meta *m, struct meta_batch *b,
                            const Shoal__BlobUnlink *op);
+int fsm__apply_blob_drop(struct meta *m, struct meta_batch *b,
+                         const Shoal__BlobDrop *op);
 int fsm__apply_member_put(struct meta *m, struct meta_batch *b,
                           const Shoal__MemberPut *op);
+/* The link time stored in a "y/" value (0 for one of another size). */
+uint64_t fsm__link_time(const char *val, size_t vlen);
 /* Accounts and signing keys (apply_account.c). */
 int fsm__apply_account_put(struct meta *m, struct meta_batch *b,
                            const Shoal__AccountPut *op);

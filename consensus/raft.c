@@ -892,6 +892,12 @@ int cons_init(struct cons **out, uv_loop_t *loop, struct meta *meta,
     rv = check_address(cfg->dir, cfg->address, &known, errmsg);
     if (rv != SH_OK)
         return rv;
+    rv = fsm_index_build(meta);
+    if (rv != SH_OK) {
+        sh_errmsg_printf(errmsg, "unable to index the metadata: %s",
+                         sh_strerror(rv));
+        return rv;
+    }
     c = sh_calloc(1, sizeof *c);
     c->loop = loop;
     c->meta = meta;

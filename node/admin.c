@@ -16,6 +16,7 @@ struct node_admin {
     struct node_cache *cache;      /* blob cache, or NULL */
     struct node_scrub *scrub;      /* or NULL */
     struct node_rebalance *rebalance; /* or NULL */
+    struct node_gc *gc;            /* or NULL */
     uv_loop_t *loop;               /* borrowed */
     struct api_server *api;        /* borrowed */
     struct node_uploads *uploads;  /* borrowed */
@@ -64,6 +65,7 @@ static void metrics(struct api_req *req, void *arg)
     struct node_cache_stats cs;
     struct node_scrub_stats ss;
     struct node_rebalance_stats rs;
+    struct node_gc_stats gs;
 
     api_server_stats(a->api, &st);
     node__uploads_stats(a->uploads, &us);
@@ -138,6 +140,15 @@ static void metrics(struct api_req *req, void *arg)
     metric(&b, "shoal_rebalance_copies_total", "counter",
            "Copies added to blobs pushed while the cluster was smaller.",
            rs.copies);
+    node__gc_stats(a->gc, &gs);
+    metric(&b, "shoal_gc_shard_files_total", "counter",
+           "Shard files no blob record places here, deleted.", gs.files);
+    metric(&b, "shoal_gc_shard_bytes_total", "counter",
+           "Bytes of those files.", gs.bytes);
+    metric(&b, "shoal_gc_blobs_dropped_total", "counter",
+           "Unreferenced blobs this node dropped as leader.", gs.blobs);
+    metric(&b, "shoal_gc_blob_bytes_dropped_total", "counter",
+           "Bytes of those blobs.", gs.blob_bytes);
     api_resp_send(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data,
                   b.len);
     sh_buf_release(&b);
@@ -210,11 +221,14 @@ static void timer_closed(uv_handle_t *h)
     admin_maybe_free(a);
 }
 
-/* Stop refreshing; cb(arg) once a walk in flight (it reads the shard
- * store, which closes after this) has returned and everything is freed. */
 void node__admin_set_scrub(struct node_admin *a, struct node_scrub *s)
 {
     a->scrub = s;
+}
+
+void node__admin_set_gc(struct node_admin *a, struct node_gc *g)
+{
+    a->gc = g;
 }
 
 void node__admin_set_rebalance(struct node_admin *a,
@@ -228,6 +242,8 @@ void node__admin_set_cache(struct node_admin *a, struct node_cache *c)
     a->cache = c;
 }
 
+/* Stop refreshing; cb(arg) once a walk in flight (it reads the shard
+ * store, which closes after this) has returned and everything is freed. */
 void node__admin_close(struct node_admin *a, void (*cb)(void *arg), void *arg)
 {
     a->closing = true;

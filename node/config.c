@@ -91,6 +91,11 @@ static const struct opt opts[] = {
     {"gc-grace", OPT_INT, F(gc_grace_s), "3600", 1, 31536000,
      "seconds before a shard file that no blob record places on this node "
      "(left by a failed push or a moved shard) is deleted"},
+    {"gc-unreferenced", OPT_INT, F(gc_unreferenced_s), "86400", 0, 31536000,
+     "seconds a blob no manifest references is kept after it was pushed "
+     "or last linked into a repository (the time a push has between its "
+     "layers and its manifest); then GC removes it and its shards are "
+     "deleted; 0 = keep unreferenced blobs"},
     {"auth", OPT_STRING, F(auth), "none", 0, 0,
      "none (anyone may do anything), basic (HTTP Basic against the "
      "accounts) or token (the Docker token protocol: /auth/token issues "

@@ -266,7 +266,9 @@ int node_start(struct node **out, uv_loop_t *loop,
     node__accounts_init(&n->accounts, loop, n->cons, n->meta, n->api,
                         acfg.auth != API_AUTH_NONE);
     node__gc_init(&n->gc, loop, n->cons, n->meta, n->shards,
-                  (uint64_t)cfg->node_id, (unsigned)cfg->gc_grace_s);
+                  (uint64_t)cfg->node_id, (unsigned)cfg->gc_grace_s,
+                  (unsigned)cfg->gc_unreferenced_s);
+    node__admin_set_gc(n->admin, n->gc);
     {
         char *url = strcmp(cfg->url, "auto") == 0
                         ? sh_asprintf("%s://%s:%d", n->tls ? "https" : "http",

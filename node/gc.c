@@ -16,15 +16,36 @@
  * push between its shards and its commit, a repair between its rewrite and
  * its BlobPlace, a follower that has not applied a commit yet.
  *
+ * Unreferenced blobs (`unref_s` > 0): on the leader the same pool job
+ * then walks the blob records (from where the last walk stopped, at most
+ * GC_WALK records and GC_DROPS candidates a time) for blobs no manifest
+ * references whose record and every repository link are older than
+ * unref_s (cons_blob_droppable: the FSM's own test), and back on the loop
+ * proposes one BlobDrop after another.  The FSM checks again in log
+ * order, so a manifest or link applied after the walk keeps the blob
+ * (SH_EBUSY, logged at debug).  A dropped blob's shard files are then
+ * placed by no record, and the next file sweep on each holder deletes
+ * them (they are older than the grace period): the space comes back
+ * about grace / 2 after the drop.
+ *
  * Possible failure modes are: no leader (the read index fails: no sweep
  * this time), a record that cannot be decoded (the file is kept), a
- * delete failing (logged, tried again next time), close (waits for the
- * read index and the sweep in flight). */
+ * delete failing (logged, tried again next time), a drop refused or lost
+ * with a leader change (tried again by a later walk), close (waits for the
+ * read index, the sweep and the drop in flight). */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "node.h"
+
+#define GC_WALK 65536 /* blob records looked at per sweep */
+#define GC_DROPS 256  /* BlobDrops proposed per sweep */
+
+struct gc_drop {
+    char *digest;
+    uint64_t size;
+};
 
 struct node_gc {
     uv_loop_t *loop;            /* borrowed, like the rest */
@@ -40,6 +61,14 @@ struct node_gc {
     int64_t now;                /* the sweep's clock (pool) */
     uint64_t swept_files, swept_bytes; /* this sweep (pool) */
     uint64_t total_files, total_bytes;
+    int64_t unref_s;            /* 0: unreferenced blobs are kept */
+    bool walk;                  /* this sweep walks blobs (leader) */
+    char *cursor;               /* last digest walked, NULL: from the start */
+    struct gc_drop drops[GC_DROPS]; /* candidates of this sweep */
+    size_t n_drops, next_drop;
+    uint64_t before;            /* their BlobDrop.before_unix */
+    struct cons_propose_req preq;
+    uint64_t dropped, dropped_bytes;
     bool closing;
     bool timer_closed;
     void (*close_cb)(void *arg);
@@ -55,6 +84,7 @@ static void maybe_closed(struct node_gc *g)
         return;
     cb = g->close_cb;
     arg = g->close_arg;
+    free(g->cursor);
     free(g);
     if (cb)
         cb(arg);
@@ -111,22 +141,124 @@ static bool visit(void *arg, const char *name, unsigned idx, uint64_t size,
     return true;
 }
 
+/* Pool: collect the candidates of one stretch of the blob records. */
+static void blob_walk(struct node_gc *g)
+{
+    struct sh_buf prefix = SH_BUF_INIT, start = SH_BUF_INIT;
+    struct meta_iter *it;
+    size_t seen = 0;
+    bool done = true;
+
+    g->before = (uint64_t)(g->now - g->unref_s);
+    meta_key_blob(&prefix, "");
+    if (g->cursor != NULL)
+        meta_key_blob(&start, g->cursor);
+    it = meta_iter_new(g->meta, prefix.data, prefix.len,
+                       g->cursor ? start.data : NULL, start.len);
+    for (; meta_iter_valid(it); meta_iter_next(it)) {
+        size_t klen, dlen, vlen;
+        const char *k = meta_iter_key(it, &klen);
+        const char *d = meta_key_last(k, klen, &dlen);
+        const char *v;
+        Shoal__BlobRecord *rec;
+        char *digest;
+
+        if (seen++ >= GC_WALK || g->n_drops == GC_DROPS) {
+            done = false;
+            break;
+        }
+        digest = sh_strndup(d, dlen);
+        free(g->cursor);
+        g->cursor = sh_strdup(digest);
+        if (cons_blob_droppable(g->meta, digest, g->before) != SH_OK) {
+            free(digest);
+            continue;
+        }
+        v = meta_iter_value(it, &vlen);
+        rec = shoal__blob_record__unpack(NULL, vlen, (const uint8_t *)v);
+        g->drops[g->n_drops].digest = digest;
+        g->drops[g->n_drops].size = rec != NULL ? rec->size : 0;
+        g->n_drops++;
+        if (rec != NULL)
+            shoal__blob_record__free_unpacked(rec, NULL);
+    }
+    meta_iter_free(it);
+    if (done) {
+        free(g->cursor); /* the end: the next walk starts over */
+        g->cursor = NULL;
+    }
+    sh_buf_release(&prefix);
+    sh_buf_release(&start);
+}
+
 static void sweep_work(uv_work_t *w)
 {
     struct node_gc *g = w->data;
     g->now = (int64_t)time(NULL);
     g->swept_files = g->swept_bytes = 0;
     shard_store_each(g->shards, visit, g);
+    g->n_drops = g->next_drop = 0;
+    if (g->walk)
+        blob_walk(g);
+}
+
+static void drop_next(struct node_gc *g);
+
+static void drop_applied(struct cons_propose_req *preq, int status)
+{
+    struct node_gc *g = preq->data;
+    struct gc_drop *d = &g->drops[g->next_drop++];
+
+    if (status == SH_OK) {
+        SH_INFO("gc: dropped blob %s (%llu bytes): no manifest references "
+                "it and no repository linked it in the last %lld s",
+                d->digest, (unsigned long long)d->size,
+                (long long)g->unref_s);
+        g->dropped++;
+        g->dropped_bytes += d->size;
+    } else if (status == SH_EBUSY || status == SH_ENOTFOUND) {
+        SH_DEBUG("gc: blob %s kept: referenced or linked meanwhile",
+                 d->digest);
+    } else {
+        SH_WARN("gc: unable to drop blob %s: %s", d->digest,
+                sh_strerror(status));
+    }
+    drop_next(g);
+}
+
+/* Loop: propose the next candidate's BlobDrop, one at a time; the sweep
+ * ends after the last. */
+static void drop_next(struct node_gc *g)
+{
+    Shoal__Command cmd = SHOAL__COMMAND__INIT;
+    Shoal__BlobDrop op = SHOAL__BLOB_DROP__INIT;
+
+    while (g->next_drop < g->n_drops && !g->closing) {
+        op.digest = g->drops[g->next_drop].digest;
+        op.before_unix = g->before;
+        cmd.op_case = SHOAL__COMMAND__OP_BLOB_DROP;
+        cmd.blob_drop = &op;
+        memset(&g->preq, 0, sizeof g->preq);
+        g->preq.data = g;
+        g->preq.cb = drop_applied;
+        if (cons_propose(g->cons, &g->preq, &cmd) == SH_OK)
+            return;
+        g->next_drop = g->n_drops; /* no leader here: a later walk */
+    }
+    for (size_t i = 0; i < g->n_drops; i++)
+        free(g->drops[i].digest);
+    g->n_drops = g->next_drop = 0;
+    g->busy = false;
+    maybe_closed(g);
 }
 
 static void sweep_done(uv_work_t *w, int status)
 {
     struct node_gc *g = w->data;
     (void)status;
-    g->busy = false;
     g->total_files += g->swept_files;
     g->total_bytes += g->swept_bytes;
-    maybe_closed(g);
+    drop_next(g);
 }
 
 static void indexed(struct cons_read_req *rr, int status)
@@ -138,6 +270,7 @@ static void indexed(struct cons_read_req *rr, int status)
         maybe_closed(g);
         return;
     }
+    g->walk = g->unref_s > 0 && cons_is_leader(g->cons);
     g->work.data = g;
     uv_queue_work(g->loop, &g->work, sweep_work, sweep_done);
 }
@@ -158,7 +291,7 @@ static void tick(uv_timer_t *t)
 
 void node__gc_init(struct node_gc **out, uv_loop_t *loop, struct cons *cons,
                    struct meta *meta, struct shard_store *shards,
-                   uint64_t self_id, unsigned grace_s)
+                   uint64_t self_id, unsigned grace_s, unsigned unref_s)
 {
     struct node_gc *g = sh_calloc(1, sizeof *g);
     uint64_t every = (uint64_t)grace_s * 1000 / 2;
@@ -173,16 +306,22 @@ void node__gc_init(struct node_gc **out, uv_loop_t *loop, struct cons *cons,
     g->shards = shards;
     g->self_id = self_id;
     g->grace_s = grace_s;
+    g->unref_s = unref_s;
     uv_timer_init(loop, &g->timer);
     g->timer.data = g;
     uv_timer_start(&g->timer, tick, every, every);
     *out = g;
 }
 
-void node__gc_stats(const struct node_gc *g, uint64_t *files, uint64_t *bytes)
+void node__gc_stats(const struct node_gc *g, struct node_gc_stats *out)
 {
-    *files = g != NULL ? g->total_files : 0;
-    *bytes = g != NULL ? g->total_bytes : 0;
+    memset(out, 0, sizeof *out);
+    if (g == NULL)
+        return;
+    out->files = g->total_files;
+    out->bytes = g->total_bytes;
+    out->blobs = g->dropped;
+    out->blob_bytes = g->dropped_bytes;
 }
 
 static void timer_closed(uv_handle_t *h)

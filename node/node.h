@@ -46,6 +46,7 @@ struct node_config {
     int scrub_mib_per_s;       /* scrub rate, 0: no scrub */
     int scrub_interval_s;      /* between scrub passes */
     int gc_grace_s;            /* orphan shard files older are deleted */
+    int gc_unreferenced_s;     /* unreferenced blobs older are dropped */
     char *auth;                /* none, basic or token */
     char *auth_service;        /* token issuer/audience, Basic realm */
     char *auth_realm;          /* token endpoint URL, or "auto" */
@@ -347,6 +348,8 @@ void node__admin_set_scrub(struct node_admin *a, struct node_scrub *s);
 struct node_rebalance;
 void node__admin_set_rebalance(struct node_admin *a,
                                struct node_rebalance *rb);
+struct node_gc;
+void node__admin_set_gc(struct node_admin *a, struct node_gc *g);
 void node__admin_close(struct node_admin *a, void (*cb)(void *arg), void *arg);
 
 struct peer_client;
@@ -401,14 +404,19 @@ char *node__redirect_signed_url(const struct node_redirect *rd,
 void node__redirect_backend(struct api_backend *be);
 void node__redirect_free(struct node_redirect *rd);
 
-struct node_gc; /* gc.c: shard files no record places here */
+struct node_gc; /* gc.c: unreferenced blobs, shard files no record places */
 /* Sweep every grace_s / 2 (1 s to 10 min) for shard files older than
- * grace_s that no record places on this node, and delete them. */
+ * grace_s that no record places on this node, and delete them; with
+ * unref_s > 0, the leader also drops the records of blobs no manifest
+ * has referenced and no repository has linked for unref_s. */
 void node__gc_init(struct node_gc **out, uv_loop_t *loop, struct cons *cons,
                    struct meta *meta, struct shard_store *shards,
-                   uint64_t self_id, unsigned grace_s);
-/* Files and bytes deleted since start. */
-void node__gc_stats(const struct node_gc *g, uint64_t *files, uint64_t *bytes);
+                   uint64_t self_id, unsigned grace_s, unsigned unref_s);
+struct node_gc_stats {
+    uint64_t files, bytes;      /* shard files deleted here since start */
+    uint64_t blobs, blob_bytes; /* blobs this node dropped (as leader) */
+};
+void node__gc_stats(const struct node_gc *g, struct node_gc_stats *out);
 /* Stop; cb(arg) once the sweep in flight ended and it is freed. */
 void node__gc_close(struct node_gc *g, void (*cb)(void *arg), void *arg);
 

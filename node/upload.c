@@ -689,6 +689,7 @@ static void propose_link(struct api_upload *up)
 
     op.repo = up->repo;
     op.digest = up->digest;
+    op.at_unix = (uint64_t)time(NULL);
     cmd.op_case = SHOAL__COMMAND__OP_BLOB_LINK;
     cmd.blob_link = &op;
     up->preq.data = up;
@@ -767,8 +768,11 @@ static void start_copies(struct api_upload *up)
     /* A blob recorded meanwhile (pushed elsewhere while this commit ran)
      * keeps its record and holders (BlobCommit keeps the first record):
      * only the repository link is new, no copy is needed (this node's
-     * copy 0 is left for GC). */
+     * copy 0 is left for GC).  Should GC drop that record before the
+     * commit applies, the commit records this node's copy alone, and the
+     * rebalancer adds the others later. */
     if (up->m == 0 || blob_recorded(mgr->meta, up->digest)) {
+        up->m = 0;
         propose_commit(up);
         return;
     }

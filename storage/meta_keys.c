@@ -6,11 +6,15 @@
  *   "b/" digest                            blob record (global)
  *   "l/" repo "\0" digest                  blob linked into a repository
  *   "f/" repo "\0" subject "\0" digest     referrer of `subject`
+ *   "x/" blob "\0" repo "\0" manifest        manifest references blob (GC)
+ *   "y/" blob "\0" repo                     blob linked into repo: link time
  *   "u/" uuid                              upload session (local)
  *   "n/" id (16 hex digits)                cluster member
  *   "s/applied"                            last applied log index (local)
+ *   "s/index"                              format of the x and y indexes
  *
- * Replicated families (what a Raft snapshot carries): r, t, m, b, l, f, n.
+ * Replicated families (what a Raft snapshot carries): r, t, m, b, l, f, x,
+ * y, n, a, k.
  * Local families (this node's own bookkeeping): u, s.
  *
  * The happy path is: a builder resets the caller's buffer and writes the key;
@@ -72,6 +76,11 @@ void meta_key_manifest(struct sh_buf *key, const char *repo, const char *digest)
     sh_buf_addstr(key, digest);
 }
 
+void meta_key_manifest_all(struct sh_buf *key)
+{
+    key_start(key, 'm');
+}
+
 void meta_key_blob(struct sh_buf *key, const char *digest)
 {
     key_start(key, 'b');
@@ -89,6 +98,39 @@ void meta_key_link_prefix(struct sh_buf *key, const char *repo)
 {
     key_start(key, 'l');
     key_add_sep(key, repo);
+}
+
+void meta_key_blob_ref(struct sh_buf *key, const char *blob, const char *repo,
+                       const char *manifest)
+{
+    key_start(key, 'x');
+    key_add_sep(key, blob);
+    key_add_sep(key, repo);
+    sh_buf_addstr(key, manifest);
+}
+
+void meta_key_blob_ref_prefix(struct sh_buf *key, const char *blob)
+{
+    key_start(key, 'x');
+    key_add_sep(key, blob);
+}
+
+void meta_key_blob_repo(struct sh_buf *key, const char *blob, const char *repo)
+{
+    key_start(key, 'y');
+    key_add_sep(key, blob);
+    sh_buf_addstr(key, repo);
+}
+
+void meta_key_blob_repo_prefix(struct sh_buf *key, const char *blob)
+{
+    key_start(key, 'y');
+    key_add_sep(key, blob);
+}
+
+void meta_key_link_all(struct sh_buf *key)
+{
+    key_start(key, 'l');
 }
 
 void meta_key_referrer(struct sh_buf *key,
@@ -161,6 +203,12 @@ void meta_key_applied(struct sh_buf *key)
     sh_buf_addstr(key, "applied");
 }
 
+void meta_key_index_version(struct sh_buf *key)
+{
+    key_start(key, 's');
+    sh_buf_addstr(key, "index");
+}
+
 bool meta_key_replicated(const char *key, size_t klen)
 {
     if (klen < 2 || key[1] != '/')
@@ -172,6 +220,8 @@ bool meta_key_replicated(const char *key, size_t klen)
         case 'b':
         case 'l':
         case 'f':
+        case 'x':
+        case 'y':
         case 'n':
         case 'a':
         case 'k':

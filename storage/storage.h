@@ -96,9 +96,21 @@ void meta_key_tag_prefix(struct sh_buf *key, const char *repo);
 void meta_key_manifest(struct sh_buf *key,
                        const char *repo,
                        const char *digest);
+void meta_key_manifest_all(struct sh_buf *key);            /* "m/" */
 void meta_key_blob(struct sh_buf *key, const char *digest);
 void meta_key_link(struct sh_buf *key, const char *repo, const char *digest);
 void meta_key_link_prefix(struct sh_buf *key, const char *repo);
+void meta_key_link_all(struct sh_buf *key);                 /* "l/" */
+/* The blob-first indexes GC decides by (replicated, kept by the FSM):
+ * "x/" blob "\0" repo "\0" manifest: the manifest references the blob;
+ * "y/" blob "\0" repo: the blob is linked into repo, value the link time
+ * (8 bytes, little endian unix seconds). */
+void meta_key_blob_ref(struct sh_buf *key, const char *blob, const char *repo,
+                       const char *manifest);
+void meta_key_blob_ref_prefix(struct sh_buf *key, const char *blob);
+void meta_key_blob_repo(struct sh_buf *key, const char *blob,
+                        const char *repo);
+void meta_key_blob_repo_prefix(struct sh_buf *key, const char *blob);
 void meta_key_referrer(struct sh_buf *key,
                        const char *repo,
                        const char *subject,
@@ -119,7 +131,9 @@ void meta_key_signing_key(struct sh_buf *key, const char *kid);
 void meta_key_signing_key_prefix(struct sh_buf *key);
 /* "s/applied": index of the last log entry applied (local). */
 void meta_key_applied(struct sh_buf *key);
-/* True for keys of the replicated families (r t m b l f n a k): the state a Raft
+/* "s/index": format of the FSM's derived indexes (local). */
+void meta_key_index_version(struct sh_buf *key);
+/* True for keys of the replicated families (r t m b l f x y n a k): the state a Raft
  * snapshot carries.  Upload sessions and the applied index are local. */
 bool meta_key_replicated(const char *key, size_t klen);
 /* Extract the last '\0'-separated component of a key (tag name, digest). */

@@ -23,12 +23,7 @@ REPO=test/scrub
 MIB=$((1024 * 1024))
 SCRUB=(--scrub-interval 1 --scrub-mib-per-s 64)
 
-# metric I NAME: node I's value of a metric.
-metric()
-{
-    curl -s --max-time 10 "${REGS[$1]}/metrics" | awk -v n="$2" '$1 == n {print $2}'
-}
-passes_at_least() { (($(metric "$1" shoal_scrub_passes_total) >= $2)); }
+passes_at_least() { (($(node_metric "$1" shoal_scrub_passes_total) >= $2)); }
 # holder_of DIGEST IDX: the node storing shard IDX.
 holder_of() { blob_record "$1" | jq -r --argjson i "$2" '.placement[] | select(.index == $i) | .node'; }
 logged() { grep -q "$2" "${LOGS[$1]}"; }
@@ -53,10 +48,10 @@ expect_eq "blob ${DG_EC:7:12} is erasure-coded 2 + 1" \
 expect_eq "blob ${DG_SMALL:7:12} is stored as copies" \
     "$(blob_record "$DG_SMALL" | jq -c '.layout.k')" "1"
 for i in 1 2 3; do
-    p=$(metric "$i" shoal_scrub_passes_total)
+    p=$(node_metric "$i" shoal_scrub_passes_total)
     wait_for "node $i ends two more scrub passes" 30 passes_at_least "$i" $((p + 2))
-    check "node $i's scrub verified bytes" test "$(metric "$i" shoal_scrub_bytes_total)" -gt 0
-    expect_eq "node $i found nothing corrupt" "$(metric "$i" shoal_scrub_corrupt_total)" 0
+    check "node $i's scrub verified bytes" test "$(node_metric "$i" shoal_scrub_bytes_total)" -gt 0
+    expect_eq "node $i found nothing corrupt" "$(node_metric "$i" shoal_scrub_corrupt_total)" 0
 done
 
 # ============================= 2. a corrupt shard nobody reads is repaired
@@ -68,7 +63,7 @@ wait_for "node $x's scrub finds shard 1 corrupt" 30 \
     logged "$x" "scrub: shard file $DG_EC.65 is corrupt: asking for its repair"
 wait_for "shard 1 is rewritten on node $x" 30 \
     logged "$x" "blob $DG_EC: shard 1 rewritten on node $x (repair)"
-check "node $x counts the corrupt file" test "$(metric "$x" shoal_scrub_corrupt_total)" -ge 1
+check "node $x counts the corrupt file" test "$(node_metric "$x" shoal_scrub_corrupt_total)" -ge 1
 check "node $x sends shard 1 whole again" \
     curl -sf --max-time 30 -o "$D/shard" "${REGS[$x]}/internal/v1/shards/$DG_EC/65"
 for i in 1 2 3; do

@@ -44,11 +44,6 @@ mkdir -p "$D"
 REPO=test/reprotect
 MIB=$((1024 * 1024))
 
-# metric I NAME: node I's value of a metric.
-metric()
-{
-    curl -s --max-time 10 "${REGS[$1]}/metrics" | awk -v n="$2" '$1 == n {print $2}'
-}
 # nodes_of DIGEST I: the nodes node I's record of the blob places shards on.
 nodes_of() { blob_record "$1" "$2" | jq -r '[.placement[].node] | unique | .[]'; }
 # names NODE I DIGEST...: node I's record of some blob places a shard on NODE.
@@ -166,7 +161,7 @@ done
 check "the survivors logged the moves ($moves)" test "$moves" -ge 1
 queued=0
 for i in "${alive[@]}"; do
-    queued=$((queued + $(metric "$i" shoal_rebalance_reprotect_total)))
+    queued=$((queued + $(node_metric "$i" shoal_rebalance_reprotect_total)))
 done
 check "shoal_rebalance_reprotect_total counts the blobs handed to the repair ($queued)" \
     test "$queued" -ge 1
@@ -249,7 +244,7 @@ moves_sum()
 {
     local i t=0
     for i in 9 10 11 12; do
-        t=$((t + $(metric "$i" shoal_rebalance_moves_total)))
+        t=$((t + $(node_metric "$i" shoal_rebalance_moves_total)))
     done
     echo "$t"
 }
@@ -323,7 +318,7 @@ for dg in "${DGS[@]}"; do
         files_where_placed 13 "$dg"
 done
 check "shoal_rebalance_copies_total on node 13 counts them" \
-    test "$(metric 13 shoal_rebalance_copies_total)" -ge 2
+    test "$(node_metric 13 shoal_rebalance_copies_total)" -ge 2
 shoal_kill9 "${PIDS[13]}"
 for i in 14 15; do
     wait_for "node $i sees node 13 down" 20 sees_down "$i" 13

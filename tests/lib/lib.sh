@@ -758,6 +758,11 @@ node_start()
     REGS[$i]=$REG PIDS[$i]=$SHOAL_PID LOGS[$i]=$SHOAL_LOG
     DATAS[$i]=$SHOAL_DATA PORTS[$i]=$SHOAL_PORT
 }
+# node_metric I NAME: node I's value of a metric on /metrics.
+node_metric()
+{
+    curl -s --max-time 10 "${REGS[$1]}/metrics" | awk -v n="$2" '$1 == n {print $2}'
+}
 # members_on I: node I's GET /internal/v1/members (with $CLUSTER_SECRET
 # when set).
 members_on() { members_json "${REGS[$1]}"; }

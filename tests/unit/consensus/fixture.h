@@ -119,6 +119,7 @@ struct fx_cmd {
     Shoal__BlobLink blob_link;
     Shoal__BlobUnlink blob_unlink;
     Shoal__BlobPlace blob_place;
+    Shoal__BlobDrop blob_drop;
     Shoal__ShardPlacement place[3];
     Shoal__ShardPlacement *places[3];
 };
@@ -136,6 +137,7 @@ static inline void fx_cmd_reset(struct fx_cmd *c)
     static const Shoal__BlobLink bl = SHOAL__BLOB_LINK__INIT;
     static const Shoal__BlobUnlink bu = SHOAL__BLOB_UNLINK__INIT;
     static const Shoal__BlobPlace bp = SHOAL__BLOB_PLACE__INIT;
+    static const Shoal__BlobDrop bd = SHOAL__BLOB_DROP__INIT;
 
     c->cmd = cmd;
     c->put_manifest = pm;
@@ -148,6 +150,7 @@ static inline void fx_cmd_reset(struct fx_cmd *c)
     c->blob_link = bl;
     c->blob_unlink = bu;
     c->blob_place = bp;
+    c->blob_drop = bd;
 }
 
 /* PutManifest of `content` as `digest` in `repo`; tag, subject and
@@ -251,6 +254,18 @@ static inline Shoal__Command *fx_blob_link(struct fx_cmd *c,
     c->blob_link.digest = (char *)digest;
     c->cmd.op_case = SHOAL__COMMAND__OP_BLOB_LINK;
     c->cmd.blob_link = &c->blob_link;
+    return &c->cmd;
+}
+
+static inline Shoal__Command *fx_blob_drop(struct fx_cmd *c,
+                                           const char *digest,
+                                           uint64_t before_unix)
+{
+    fx_cmd_reset(c);
+    c->blob_drop.digest = (char *)digest;
+    c->blob_drop.before_unix = before_unix;
+    c->cmd.op_case = SHOAL__COMMAND__OP_BLOB_DROP;
+    c->cmd.blob_drop = &c->blob_drop;
     return &c->cmd;
 }
 

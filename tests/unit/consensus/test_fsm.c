@@ -3,6 +3,7 @@
  * (absent target or malformed bytes) writes nothing at all (a full dump of
  * the database before and after), and reads state back only through
  * storage.h. */
+#include "consensus/consensus.h"
 #include "consensus/fsm.h"
 
 #include "fixture.h"
@@ -461,7 +462,7 @@ static void test_blob_commit(void **state)
     shoal__blob_record__free_unpacked(rec, NULL);
     assert_true(has_link(f->m, REPO, DIGEST_A));
     assert_true(has_repo(f->m, REPO));
-    assert_int_equal(fx_count_keys(f->m), 3);
+    assert_int_equal(fx_count_keys(f->m), 4); /* r b l y */
 
     /* Committed again with another size into another repository: the
      * first record stays, the new repository gets its link. */
@@ -473,7 +474,7 @@ static void test_blob_commit(void **state)
     assert_true(has_link(f->m, "second", DIGEST_A));
     assert_true(has_repo(f->m, "second"));
     assert_true(has_link(f->m, REPO, DIGEST_A));
-    assert_int_equal(fx_count_keys(f->m), 5);
+    assert_int_equal(fx_count_keys(f->m), 7);
 
     /* Committed again into the same repository: nothing changes. */
     before = fx_dump(f->m);
@@ -501,7 +502,7 @@ static void test_blob_link(void **state)
     assert_true(has_link(f->m, REPO, DIGEST_A));
     assert_true(has_repo(f->m, REPO));
     assert_true(has_link(f->m, "src", DIGEST_A));
-    assert_int_equal(fx_count_keys(f->m), 5);
+    assert_int_equal(fx_count_keys(f->m), 7);
 }
 
 /* Commit blob `digest` (10 bytes) with layout k + m, shard i on node
@@ -833,6 +834,147 @@ static void refuse_all_malformed(struct meta *m)
     assert_refused(m, fx_blob_unlink(&c, REPO, ""), SH_EMALFORMED);
 }
 
+/* Whether the blob-first link twin of (repo, digest) exists; its link
+ * time in *at. */
+static bool link_twin(struct meta *m, const char *digest, const char *repo,
+                      uint64_t *at)
+{
+    struct sh_buf k = SH_BUF_INIT;
+    size_t vlen = 0;
+    char *v;
+
+    meta_key_blob_repo(&k, digest, repo);
+    v = fx_get(m, &k, &vlen);
+    sh_buf_release(&k);
+    *at = v != NULL ? fsm__link_time(v, vlen) : 0;
+    free(v);
+    return v != NULL;
+}
+
+/* Commit `digest` (10 bytes) into `repo`, its record created at `at`. */
+static void commit_at(struct meta *m, const char *repo, const char *digest,
+                      uint64_t at)
+{
+    struct fx_cmd c;
+
+    fx_blob_commit(&c, repo, digest, 10);
+    c.blob.created_unix = at;
+    apply_ok(m, &c.cmd);
+}
+
+/* PutManifest of DIGEST_C into `repo` referencing blobs A and B. */
+static Shoal__Command *put_refs(struct fx_cmd *c, const char *repo)
+{
+    static char *refs[2] = {(char *)DIGEST_A, (char *)DIGEST_B};
+
+    fx_put_manifest(c, repo, DIGEST_C, MANIFEST, "t", NULL, NULL);
+    c->manifest.blob_refs = refs;
+    c->manifest.n_blob_refs = 2;
+    return &c->cmd;
+}
+
+/* GC: the reference and link indexes the FSM keeps, and BlobDrop, which
+ * they decide. */
+static void test_blob_drop(void **state)
+{
+    struct fx_meta *f = *state;
+    struct fx_cmd c;
+    uint64_t at;
+
+    commit_at(f->m, REPO, DIGEST_A, 100);
+    commit_at(f->m, REPO, DIGEST_B, 100);
+    assert_true(link_twin(f->m, DIGEST_A, REPO, &at));
+    assert_int_equal(at, 100);
+    fx_blob_link(&c, "other", DIGEST_A);
+    c.blob_link.at_unix = 200;
+    apply_ok(f->m, &c.cmd);
+    assert_true(link_twin(f->m, DIGEST_A, "other", &at));
+    assert_int_equal(at, 200);
+
+    /* A manifest whose blobs are not all linked into its repository is
+     * refused (B is not in "other"). */
+    assert_refused(f->m, put_refs(&c, "other"), SH_ENOTFOUND);
+    apply_ok(f->m, put_refs(&c, REPO));
+
+    /* Referenced: kept, whatever the time. */
+    assert_refused(f->m, fx_blob_drop(&c, DIGEST_A, 1000), SH_EBUSY);
+    assert_refused(f->m, fx_blob_drop(&c, DIGEST_B, 1000), SH_EBUSY);
+    assert_refused(f->m, fx_blob_drop(&c, DIGEST_S, 1000), SH_ENOTFOUND);
+    assert_refused(f->m, fx_blob_drop(&c, "", 1000), SH_EMALFORMED);
+    assert_int_equal(cons_blob_droppable(f->m, DIGEST_A, 1000), SH_EBUSY);
+
+    /* The manifest goes, and its references with it. */
+    apply_ok(f->m, fx_delete_manifest(&c, REPO, DIGEST_C));
+    assert_int_equal(cons_blob_droppable(f->m, DIGEST_A, 200), SH_OK);
+    /* Linked after `before` (A into "other" at 200), created after it
+     * (B at 100): kept. */
+    assert_refused(f->m, fx_blob_drop(&c, DIGEST_A, 199), SH_EBUSY);
+    assert_refused(f->m, fx_blob_drop(&c, DIGEST_B, 99), SH_EBUSY);
+
+    /* Dropped: the record, both links and their twins; B untouched. */
+    apply_ok(f->m, fx_blob_drop(&c, DIGEST_A, 200));
+    assert_null(blob_of(f->m, DIGEST_A));
+    assert_false(has_link(f->m, REPO, DIGEST_A));
+    assert_false(has_link(f->m, "other", DIGEST_A));
+    assert_false(link_twin(f->m, DIGEST_A, REPO, &at));
+    assert_false(link_twin(f->m, DIGEST_A, "other", &at));
+    assert_true(has_link(f->m, REPO, DIGEST_B));
+
+    /* A manifest proposed before the drop and applied after it is
+     * refused: the log order decides GC's race with a push. */
+    assert_refused(f->m, put_refs(&c, REPO), SH_ENOTFOUND);
+
+    /* An unlink takes the twin with it; B then goes too. */
+    apply_ok(f->m, fx_blob_unlink(&c, REPO, DIGEST_B));
+    assert_false(link_twin(f->m, DIGEST_B, REPO, &at));
+    apply_ok(f->m, fx_blob_drop(&c, DIGEST_B, 100));
+    assert_null(blob_of(f->m, DIGEST_B));
+    assert_int_equal(fx_count_keys(f->m), 2); /* r/REPO r/other */
+}
+
+/* A state written before the indexes were kept gets them once. */
+static void test_index_build(void **state)
+{
+    struct fx_meta *f = *state;
+    struct meta_batch *b = meta_batch_new();
+    struct meta_iter *it;
+    struct fx_cmd c;
+    char *with, *without, *again;
+    uint64_t at = 1;
+
+    commit_at(f->m, REPO, DIGEST_A, 100);
+    commit_at(f->m, REPO, DIGEST_B, 100);
+    apply_ok(f->m, put_refs(&c, REPO));
+    with = fx_dump(f->m);
+    for (it = meta_iter_new(f->m, "", 0, NULL, 0); meta_iter_valid(it);
+         meta_iter_next(it)) {
+        size_t klen;
+        const char *k = meta_iter_key(it, &klen);
+        if (k[0] == 'x' || k[0] == 'y')
+            meta_batch_del(b, k, klen);
+    }
+    meta_iter_free(it);
+    assert_int_equal(meta_batch_write(f->m, b, true), SH_OK);
+    meta_batch_free(b);
+    without = fx_dump(f->m);
+    assert_string_not_equal(with, without);
+    assert_int_equal(cons_blob_droppable(f->m, DIGEST_A, 1000), SH_OK);
+
+    assert_int_equal(fsm_index_build(f->m), SH_OK);
+    assert_int_equal(cons_blob_droppable(f->m, DIGEST_A, 1000), SH_EBUSY);
+    assert_true(link_twin(f->m, DIGEST_B, REPO, &at));
+    assert_int_equal(at, 0); /* linked before times were kept */
+    /* Built once: a second start changes nothing. */
+    again = fx_dump(f->m);
+    assert_int_equal(fsm_index_build(f->m), SH_OK);
+    free(without);
+    without = fx_dump(f->m);
+    assert_string_equal(again, without);
+    free(with);
+    free(without);
+    free(again);
+}
+
 static void test_malformed_empty_db(void **state)
 {
     struct fx_meta *f = *state;
@@ -849,7 +991,7 @@ static void test_malformed_populated_db(void **state)
     apply_ok(f->m, fx_put_manifest(&c, REPO, DIGEST_A, MANIFEST, "latest",
                                    DIGEST_S, DESCRIPTOR));
     apply_ok(f->m, fx_blob_commit(&c, REPO, DIGEST_B, 10));
-    assert_int_equal(fx_count_keys(f->m), 6);
+    assert_int_equal(fx_count_keys(f->m), 7);
     {
         /* The dump really sees the state it compares. */
         char *dump = fx_dump(f->m);
@@ -860,7 +1002,7 @@ static void test_malformed_populated_db(void **state)
     refuse_all_malformed(f->m);
     /* Blob present but the link refused as malformed: no link appears. */
     assert_refused(f->m, fx_blob_link(&c, "", DIGEST_B), SH_EMALFORMED);
-    assert_int_equal(fx_count_keys(f->m), 6);
+    assert_int_equal(fx_count_keys(f->m), 7);
 }
 
 /* Unsynced applies are just as visible to the next read. */
@@ -883,6 +1025,8 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_put_manifest),
+        T(test_blob_drop),
+        T(test_index_build),
         T(test_put_manifest_tag),
         T(test_put_manifest_subject),
         T(test_delete_manifest),

@@ -291,6 +291,23 @@ static void test_blob_place(void **state)
     sh_command_free(out);
 }
 
+static void test_blob_drop(void **state)
+{
+    Shoal__Command cmd = SHOAL__COMMAND__INIT;
+    Shoal__BlobDrop op = SHOAL__BLOB_DROP__INIT;
+    Shoal__Command *out;
+
+    (void)state;
+    op.digest = (char *)DIGEST_A;
+    op.before_unix = 1700000000;
+    cmd.op_case = SHOAL__COMMAND__OP_BLOB_DROP;
+    cmd.blob_drop = &op;
+    out = round_trip(&cmd);
+    assert_string_equal(out->blob_drop->digest, DIGEST_A);
+    assert_int_equal(out->blob_drop->before_unix, 1700000000);
+    sh_command_free(out);
+}
+
 static void test_account_put(void **state)
 {
     Shoal__Command cmd = SHOAL__COMMAND__INIT;
@@ -387,7 +404,7 @@ static void test_signing_key_put(void **state)
 }
 
 /* Every op case of the generated oneof is covered above: the list ends at
- * SigningKeyPut.  A new op added to command.proto fails here until it gets a
+ * BlobDrop.  A new op added to command.proto fails here until it gets a
  * round-trip test. */
 static void test_every_op_covered(void **state)
 {
@@ -400,8 +417,8 @@ static void test_every_op_covered(void **state)
         if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
             ops++;
     }
-    assert_int_equal(ops, 12);
-    assert_int_equal(SHOAL__COMMAND__OP_SIGNING_KEY_PUT, 21);
+    assert_int_equal(ops, 13);
+    assert_int_equal(SHOAL__COMMAND__OP_BLOB_DROP, 22);
 }
 
 /* Decoding must fail with SH_EMALFORMED and leave *out NULL. */
@@ -519,6 +536,7 @@ int main(void)
         cmocka_unit_test(test_blob_commit),
         cmocka_unit_test(test_blob_link_unlink),
         cmocka_unit_test(test_blob_place),
+        cmocka_unit_test(test_blob_drop),
         cmocka_unit_test(test_account_put),
         cmocka_unit_test(test_account_delete_used),
         cmocka_unit_test(test_signing_key_put),
