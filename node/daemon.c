@@ -279,6 +279,8 @@ int node_start(struct node **out, uv_loop_t *loop,
                            strcmp(cfg->zone, "none") == 0 ? "" : cfg->zone,
                            strcmp(cfg->join, "none") == 0 ? NULL : cfg->join);
         node__members_set_health(n->members, n->health);
+        node__rebalance_set_drained(n->rebalance, node__members_drained,
+                                    n->members);
         free(url);
     }
     free(secret);

@@ -137,35 +137,48 @@ static void probe_send(struct node_health *h, struct probe *p)
     h->busy++;
 }
 
+/* Keep probing member `id` (found in this tick's member records). */
+static void probe_keep(struct node_health *h, uint64_t id)
+{
+    struct probe *p;
+
+    if (id == h->self_id)
+        return;
+    p = probe_find(h, id);
+    if (p == NULL) {
+        p = sh_calloc(1, sizeof *p);
+        p->h = h;
+        p->id = id;
+        if (h->n == h->cap) {
+            h->cap = h->cap ? 2 * h->cap : 8;
+            h->p = sh_realloc(h->p, h->cap * sizeof *h->p);
+        }
+        h->p[h->n++] = p;
+    }
+    p->seen = true;
+    if (!p->busy)
+        probe_send(h, p);
+}
+
+/* Probe the active members and those being drained (their shards are
+ * still read, and moved away from them). */
 static void tick(uv_timer_t *t)
 {
     struct node_health *h = t->data;
     struct placement_node *v;
     char **zones;
+    uint64_t *draining;
     size_t n = node__members_list(h->meta, &v, &zones);
+    size_t n_draining = node__members_draining(h->meta, &draining);
 
     for (size_t i = 0; i < h->n; i++)
         h->p[i]->seen = false;
-    for (size_t i = 0; i < n; i++) {
-        struct probe *p;
-        if (v[i].id == h->self_id)
-            continue;
-        p = probe_find(h, v[i].id);
-        if (p == NULL) {
-            p = sh_calloc(1, sizeof *p);
-            p->h = h;
-            p->id = v[i].id;
-            if (h->n == h->cap) {
-                h->cap = h->cap ? 2 * h->cap : 8;
-                h->p = sh_realloc(h->p, h->cap * sizeof *h->p);
-            }
-            h->p[h->n++] = p;
-        }
-        p->seen = true;
-        if (!p->busy)
-            probe_send(h, p);
-    }
+    for (size_t i = 0; i < n; i++)
+        probe_keep(h, v[i].id);
+    for (size_t i = 0; i < n_draining; i++)
+        probe_keep(h, draining[i]);
     node__members_list_free(v, zones, n);
+    free(draining);
     probes_prune(h);
 }
 

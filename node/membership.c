@@ -49,6 +49,8 @@ struct node_members {
     char *join_body;
     char *join_target;
     struct self_op *self_op;    /* our MemberPut in flight, or NULL */
+    uint64_t drain_removing;    /* drained member whose removal began */
+    uint64_t told_drained;      /* "this node is drained" said for it */
     bool closing;
     int close_pending;
     void (*close_cb)(void *arg);
@@ -73,32 +75,6 @@ static Shoal__MemberRecord *member_get(struct meta *m, uint64_t id)
     return rec;
 }
 
-/* Call each(rec, arg) for every recorded member, in id order, until it
- * returns false.  The record is freed after the call. */
-static void members_each(struct meta *m,
-                         bool (*each)(const Shoal__MemberRecord *rec, void *arg),
-                         void *arg)
-{
-    struct sh_buf prefix = SH_BUF_INIT;
-    struct meta_iter *it;
-    bool more = true;
-
-    meta_key_member_prefix(&prefix);
-    it = meta_iter_new(m, prefix.data, prefix.len, NULL, 0);
-    for (; more && meta_iter_valid(it); meta_iter_next(it)) {
-        size_t vlen;
-        const char *v = meta_iter_value(it, &vlen);
-        Shoal__MemberRecord *rec =
-            shoal__member_record__unpack(NULL, vlen, (const uint8_t *)v);
-        if (rec == NULL)
-            continue;
-        more = each(rec, arg);
-        shoal__member_record__free_unpacked(rec, NULL);
-    }
-    meta_iter_free(it);
-    sh_buf_release(&prefix);
-}
-
 struct member_at_q {
     const char *raft;
     uint64_t id;
@@ -119,7 +95,7 @@ static bool member_at_each(const Shoal__MemberRecord *rec, void *arg)
 static uint64_t member_at(struct meta *m, const char *raft, uint64_t id)
 {
     struct member_at_q q = {raft, id, 0};
-    members_each(m, member_at_each, &q);
+    node__members_each(m, member_at_each, &q);
     return q.found;
 }
 
@@ -310,6 +286,7 @@ static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
     json_t *zone = j ? json_object_get(j, "zone") : NULL;
     Shoal__MemberRecord *known, *rec;
     uint64_t joined;
+    bool draining;
     struct change_op *op;
     uint64_t other;
     int rv;
@@ -346,6 +323,9 @@ static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
                      known->state != SHOAL__MEMBER_STATE__MEMBER_STATE_REMOVED
                  ? known->joined_unix
                  : (uint64_t)time(NULL);
+    /* A node being drained that restarts stays drained. */
+    draining = known != NULL &&
+               known->state == SHOAL__MEMBER_STATE__MEMBER_STATE_DRAINING;
     if (known != NULL)
         shoal__member_record__free_unpacked(known, NULL);
     /* Two servers at one address: Raft would refuse it as an error we
@@ -365,7 +345,8 @@ static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
     rec->raft_address = sh_strdup(json_string_value(raft));
     rec->url = sh_strdup(json_string_value(url));
     rec->zone = sh_strdup(zone ? json_string_value(zone) : "");
-    rec->state = SHOAL__MEMBER_STATE__MEMBER_STATE_ACTIVE;
+    rec->state = draining ? SHOAL__MEMBER_STATE__MEMBER_STATE_DRAINING
+                          : SHOAL__MEMBER_STATE__MEMBER_STATE_ACTIVE;
     rec->joined_unix = joined;
     json_decref(j);
     op = change_new(mm, req, rec, false, false);
@@ -385,6 +366,64 @@ static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
     api_req_on_abort(req, change_abort, op);
 }
 
+/* The member a POST {"id":N} to `path` names, read on the leader; NULL
+ * once answered: malformed (400), not the leader (503 with its address),
+ * no such member or a removed one (404). */
+static Shoal__MemberRecord *member_of_body(struct node_members *mm,
+                                           struct api_req *req,
+                                           const char *body, size_t len,
+                                           const char *path)
+{
+    json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *id = j ? json_object_get(j, "id") : NULL;
+    Shoal__MemberRecord *rec;
+
+    if (!json_is_integer(id) || json_integer_value(id) < 1) {
+        json_decref(j);
+        SEND_JSON(req, 400, "{\"error\":\"expected {id}\"}");
+        return NULL;
+    }
+    if (redirect_to_leader(mm, req, path)) {
+        json_decref(j);
+        return NULL;
+    }
+    rec = member_get(mm->meta, (uint64_t)json_integer_value(id));
+    json_decref(j);
+    if (rec == NULL || rec->state == SHOAL__MEMBER_STATE__MEMBER_STATE_REMOVED) {
+        if (rec != NULL)
+            shoal__member_record__free_unpacked(rec, NULL);
+        SEND_JSON(req, 404, "{\"error\":\"no such member\"}");
+        return NULL;
+    }
+    return rec;
+}
+
+/* Raft drops member `rec` (owned, unpacked) from the configuration, then
+ * its record gets state REMOVED; `req` (or NULL) gets the answer. */
+static void remove_start(struct node_members *mm, struct api_req *req,
+                         Shoal__MemberRecord *rec)
+{
+    struct change_op *op;
+    int rv;
+
+    rec->state = SHOAL__MEMBER_STATE__MEMBER_STATE_REMOVED;
+    op = change_new(mm, req, rec, true, true);
+    if (req != NULL)
+        api_req_on_abort(req, change_abort, op);
+    rv = cons_member_remove(mm->cons, rec->id, change_done, op);
+    if (rv == SH_ENOTFOUND) {
+        change_done(op, SH_OK); /* not in Raft (a failed join): record it */
+    } else if (rv != SH_OK) {
+        if (req != NULL) {
+            api_req_on_abort(req, NULL, NULL);
+            api_resp_header(req, "Retry-After", "1");
+            SEND_JSON(req, 503,
+                      "{\"error\":\"membership change in progress\"}");
+        }
+        change_free(op);
+    }
+}
+
 /* Removing a member for good (a dead machine, a node being retired): POST
  * /internal/v1/remove {"id":N} on the leader -> Raft drops it from the
  * configuration (a standby is promoted if voters are short) -> its record
@@ -396,47 +435,110 @@ static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
 static void h_remove(struct api_req *req, const char *body, size_t len, void *arg)
 {
     struct node_members *mm = arg;
-    json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
-    json_t *id = j ? json_object_get(j, "id") : NULL;
-    struct change_op *op;
     Shoal__MemberRecord *rec;
-    int rv;
 
-    if (!json_is_integer(id) || json_integer_value(id) < 1) {
-        json_decref(j);
-        SEND_JSON(req, 400, "{\"error\":\"expected {id}\"}");
+    rec = member_of_body(mm, req, body, len, "/internal/v1/remove");
+    if (rec == NULL)
         return;
-    }
-    if (redirect_to_leader(mm, req, "/internal/v1/remove")) {
-        json_decref(j);
-        return;
-    }
-    rec = member_get(mm->meta, (uint64_t)json_integer_value(id));
-    json_decref(j);
-    if (rec == NULL || rec->state == SHOAL__MEMBER_STATE__MEMBER_STATE_REMOVED) {
-        if (rec != NULL)
-            shoal__member_record__free_unpacked(rec, NULL);
-        SEND_JSON(req, 404, "{\"error\":\"no such member\"}");
-        return;
-    }
     if (rec->id == mm->self.id) {
         shoal__member_record__free_unpacked(rec, NULL);
         SEND_JSON(req, 409, "{\"error\":\"this node leads: stop it first, "
                             "then remove it through the new leader\"}");
         return;
     }
-    rec->state = SHOAL__MEMBER_STATE__MEMBER_STATE_REMOVED;
-    op = change_new(mm, req, rec, true, true);
+    remove_start(mm, req, rec);
+}
+
+/* Draining a member before retiring it: POST /internal/v1/drain {"id":N}
+ * on the leader -> its record gets state DRAINING (MemberPut) -> 202.
+ * From then on no write places a shard on it, the rebalancer of each
+ * blob's acting node moves its shards to the other members (copied from
+ * it while it is up, rebuilt otherwise), and once no blob record names
+ * it the leader removes it from the cluster (node__members_drained).
+ * Draining a drained member again answers 202; the last active member
+ * cannot be drained (409).  Failure modes as for a removal. */
+static void drain_recorded(struct cons_propose_req *preq, int status)
+{
+    struct change_op *op = preq->data;
+
+    if (op->req != NULL) {
+        api_req_on_abort(op->req, NULL, NULL);
+        if (status == SH_OK) {
+            SH_INFO("node %llu is being drained",
+                    (unsigned long long)op->rec->id);
+            SEND_JSON(op->req, 202, "{\"state\":\"draining\"}");
+        } else {
+            api_resp_header(op->req, "Retry-After", "1");
+            SEND_JSON(op->req, 503, "{\"error\":\"not recorded\"}");
+        }
+    }
+    change_free(op);
+}
+
+static void h_drain(struct api_req *req, const char *body, size_t len, void *arg)
+{
+    struct node_members *mm = arg;
+    struct change_op *op;
+    Shoal__MemberRecord *rec;
+
+    rec = member_of_body(mm, req, body, len, "/internal/v1/drain");
+    if (rec == NULL)
+        return;
+    if (rec->state == SHOAL__MEMBER_STATE__MEMBER_STATE_DRAINING) {
+        shoal__member_record__free_unpacked(rec, NULL);
+        SEND_JSON(req, 202, "{\"state\":\"draining\"}");
+        return;
+    }
+    if (node__members_active(mm->meta) <= 1) {
+        shoal__member_record__free_unpacked(rec, NULL);
+        SEND_JSON(req, 409, "{\"error\":\"the last active member: its "
+                            "shards would have nowhere to go\"}");
+        return;
+    }
+    rec->state = SHOAL__MEMBER_STATE__MEMBER_STATE_DRAINING;
+    op = change_new(mm, req, rec, true, false);
+    op->preq.data = op;
+    op->preq.cb = drain_recorded;
     api_req_on_abort(req, change_abort, op);
-    rv = cons_member_remove(mm->cons, rec->id, change_done, op);
-    if (rv == SH_ENOTFOUND) {
-        change_done(op, SH_OK); /* not in Raft (a failed join): record it */
-    } else if (rv != SH_OK) {
+    if (propose_member(mm->cons, &op->preq, rec) != SH_OK) {
         api_req_on_abort(req, NULL, NULL);
         api_resp_header(req, "Retry-After", "1");
-        SEND_JSON(req, 503, "{\"error\":\"membership change in progress\"}");
+        SEND_JSON(req, 503, "{\"error\":\"no leader\"}");
         change_free(op);
     }
+}
+
+void node__members_drained(void *arg, uint64_t id)
+{
+    struct node_members *mm = arg;
+    Shoal__MemberRecord *rec;
+
+    if (mm == NULL || mm->closing || !cons_is_leader(mm->cons) ||
+        mm->drain_removing == id)
+        return;
+    rec = member_get(mm->meta, id);
+    if (rec == NULL ||
+        rec->state != SHOAL__MEMBER_STATE__MEMBER_STATE_DRAINING) {
+        if (rec != NULL)
+            shoal__member_record__free_unpacked(rec, NULL);
+        return;
+    }
+    if (id == mm->self.id) {
+        /* Raft cannot remove the server that leads it from its own side:
+         * once this node stops, the next leader finds it drained and
+         * removes it. */
+        if (mm->told_drained != id)
+            SH_WARN("node %llu (this node, the leader) is drained: stop it, "
+                    "and the next leader removes it from the cluster",
+                    (unsigned long long)id);
+        mm->told_drained = id;
+        shoal__member_record__free_unpacked(rec, NULL);
+        return;
+    }
+    SH_INFO("node %llu is drained (no blob has a shard on it): removing it",
+            (unsigned long long)id);
+    mm->drain_removing = id;
+    remove_start(mm, NULL, rec);
 }
 
 struct members_out {
@@ -460,7 +562,10 @@ static bool members_out_each(const Shoal__MemberRecord *rec, void *arg)
     sh_buf_add_json_str(o->out, rec->zone);
     /* The Raft role in the configuration this node knows, and whether
      * this node's health probes reach it. */
-    sh_buf_addf(o->out, ",\"role\":\"%s\",\"up\":%s}",
+    sh_buf_addf(o->out, ",\"state\":\"%s\",\"role\":\"%s\",\"up\":%s}",
+                rec->state == SHOAL__MEMBER_STATE__MEMBER_STATE_DRAINING
+                    ? "draining"
+                    : "active",
                 cons_member_role(o->mm->cons, rec->id),
                 node__health_up(o->mm->health, rec->id) ? "true" : "false");
     o->first = false;
@@ -476,7 +581,7 @@ static void h_members(struct api_req *req, void *arg)
     sh_buf_addf(&out, "{\"self\":%llu,\"leader\":%llu,\"members\":[",
                 (unsigned long long)mm->self.id,
                 (unsigned long long)cons_leader_id(mm->cons));
-    members_each(mm->meta, members_out_each, &o);
+    node__members_each(mm->meta, members_out_each, &o);
     sh_buf_addstr(&out, "]}");
     api_resp_send(req, 200, "application/json", out.data, out.len);
     sh_buf_release(&out);
@@ -565,8 +670,15 @@ static void tick(uv_timer_t *t)
         return;
     }
     if (!mm->recorded && mm->self_op == NULL) {
-        /* Bootstrapped: record ourselves (waits for leadership). */
+        /* Bootstrapped: record ourselves (waits for leadership); a node
+         * being drained stays drained across restarts. */
         struct self_op *op = sh_calloc(1, sizeof *op);
+        Shoal__MemberRecord *known = member_get(mm->meta, mm->self.id);
+        if (known != NULL &&
+            known->state == SHOAL__MEMBER_STATE__MEMBER_STATE_DRAINING)
+            mm->self.state = SHOAL__MEMBER_STATE__MEMBER_STATE_DRAINING;
+        if (known != NULL)
+            shoal__member_record__free_unpacked(known, NULL);
         op->mm = mm;
         op->req.data = op;
         op->req.cb = self_recorded;
@@ -608,6 +720,7 @@ int node__members_init(struct node_members **out, uv_loop_t *loop,
     uv_timer_start(&mm->timer, tick, 0, 0);
     api_route_add_post(api, "/internal/v1/join", 64 * 1024, h_join, mm);
     api_route_add_post(api, "/internal/v1/remove", 4096, h_remove, mm);
+    api_route_add_post(api, "/internal/v1/drain", 4096, h_drain, mm);
     api_route_add(api, "/internal/v1/members", h_members, mm);
     *out = mm;
     return SH_OK;

@@ -156,6 +156,15 @@ size_t node__members_list_joined(struct meta *meta,
                                  struct placement_node **out, char ***zones,
                                  uint64_t **joined);
 void node__members_list_free(struct placement_node *v, char **zones, size_t n);
+/* Call each(rec, arg) for every recorded member, in id order, until it
+ * returns false.  The record is freed after the call. */
+void node__members_each(struct meta *m,
+                        bool (*each)(const Shoal__MemberRecord *rec, void *arg),
+                        void *arg);
+/* The ids of the members being drained (state DRAINING: no new shards,
+ * theirs move away, removed once none is left), malloc'ed in *ids (NULL
+ * when none); returns the count. */
+size_t node__members_draining(struct meta *meta, uint64_t **ids);
 
 struct node_repl_ctx {
     uv_loop_t *loop;            /* borrowed, like the rest */
@@ -361,6 +370,9 @@ int node__members_init(struct node_members **out, uv_loop_t *loop,
                        const char *zone, const char *join);
 struct node_health;
 /* Show the liveness `h` sees in the member list ("up"). */
+/* The rebalancer found no blob record naming drained member `id` (arg:
+ * the node_members): on the leader, remove it from the cluster. */
+void node__members_drained(void *arg, uint64_t id);
 void node__members_set_health(struct node_members *mm,
                               struct node_health *h);
 void node__members_close(struct node_members *mm, void (*cb)(void *arg),
@@ -545,6 +557,10 @@ void node__rebalance_init(struct node_rebalance **out, uv_loop_t *loop,
                           struct meta *meta, struct node_health *health,
                           struct node_repair *repair, uint64_t self_id,
                           unsigned move_after_s, bool rebalance);
+/* cb(arg, id) when a whole walk finds no blob record naming draining
+ * member `id` (node__members_drained). */
+void node__rebalance_set_drained(struct node_rebalance *rb,
+                                 void (*cb)(void *arg, uint64_t id), void *arg);
 void node__rebalance_stats(const struct node_rebalance *rb,
                            struct node_rebalance_stats *out);
 /* Stop (the sweep in flight finishes first), then cb(arg). */

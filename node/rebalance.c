@@ -31,6 +31,16 @@
  *   copies, one per walk, on the best ranked members holding none; its
  *   first holder acts (the copy is made from its own).  BlobPlace with
  *   from_node 0 records each, raising the layout's m.
+ * - draining (members with state DRAINING, node__members_drained): the
+ *   first shard of the blob on a draining node moves to the best ranked
+ *   active member holding nothing of the blob, in a zone the other holders
+ *   do not use when there is one; the first holder neither gone nor
+ *   draining acts (the draining node itself when it is the only holder)
+ *   -> node__repair_move, which copies the file from the draining node
+ *   while it is up and rebuilds it otherwise.  Whatever `rebalance` says
+ *   and whether or not all are up.  A whole walk (with the members
+ *   unchanged) that finds no record naming a draining node reports it
+ *   drained: the leader then removes it from the cluster.
  * An erasure-coded blob is read back through a repository that links it
  * (looked up here); copies need none.  At most REBALANCE_BATCH blobs per
  * sweep; the next sweep goes on after the last blob taken, and at the end
@@ -108,6 +118,11 @@ struct node_rebalance {
     char *cursor;               /* last blob key taken, or NULL: start */
     size_t cursor_len;
     struct node_rebalance_stats stats;
+    void (*drained_cb)(void *arg, uint64_t id);
+    void *drained_arg;
+    uint64_t *walk_named;       /* per draining node: records naming it,
+                                   this walk (aligned with `draining`) */
+    size_t walk_n_draining;
 
     /* Sweep in flight: input (loop) ... */
     struct placement_node *nodes; /* the active members, with zones */
@@ -118,12 +133,15 @@ struct node_rebalance {
     bool all_up;                /* no member down, none gone */
     uint64_t *arrived;          /* per node: when it joined (its record's
                                    joined_unix; 0: a founding member) */
+    uint64_t *draining;         /* members being drained */
+    size_t n_draining;
     uint64_t sig;
     /* ... output (pool). */
     struct rebalance_item items[REBALANCE_BATCH];
     size_t n_items;
     uint64_t unlinked;          /* blobs skipped: no repository links them */
     uint64_t stuck;             /* blobs skipped: no member to move to */
+    uint64_t *named;            /* per draining node: records naming it */
     bool reached_end;
 };
 
@@ -179,6 +197,8 @@ static uint64_t gone_mask(const struct node_rebalance *rb,
         const Shoal__ShardPlacement *sp = rec->placement[p];
         if (sp->index >= EC_MAX_SHARDS)
             continue;
+        if (in_set(rb->draining, rb->n_draining, sp->node_id))
+            continue; /* moved away by next_drain, not rebuilt */
         if (is_gone(rb, sp->node_id))
             mask |= (uint64_t)1 << sp->index;
         else if (actor == 0)
@@ -264,6 +284,73 @@ static bool next_move(const struct node_rebalance *rb,
     return true;
 }
 
+static const char *zone_of(const struct node_rebalance *rb, uint64_t id)
+{
+    for (size_t i = 0; i < rb->n_nodes; i++)
+        if (rb->nodes[i].id == id)
+            return rb->nodes[i].zone;
+    return NULL;
+}
+
+/* Pool: does a holder of `rec` other than `from` sit in `zone`? */
+static bool zone_used(const struct node_rebalance *rb,
+                      const Shoal__BlobRecord *rec, uint64_t from,
+                      const char *zone)
+{
+    for (size_t p = 0; p < rec->n_placement; p++) {
+        const char *z = zone_of(rb, rec->placement[p]->node_id);
+        if (rec->placement[p]->node_id != from && z != NULL &&
+            strcmp(z, zone) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Pool: the first shard of `rec` on a draining node, to move to an active
+ * member, when this node acts for it. */
+static bool next_drain(struct node_rebalance *rb, const Shoal__BlobRecord *rec,
+                       struct rebalance_item *it)
+{
+    uint64_t ranked[PLACEMENT_MAX_NODES], from = 0, to = 0, actor = 0;
+    unsigned idx = 0;
+
+    for (size_t p = 0; p < rec->n_placement && from == 0; p++) {
+        const Shoal__ShardPlacement *sp = rec->placement[p];
+        if (sp->index < EC_MAX_SHARDS &&
+            in_set(rb->draining, rb->n_draining, sp->node_id)) {
+            from = sp->node_id;
+            idx = sp->index;
+        }
+    }
+    if (from == 0 || rb->n_nodes > PLACEMENT_MAX_NODES ||
+        placement_rank(rec->digest, rb->nodes, rb->n_nodes, ranked) != SH_OK)
+        return false;
+    /* Best ranked in a zone the blob does not use yet, else best ranked. */
+    for (int pass = 0; pass < 2 && to == 0; pass++)
+        for (size_t i = 0; i < rb->n_nodes && to == 0; i++)
+            if (!in_set(rb->gone, rb->n_gone, ranked[i]) &&
+                !holds(rec, ranked[i]) &&
+                (pass == 1 || !zone_used(rb, rec, from, zone_of(rb, ranked[i]))))
+                to = ranked[i];
+    for (size_t p = 0; p < rec->n_placement && actor == 0; p++) {
+        uint64_t id = rec->placement[p]->node_id;
+        if (!in_set(rb->draining, rb->n_draining, id) && !is_gone(rb, id))
+            actor = id;
+    }
+    if (actor == 0)
+        actor = from; /* its only holder: it copies its own shard away */
+    if (to == 0) {
+        rb->stuck++; /* every active member holds a shard already */
+        return false;
+    }
+    if (actor != rb->self_id)
+        return false;
+    it->idx = idx;
+    it->from = from;
+    it->to = to;
+    return true;
+}
+
 /* Pool: a blob of copies with fewer than a push to these members would
  * store (pushed while the cluster was smaller) gains one, on the best
  * ranked member holding none, when this node holds its first copy. */
@@ -320,6 +407,9 @@ static void sweep_work(uv_work_t *w)
         if (rec == NULL)
             continue;
         memset(item, 0, sizeof *item);
+        for (size_t i = 0; i < rb->n_draining; i++)
+            if (holds(rec, rb->draining[i]))
+                rb->named[i]++;
         if (rec->layout != NULL && rec->digest != NULL &&
             rec->n_placement > 0 && rec->size > 0 &&
             rec->state != SHOAL__BLOB_STATE__BLOB_STATE_DELETING) {
@@ -327,6 +417,8 @@ static void sweep_work(uv_work_t *w)
             if (item->mask != 0 && !has_spare(rb, rec))
                 rb->stuck++; /* every other member holds a shard already */
             else if (item->mask != 0)
+                take = true;
+            else if (rb->n_draining > 0 && next_drain(rb, rec, item))
                 take = true;
             else if (rb->rebalance && rb->all_up)
                 take = next_copy(rb, rec, item) || next_move(rb, rec, item);
@@ -363,6 +455,7 @@ static void maybe_closed(struct node_rebalance *rb)
     cb = rb->close_cb;
     arg = rb->close_arg;
     free(rb->cursor);
+    free(rb->walk_named);
     free(rb);
     cb(arg);
 }
@@ -371,6 +464,11 @@ static void sweep_input_free(struct node_rebalance *rb)
 {
     free(rb->arrived);
     rb->arrived = NULL;
+    free(rb->draining);
+    rb->draining = NULL;
+    rb->n_draining = 0;
+    free(rb->named);
+    rb->named = NULL;
     node__members_list_free(rb->nodes, rb->zones, rb->n_nodes);
     free(rb->gone);
     rb->nodes = NULL;
@@ -420,7 +518,17 @@ static void sweep_done(uv_work_t *w, int status)
     rb->walk_stuck += rb->stuck;
     rb->walk_unlinked += rb->unlinked;
     rb->walk_handed += rb->n_items;
+    for (size_t i = 0; i < rb->n_draining && i < rb->walk_n_draining; i++)
+        rb->walk_named[i] += rb->named[i];
     if (rb->reached_end) {
+        /* A whole walk over unchanged members in which no record named a
+         * draining node: it holds nothing any more. */
+        for (size_t i = 0; i < rb->n_draining && rb->walk_sig == rb->sig &&
+                           rb->walk_n_draining == rb->n_draining;
+             i++)
+            if (rb->walk_named[i] == 0 && rb->drained_cb != NULL &&
+                !rb->closing)
+                rb->drained_cb(rb->drained_arg, rb->draining[i]);
         /* Said once per change, not every walk: a 3-node cluster with a
          * node gone has nowhere to move shards until one joins. */
         if (rb->walk_stuck != rb->told_stuck)
@@ -447,8 +555,10 @@ static void sweep_done(uv_work_t *w, int status)
         rb->cursor = NULL;
         rb->cursor_len = 0;
         /* A whole walk found nothing to do: no walk again until the
-         * members change. */
-        if (rb->walk_handed == 0 && rb->walk_sig == rb->sig)
+         * members change (while a node is drained, walks go on until it
+         * is removed: the leader may change meanwhile). */
+        if (rb->walk_handed == 0 && rb->walk_sig == rb->sig &&
+            rb->n_draining == 0)
             rb->clean_sig = rb->sig;
         rb->walk_handed = 0;
     }
@@ -469,6 +579,10 @@ static void tick(uv_timer_t *t)
         sweep_input_free(rb);
         return; /* no member records: a single node, or not read yet */
     }
+    rb->n_draining = node__members_draining(rb->meta, &rb->draining);
+    rb->named = sh_calloc(rb->n_draining + 1, sizeof *rb->named);
+    for (size_t i = 0; i < rb->n_draining; i++)
+        sig = (sig ^ (rb->draining[i] | (uint64_t)1 << 63)) * 1099511628211ull;
     rb->gone = sh_calloc(rb->n_nodes, sizeof *rb->gone);
     rb->n_gone = 0;
     rb->all_up = true;
@@ -491,8 +605,12 @@ static void tick(uv_timer_t *t)
         return; /* nothing changed since the last walk found nothing, or
                    found only what the repair would not take */
     }
-    if (rb->cursor == NULL)
+    if (rb->cursor == NULL) {
         rb->walk_sig = sig;
+        free(rb->walk_named);
+        rb->walk_named = sh_calloc(rb->n_draining + 1, sizeof *rb->walk_named);
+        rb->walk_n_draining = rb->n_draining;
+    }
     rb->busy = true;
     uv_queue_work(rb->loop, &rb->work, sweep_work, sweep_done);
 }
@@ -521,6 +639,13 @@ void node__rebalance_init(struct node_rebalance **out, uv_loop_t *loop,
     rb->timer.data = rb;
     uv_timer_start(&rb->timer, tick, tick_ms, tick_ms);
     *out = rb;
+}
+
+void node__rebalance_set_drained(struct node_rebalance *rb,
+                                 void (*cb)(void *arg, uint64_t id), void *arg)
+{
+    rb->drained_cb = cb;
+    rb->drained_arg = arg;
 }
 
 void node__rebalance_stats(const struct node_rebalance *rb,

@@ -119,51 +119,95 @@ size_t node__members_list(struct meta *meta, struct placement_node **out,
     return node__members_list_joined(meta, out, zones, NULL);
 }
 
-size_t node__members_list_joined(struct meta *meta,
-                                 struct placement_node **out, char ***zones,
-                                 uint64_t **joined)
+void node__members_each(struct meta *m,
+                        bool (*each)(const Shoal__MemberRecord *rec, void *arg),
+                        void *arg)
 {
     struct sh_buf prefix = SH_BUF_INIT;
     struct meta_iter *it;
-    size_t n = 0, cap = 0;
-    struct placement_node *v = NULL;
-    char **z = NULL;
-    uint64_t *j = NULL;
+    bool more = true;
 
     meta_key_member_prefix(&prefix);
-    it = meta_iter_new(meta, prefix.data, prefix.len, NULL, 0);
-    for (; meta_iter_valid(it); meta_iter_next(it)) {
+    it = meta_iter_new(m, prefix.data, prefix.len, NULL, 0);
+    for (; more && meta_iter_valid(it); meta_iter_next(it)) {
         size_t vlen;
-        const char *val = meta_iter_value(it, &vlen);
+        const char *v = meta_iter_value(it, &vlen);
         Shoal__MemberRecord *rec =
-            shoal__member_record__unpack(NULL, vlen, (const uint8_t *)val);
+            shoal__member_record__unpack(NULL, vlen, (const uint8_t *)v);
         if (rec == NULL)
             continue;
-        if (rec->state == SHOAL__MEMBER_STATE__MEMBER_STATE_ACTIVE &&
-            rec->id != 0 && n < PLACEMENT_MAX_NODES) {
-            if (n == cap) {
-                cap = cap ? 2 * cap : 8;
-                v = sh_realloc(v, cap * sizeof *v);
-                z = sh_realloc(z, cap * sizeof *z);
-                if (joined != NULL)
-                    j = sh_realloc(j, cap * sizeof *j);
-            }
-            if (joined != NULL)
-                j[n] = rec->joined_unix;
-            z[n] = sh_strdup(rec->zone != NULL ? rec->zone : "");
-            v[n].id = rec->id;
-            v[n].zone = z[n];
-            n++;
-        }
+        more = each(rec, arg);
         shoal__member_record__free_unpacked(rec, NULL);
     }
     meta_iter_free(it);
     sh_buf_release(&prefix);
-    *out = v;
-    *zones = z;
+}
+
+struct members_acc {
+    size_t n, cap;
+    struct placement_node *v;
+    char **z;
+    uint64_t *j;                /* NULL: joined times not wanted */
+    bool want_joined;
+};
+
+static bool list_each(const Shoal__MemberRecord *rec, void *arg)
+{
+    struct members_acc *a = arg;
+
+    if (rec->state != SHOAL__MEMBER_STATE__MEMBER_STATE_ACTIVE ||
+        rec->id == 0 || a->n >= PLACEMENT_MAX_NODES)
+        return true;
+    if (a->n == a->cap) {
+        a->cap = a->cap ? 2 * a->cap : 8;
+        a->v = sh_realloc(a->v, a->cap * sizeof *a->v);
+        a->z = sh_realloc(a->z, a->cap * sizeof *a->z);
+        if (a->want_joined)
+            a->j = sh_realloc(a->j, a->cap * sizeof *a->j);
+    }
+    if (a->want_joined)
+        a->j[a->n] = rec->joined_unix;
+    a->z[a->n] = sh_strdup(rec->zone != NULL ? rec->zone : "");
+    a->v[a->n].id = rec->id;
+    a->v[a->n].zone = a->z[a->n];
+    a->n++;
+    return true;
+}
+
+size_t node__members_list_joined(struct meta *meta,
+                                 struct placement_node **out, char ***zones,
+                                 uint64_t **joined)
+{
+    struct members_acc a = {0};
+
+    a.want_joined = joined != NULL;
+    node__members_each(meta, list_each, &a);
+    *out = a.v;
+    *zones = a.z;
     if (joined != NULL)
-        *joined = j;
-    return n;
+        *joined = a.j;
+    return a.n;
+}
+
+static bool draining_each(const Shoal__MemberRecord *rec, void *arg)
+{
+    struct members_acc *a = arg;
+
+    if (rec->state == SHOAL__MEMBER_STATE__MEMBER_STATE_DRAINING &&
+        rec->id != 0) {
+        a->j = sh_realloc(a->j, (a->n + 1) * sizeof *a->j);
+        a->j[a->n++] = rec->id;
+    }
+    return true;
+}
+
+size_t node__members_draining(struct meta *meta, uint64_t **ids)
+{
+    struct members_acc a = {0};
+
+    node__members_each(meta, draining_each, &a);
+    *ids = a.j;
+    return a.n;
 }
 
 void node__members_list_free(struct placement_node *v, char **z, size_t n)

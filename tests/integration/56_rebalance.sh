@@ -28,11 +28,18 @@
 #      is where its record places it and the files left behind are
 #      deleted by GC (one file per placement entry, cluster-wide), and all
 #      four nodes serve every blob bit-identical.
-#   4. One node alone: a 3 MiB and a 300 KiB blob get one copy each
-#      (k = 1, m = 0).  Two nodes join: each blob gains a second copy on
-#      another node (m = 1, BlobPlace from node 0), counted in
-#      shoal_rebalance_copies_total; with the first node killed, the two
-#      others serve both bit-identical.
+#   4. One node alone (it cannot be drained: 409): a 3 MiB and a 300 KiB
+#      blob get one copy each (k = 1, m = 0).  Two nodes join: each blob
+#      gains a second copy on another node (m = 1, BlobPlace from node 0),
+#      counted in shoal_rebalance_copies_total; with the first node killed,
+#      the two others serve both bit-identical.
+#   5. Four nodes; node X (not the leader) holds shards of erasure-coded
+#      blobs and a copy.  Drain requests: an unknown id (404), no id (400),
+#      X (202, twice).  X is listed as draining; a blob pushed now gets
+#      nothing on it; within 60 s no record names X (its shards copied
+#      away as files), then the leader removes it (3 members listed);
+#      every file is where its record places it, and with X killed the
+#      three others serve every blob bit-identical.
 # Nothing here is timed.
 . "${SHOAL_TESTS:-$(dirname "$0")/..}/lib/lib.sh"
 
@@ -293,6 +300,8 @@ done
 # ==================== 4. blobs pushed to a cluster of one gain copies
 nodes 13 1
 REG=${REGS[13]}
+req POST "${REGS[13]}/internal/v1/drain" --data '{"id":13}'
+expect_status 409
 DGS=() FILES=()
 push_new a1 $((3 * MIB + RANDOM))
 push_new a2 $((300 * 1024 + RANDOM))
@@ -325,6 +334,59 @@ for i in 14 15; do
 done
 serve_all 14 15
 for i in 14 15; do
+    shoal_stop "${PIDS[$i]}" "${LOGS[$i]}"
+done
+
+# ================================ 5. a node drained, then removed
+nodes 16 4 --gc-grace 2
+wait_for "node 16 knows a leader" 20 has_leader 16
+L=$(leader_of 16)
+push_ec "$L"
+X=$(nodes_of "${DGS[0]}" "$L" | grep -vx "$L" | head -1)
+push_copies "$X" "$L"
+REGX=${REGS[$L]}
+req POST "$REGX/internal/v1/drain" --data '{"id":99}'
+expect_status 404
+req POST "$REGX/internal/v1/drain" --data '{}'
+expect_status 400
+for try in 1 2; do
+    req POST "$REGX/internal/v1/drain" --data "{\"id\":$X}"
+    expect_status 202
+done
+# state_is I ID STATE: node I lists member ID with STATE.
+state_is()
+{
+    [[ $(members_on "$1" | jq -r ".members[] | select(.id == $2) | .state") == "$3" ]]
+}
+for i in 16 17 18 19; do
+    wait_for "node $i lists node $X as draining" 10 state_is "$i" "$X" draining
+done
+REG=$REGX
+push_new late $((3 * MIB + RANDOM))
+check "a blob pushed while node $X drains has no shard on it" \
+    none_names "$X" "$L" "$BLOB_DIGEST"
+wait_for "no record names node $X any more" 60 none_names "$X" "$L" "${DGS[@]}"
+for i in 16 17 18 19; do
+    [[ $i == "$X" ]] || wait_for "node $i lists 3 members (node $X removed)" 30 has_members "$i" 3
+done
+copied=0
+for i in 16 17 18 19; do
+    copied=$((copied + $(grep -c "copied from node $X " "${LOGS[$i]}" || true)))
+done
+check "node $X's shards were copied away as files ($copied)" test "$copied" -ge 1
+check "the leader logged the removal" \
+    grep -q "node $X is drained (no blob has a shard on it): removing it" "${LOGS[$L]}"
+for dg in "${DGS[@]}"; do
+    check "every shard file of ${dg:0:19}… is where the record places it" \
+        files_where_placed "$L" "$dg"
+done
+shoal_kill9 "${PIDS[$X]}"
+alive=()
+for i in 16 17 18 19; do
+    [[ $i == "$X" ]] || alive+=("$i")
+done
+serve_all "${alive[@]}"
+for i in "${alive[@]}"; do
     shoal_stop "${PIDS[$i]}" "${LOGS[$i]}"
 done
 finish
