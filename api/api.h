@@ -100,6 +100,21 @@ typedef void (*api_upload_cb)(void *arg, int status);
 /* Filled in by node/.  Every function returns SH_* codes.  Async
  * operations call their callback exactly once, never from inside the
  * submitting call. */
+/* What a registry event reports (strings borrowed for the call; ""
+ * when unknown). */
+struct api_event {
+    const char *action;         /* "push" or "delete" */
+    const char *repo;
+    const char *digest;         /* the manifest's; "" for a tag delete */
+    const char *tag;            /* "" when none */
+    const char *media_type;     /* "" for deletes */
+    uint64_t size;              /* manifest bytes (push) */
+    const char *user;           /* account name; "" anonymous */
+    const char *addr;           /* client address */
+    const char *user_agent;
+    const char *method;         /* "PUT", "DELETE" */
+};
+
 struct api_backend {
     void *data;
 
@@ -180,6 +195,10 @@ struct api_backend {
     /* Drop the local data of a blob when the last reference went away
      * (may be a no-op while GC is not running). */
     void (*blob_forget)(void *data, const char *digest);
+    /* A manifest was stored ("push") or deleted ("delete": by digest, or
+     * a tag) through this node, once applied: for webhooks.  May be
+     * NULL. */
+    void (*event)(void *data, const struct api_event *ev);
 };
 
 /* ------------------------------------------------------ extra routes */

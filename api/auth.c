@@ -197,7 +197,7 @@ static struct cache_slot *cache_add(struct api_auth *a,
 /* The client's address: the last X-Forwarded-For hop when forwarded
  * headers are trusted (the proxy in front appends the real one), else the
  * peer of the connection. */
-static void source_of(const struct api_req *req, char out[64])
+void auth__source(const struct api_req *req, char out[64])
 {
     const char *xff = req->srv->cfg.trust_forwarded
                           ? api_req_header(req, "X-Forwarded-For")
@@ -439,7 +439,7 @@ void auth__login(struct api_req *req, const char *user, const char *password,
     struct login *l;
     char source[64];
 
-    source_of(req, source);
+    auth__source(req, source);
     if (!record_valid(rec)) {
         if (rec != NULL)
             shoal__account_record__free_unpacked(rec, NULL);

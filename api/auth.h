@@ -106,6 +106,9 @@ bool auth__permits(const struct api_req *req, const char *type,
  * (scope: "repository:x:pull", may be NULL; error: "insufficient_scope"
  * or NULL). */
 void auth__challenge(struct api_req *req, const char *scope, const char *error);
+/* The client's address: the last X-Forwarded-For hop when forwarded
+ * headers are trusted, else the connection's peer ("" if unknown). */
+void auth__source(const struct api_req *req, char out[64]);
 
 /* The account of a bearer token's subject is still valid (exists, not
  * revoked, not expired). */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "handlers.h"
 
 void h_fail(struct api_req *req, int code, const char *what)
@@ -21,6 +22,32 @@ void h_fail(struct api_req *req, int code, const char *what)
             SH_ERROR("%s: %s", what, sh_strerror(code));
             api_resp_error(req, "UNKNOWN", what);
     }
+}
+
+void h_event(struct api_req *req, const char *action, const char *repo,
+             const char *digest, const char *tag, const char *media_type,
+             uint64_t size)
+{
+    const struct api_backend *be = &req->srv->be;
+    struct api_event ev;
+    const char *ua = api_req_header(req, "User-Agent");
+    char addr[64];
+
+    if (be->event == NULL)
+        return;
+    auth__source(req, addr);
+    ev.action = action;
+    ev.repo = repo;
+    ev.digest = digest ? digest : "";
+    ev.tag = tag ? tag : "";
+    ev.media_type = media_type ? media_type : "";
+    ev.size = size;
+    ev.user = req->ident != NULL && req->ident->name != NULL ? req->ident->name
+                                                             : "";
+    ev.addr = addr;
+    ev.user_agent = ua ? ua : "";
+    ev.method = req->method == HTTP_DELETE ? "DELETE" : "PUT";
+    be->event(be->data, &ev);
 }
 
 #define PAGE_MAX 10000

@@ -101,6 +101,10 @@ struct put_done {
     char *location;
     char *digest;
     char *subject;
+    char *repo;
+    char *tag;                  /* NULL: pushed by digest */
+    char *media_type;
+    uint64_t size;
 };
 
 static void put_applied(struct api_req *req, int status, void *arg)
@@ -118,11 +122,17 @@ static void put_applied(struct api_req *req, int status, void *arg)
         api_resp_header(req, "Docker-Content-Digest", "%s", d->digest);
         if (d->subject)
             api_resp_header(req, "OCI-Subject", "%s", d->subject);
+        /* Before the answer, which may end the request. */
+        h_event(req, "push", d->repo, d->digest, d->tag, d->media_type,
+                d->size);
         api_resp_send(req, 201, NULL, NULL, 0);
     }
     free(d->location);
     free(d->digest);
     free(d->subject);
+    free(d->repo);
+    free(d->tag);
+    free(d->media_type);
     free(d);
 }
 
@@ -264,6 +274,10 @@ static void put_finish(struct api_req *req)
     }
     done->digest = sh_strdup(digest);
     done->subject = m.subject ? sh_strdup(m.subject) : NULL;
+    done->repo = sh_strdup(st->name);
+    done->tag = st->ref_is_digest ? NULL : sh_strdup(st->ref);
+    done->media_type = sh_strdup(m.media_type);
+    done->size = st->body.len;
     h_propose(req, &cmd, put_applied, done);
 
     free(desc);
@@ -322,15 +336,32 @@ static void put_manifest(struct api_req *req, const char *name, const char *ref)
 
 /* ------------------------------------------------------------- DELETE */
 
+/* What was deleted: repo and ref ("repo\0ref", one allocation). */
+static char *deleted_new(const char *repo, const char *ref)
+{
+    size_t r = strlen(repo) + 1, f = strlen(ref) + 1;
+    char *d = sh_malloc(r + f);
+
+    memcpy(d, repo, r);
+    memcpy(d + r, ref, f);
+    return d;
+}
+
 static void delete_applied(struct api_req *req, int status, void *arg)
 {
-    (void)arg;
-    if (status == SH_ENOTFOUND)
+    char *repo = arg, *ref = repo + strlen(repo) + 1;
+    bool is_digest = strchr(ref, ':') != NULL;
+
+    if (status == SH_ENOTFOUND) {
         api_resp_error(req, "MANIFEST_UNKNOWN", NULL);
-    else if (status != SH_OK)
+    } else if (status != SH_OK) {
         h_fail(req, status, "unable to delete manifest");
-    else
+    } else {
+        h_event(req, "delete", repo, is_digest ? ref : NULL,
+                is_digest ? NULL : ref, NULL, 0);
         api_resp_send(req, 202, NULL, NULL, 0);
+    }
+    free(repo);
 }
 
 static void delete_manifest(struct api_req *req, const char *name,
@@ -358,7 +389,7 @@ static void delete_manifest(struct api_req *req, const char *name,
         op.digest = (char *)ref;
         cmd.op_case = SHOAL__COMMAND__OP_DELETE_MANIFEST;
         cmd.delete_manifest = &op;
-        h_propose_delete(req, &cmd, delete_applied, NULL);
+        h_propose_delete(req, &cmd, delete_applied, deleted_new(name, ref));
     } else {
         Shoal__DeleteTag op = SHOAL__DELETE_TAG__INIT;
         if (!oci_tag_valid(ref, strlen(ref))) {
@@ -369,7 +400,7 @@ static void delete_manifest(struct api_req *req, const char *name,
         op.tag = (char *)ref;
         cmd.op_case = SHOAL__COMMAND__OP_DELETE_TAG;
         cmd.delete_tag = &op;
-        h_propose_delete(req, &cmd, delete_applied, NULL);
+        h_propose_delete(req, &cmd, delete_applied, deleted_new(name, ref));
     }
 }
 

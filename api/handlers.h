@@ -19,6 +19,12 @@ void h_referrers(struct api_req *req, const char *name, const char *digest);
 
 /* Map an SH_* code from storage/consensus to an error response. */
 void h_fail(struct api_req *req, int code, const char *what);
+
+/* Report a registry event for `req` to the backend (webhooks); tag,
+ * media_type may be NULL. */
+void h_event(struct api_req *req, const char *action, const char *repo,
+             const char *digest, const char *tag, const char *media_type,
+             uint64_t size);
 /* For read-only endpoints: false (after answering 405) unless the method is
  * GET or HEAD. */
 bool h_get_or_head(struct api_req *req);

@@ -17,6 +17,7 @@ struct node_admin {
     struct node_scrub *scrub;      /* or NULL */
     struct node_rebalance *rebalance; /* or NULL */
     struct node_gc *gc;            /* or NULL */
+    struct node_webhooks *webhooks; /* or NULL */
     uv_loop_t *loop;               /* borrowed */
     struct api_server *api;        /* borrowed */
     struct node_uploads *uploads;  /* borrowed */
@@ -66,6 +67,7 @@ static void metrics(struct api_req *req, void *arg)
     struct node_scrub_stats ss;
     struct node_rebalance_stats rs;
     struct node_gc_stats gs;
+    struct node_webhooks_stats ws;
 
     api_server_stats(a->api, &st);
     node__uploads_stats(a->uploads, &us);
@@ -149,6 +151,17 @@ static void metrics(struct api_req *req, void *arg)
            "Unreferenced blobs this node dropped as leader.", gs.blobs);
     metric(&b, "shoal_gc_blob_bytes_dropped_total", "counter",
            "Bytes of those blobs.", gs.blob_bytes);
+    node__webhooks_stats(a->webhooks, &ws);
+    metric(&b, "shoal_webhook_events_total", "counter",
+           "Event deliveries queued (one per event and webhook URL).",
+           ws.queued);
+    metric(&b, "shoal_webhook_sent_total", "counter",
+           "Event deliveries a webhook answered with 2xx.", ws.sent);
+    metric(&b, "shoal_webhook_failures_total", "counter",
+           "Delivery attempts that failed (then retried).", ws.failed);
+    metric(&b, "shoal_webhook_dropped_total", "counter",
+           "Event deliveries given up (attempts spent, or a full queue).",
+           ws.dropped);
     api_resp_send(req, 200, "text/plain; version=0.0.4; charset=utf-8", b.data,
                   b.len);
     sh_buf_release(&b);
@@ -229,6 +242,11 @@ void node__admin_set_scrub(struct node_admin *a, struct node_scrub *s)
 void node__admin_set_gc(struct node_admin *a, struct node_gc *g)
 {
     a->gc = g;
+}
+
+void node__admin_set_webhooks(struct node_admin *a, struct node_webhooks *w)
+{
+    a->webhooks = w;
 }
 
 void node__admin_set_rebalance(struct node_admin *a,

@@ -96,6 +96,13 @@ static const struct opt opts[] = {
      "or last linked into a repository (the time a push has between its "
      "layers and its manifest); then GC removes it and its shards are "
      "deleted; 0 = keep unreferenced blobs"},
+    {"webhook-url", OPT_STRING, F(webhook_url), "none", 0, 0,
+     "comma-separated http(s) URLs that get a JSON event (distribution's "
+     "notification format) for each manifest pushed or deleted through "
+     "this node; none = no webhooks"},
+    {"webhook-secret-file", OPT_STRING, F(webhook_secret_file), "none", 0, 0,
+     "file holding a secret (at least 16 characters): each webhook request "
+     "then carries X-Shoal-Signature: sha256=<HMAC-SHA256 of the body>"},
     {"auth", OPT_STRING, F(auth), "none", 0, 0,
      "none (anyone may do anything), basic (HTTP Basic against the "
      "accounts) or token (the Docker token protocol: /auth/token issues "

@@ -66,7 +66,8 @@ static int split_listen(const char *listen, char **host, int *port, char *errmsg
 #define SECRET_MIN 16
 #define SECRET_MAX 1024
 
-static int read_secret(const char *path, char **out, char *errmsg)
+static int read_secret(const char *path, const char *what, char **out,
+                       char *errmsg)
 {
     char buf[SECRET_MAX + 2];
     FILE *f;
@@ -77,7 +78,7 @@ static int read_secret(const char *path, char **out, char *errmsg)
         return SH_OK;
     f = fopen(path, "r");
     if (f == NULL) {
-        sh_errmsg_printf(errmsg, "unable to read cluster secret file '%s'", path);
+        sh_errmsg_printf(errmsg, "unable to read %s file '%s'", what, path);
         return SH_EINVAL;
     }
     n = fread(buf, 1, sizeof buf - 1, f);
@@ -88,8 +89,8 @@ static int read_secret(const char *path, char **out, char *errmsg)
     buf[n] = '\0';
     if (n < SECRET_MIN || n > SECRET_MAX || strlen(buf) != n ||
         strpbrk(buf, "\r\n") != NULL) {
-        sh_errmsg_printf(errmsg, "cluster secret in '%s' must be one line of "
-                         "%d to %d characters", path, SECRET_MIN, SECRET_MAX);
+        sh_errmsg_printf(errmsg, "%s in '%s' must be one line of %d to %d "
+                         "characters", what, path, SECRET_MIN, SECRET_MAX);
         return SH_EINVAL;
     }
     *out = sh_strdup(buf);
@@ -126,6 +127,7 @@ int node_start(struct node **out, uv_loop_t *loop,
     char *host = NULL;
     char *raft_addr = NULL;
     char *secret = NULL;
+    char *wh_secret = NULL;
     int rv;
 
     n->loop = loop;
@@ -139,7 +141,14 @@ int node_start(struct node **out, uv_loop_t *loop,
     rv = split_listen(cfg->listen, &host, &acfg.port, errmsg);
     if (rv != SH_OK)
         goto err;
-    rv = read_secret(cfg->cluster_secret_file, &secret, errmsg);
+    rv = read_secret(cfg->cluster_secret_file, "cluster secret", &secret,
+                     errmsg);
+    if (rv != SH_OK)
+        goto err;
+    rv = node__webhooks_check(opt_file(cfg->webhook_url), errmsg);
+    if (rv == SH_OK)
+        rv = read_secret(cfg->webhook_secret_file, "webhook secret",
+                         &wh_secret, errmsg);
     if (rv != SH_OK)
         goto err;
     if (secret == NULL && strcmp(cfg->auth, "none") != 0)
@@ -207,6 +216,7 @@ int node_start(struct node **out, uv_loop_t *loop,
     node__redirect_init(&n->dp.redirect, n->meta, (uint64_t)cfg->node_id,
                         secret, cfg->redirects);
     node__redirect_backend(&be);
+    node__webhooks_backend(&be);
     api_config_defaults(&acfg);
     acfg.host = host;
     acfg.max_header_bytes = (unsigned)cfg->max_header_kib * 1024;
@@ -279,11 +289,16 @@ int node_start(struct node **out, uv_loop_t *loop,
                            strcmp(cfg->zone, "none") == 0 ? "" : cfg->zone,
                            strcmp(cfg->join, "none") == 0 ? NULL : cfg->join);
         node__members_set_health(n->members, n->health);
+        node__webhooks_init(&n->dp.webhooks, loop,
+                            opt_file(cfg->webhook_url), wh_secret,
+                            (uint64_t)cfg->node_id, url);
+        node__admin_set_webhooks(n->admin, n->dp.webhooks);
         node__rebalance_set_drained(n->rebalance, node__members_drained,
                                     n->members);
         free(url);
     }
     free(secret);
+    free(wh_secret);
     free(host);
     free(raft_addr);
     SH_INFO("shoal listening on %s (data in %s)", cfg->listen, cfg->data_dir);
@@ -318,6 +333,7 @@ err_after_meta:
     meta_close(n->meta);
 err:
     free(secret);
+    free(wh_secret);
     free(host);
     free(raft_addr);
     free(meta_dir);
@@ -393,7 +409,8 @@ static void reads_closed(void *arg)
 static void api_closed(void *arg)
 {
     struct node *n = arg;
-    n->draining = 7;
+    n->draining = 8;
+    node__webhooks_close(n->dp.webhooks, dataplane_closed, n);
     node__accounts_close(n->accounts, dataplane_closed, n);
     node__gc_close(n->gc, dataplane_closed, n);
     node__members_close(n->members, dataplane_closed, n);

@@ -47,6 +47,8 @@ struct node_config {
     int scrub_interval_s;      /* between scrub passes */
     int gc_grace_s;            /* orphan shard files older are deleted */
     int gc_unreferenced_s;     /* unreferenced blobs older are dropped */
+    char *webhook_url;         /* comma-separated, or "none" */
+    char *webhook_secret_file; /* HMAC key of the events, or "none" */
     char *auth;                /* none, basic or token */
     char *auth_service;        /* token issuer/audience, Basic realm */
     char *auth_realm;          /* token endpoint URL, or "auto" */
@@ -100,7 +102,32 @@ struct node_dataplane {
     struct node_reads *reads;
     struct node_proxy *proxy;
     struct node_redirect *redirect;
+    struct node_webhooks *webhooks; /* NULL: none configured */
 };
+
+struct node_webhooks; /* webhook.c: push and delete notifications */
+/* SH_EINVAL (with errmsg) when a URL of the comma-separated `urls` (or
+ * NULL) is not http(s). */
+int node__webhooks_check(const char *urls, char *errmsg);
+/* POST registry events to each URL of the checked `urls` (NULL: none,
+ * *out NULL), signed with `secret` when not NULL. */
+void node__webhooks_init(struct node_webhooks **out, uv_loop_t *loop,
+                         const char *urls, const char *secret,
+                         uint64_t node_id, const char *source_url);
+/* Install api_backend.event (data: the node_dataplane). */
+void node__webhooks_backend(struct api_backend *be);
+void node__webhooks_event(struct node_webhooks *w, const struct api_event *ev);
+struct node_webhooks_stats {
+    uint64_t queued;            /* event deliveries queued (per URL) */
+    uint64_t sent;              /* answered 2xx */
+    uint64_t failed;            /* attempts that failed (retried) */
+    uint64_t dropped;           /* given up, or pushed out of a full queue */
+};
+void node__webhooks_stats(const struct node_webhooks *w,
+                          struct node_webhooks_stats *out);
+/* Cancel what is in flight, free; cb(arg) once closed (at once for NULL). */
+void node__webhooks_close(struct node_webhooks *w, void (*cb)(void *arg),
+                          void *arg);
 
 struct node_uploads; /* upload.c */
 int node__uploads_init(struct node_uploads **out, uv_loop_t *loop,
@@ -359,6 +386,8 @@ void node__admin_set_rebalance(struct node_admin *a,
                                struct node_rebalance *rb);
 struct node_gc;
 void node__admin_set_gc(struct node_admin *a, struct node_gc *g);
+struct node_webhooks;
+void node__admin_set_webhooks(struct node_admin *a, struct node_webhooks *w);
 void node__admin_close(struct node_admin *a, void (*cb)(void *arg), void *arg);
 
 struct peer_client;

@@ -394,7 +394,7 @@ static void test_usage(void **state)
     fclose(mem);
     for (size_t i = 0; i < len; i++)
         lines += out[i] == '\n';
-    assert_int_equal(lines, 38); /* one per option */
+    assert_int_equal(lines, 40); /* one per option */
     assert_non_null(strstr(out, "  --listen "));
     assert_non_null(strstr(out, "(default: 127.0.0.1:5000)\n"));
     assert_non_null(strstr(out, "  --data "));
