@@ -1,5 +1,5 @@
 /* The admin client: `shoal [--url URL] [--user NAME] [--password P]
- * user|token|key ...` turns one command line into one request to a node's
+ * user|token|key|member ...` turns one command line into one request to a node's
  * admin API (node/accounts.c lists the endpoints and bodies) and prints
  * the answer: a generated password, a table of accounts or a key id.
  *
@@ -34,7 +34,8 @@ enum {
 };
 
 /* What to print of a 2xx answer. */
-enum cli_print { P_NONE, P_PASSWORD, P_USERS, P_TOKENS, P_KID };
+enum cli_print { P_NONE, P_PASSWORD, P_USERS, P_TOKENS, P_KID, P_MEMBERS,
+                 P_STATE };
 
 struct cli_cmd {
     const char *group, *verb; /* "user", "add" */
@@ -57,6 +58,9 @@ static const struct cli_cmd cmds[] = {
     {"token", "del", "/admin/v1/tokens/del", false, O_NAME, P_NONE},
     {"token", "list", "/admin/v1/tokens", true, 0, P_TOKENS},
     {"key", "rotate", "/admin/v1/keys/rotate", false, 0, P_KID},
+    {"member", "list", "/admin/v1/members", true, 0, P_MEMBERS},
+    {"member", "drain", "/admin/v1/members/drain", false, O_NAME, P_STATE},
+    {"member", "remove", "/admin/v1/members/remove", false, O_NAME, P_NONE},
 };
 
 /* The options of the commands, by flag. */
@@ -286,6 +290,56 @@ static char *time_format(json_int_t t)
     return sh_strdup(out);
 }
 
+/* Print a table of nrow rows of ncol cells (row 0: the header), each
+ * column as wide as its widest cell; frees the cells. */
+static void table_print(char **cells, size_t nrow, size_t ncol)
+{
+    int width[8] = {0};
+    size_t i, k;
+
+    for (i = 0; i < nrow * ncol; i++) {
+        int w = (int)strlen(cells[i]);
+        if (w > width[i % ncol])
+            width[i % ncol] = w;
+    }
+    for (i = 0; i < nrow; i++) {
+        for (k = 0; k + 1 < ncol; k++)
+            printf("%-*s  ", width[k], cells[i * ncol + k]);
+        printf("%s\n", cells[i * ncol + k]);
+    }
+    for (i = 0; i < nrow * ncol; i++)
+        free(cells[i]);
+    free(cells);
+}
+
+/* The members of a list answer as a table; the leader marked. */
+static void members_print(json_t *ans)
+{
+    static const char *const heads[] = {"ID",   "URL", "ZONE", "STATE",
+                                        "ROLE", "UP",  "LEADER"};
+    json_t *arr = json_object_get(ans, "members"), *m;
+    json_int_t leader = json_integer_value(json_object_get(ans, "leader"));
+    size_t ncol = 7, nrow = json_array_size(arr) + 1, i, k;
+    char **cells = sh_calloc(nrow * ncol, sizeof *cells);
+
+    for (k = 0; k < ncol; k++)
+        cells[k] = sh_strdup(heads[k]);
+    json_array_foreach(arr, i, m) {
+        char **row = cells + (i + 1) * ncol;
+        json_int_t id = json_integer_value(json_object_get(m, "id"));
+        const char *f[4] = {"url", "zone", "state", "role"};
+        row[0] = sh_asprintf("%lld", (long long)id);
+        for (k = 0; k < 4; k++) {
+            const char *v = json_string_value(json_object_get(m, f[k]));
+            row[k + 1] = sh_strdup(v != NULL && v[0] != '\0' ? v : "-");
+        }
+        row[5] = sh_strdup(json_is_true(json_object_get(m, "up")) ? "yes"
+                                                                   : "no");
+        row[6] = sh_strdup(id == leader ? "*" : "");
+    }
+    table_print(cells, nrow, ncol);
+}
+
 /* The users or tokens of a list answer as a table: the header, then one
  * row per account, each column as wide as its widest cell. */
 static void accounts_print(json_t *ans, bool tokens)
@@ -296,7 +350,6 @@ static void accounts_print(json_t *ans, bool tokens)
     json_t *arr = json_object_get(ans, tokens ? "tokens" : "users"), *a, *s;
     size_t ncol = tokens ? 5 : 4, nrow = json_array_size(arr) + 1, i, k;
     char **cells = sh_calloc(nrow * ncol, sizeof *cells);
-    int width[5] = {0};
     time_t now = time(NULL);
 
     for (k = 0; k < ncol; k++)
@@ -323,19 +376,7 @@ static void accounts_print(json_t *ans, bool tokens)
                 : exp != 0 && exp <= (json_int_t)now        ? "expired"
                                                             : "active");
     }
-    for (i = 0; i < nrow * ncol; i++) {
-        int w = (int)strlen(cells[i]);
-        if (w > width[i % ncol])
-            width[i % ncol] = w;
-    }
-    for (i = 0; i < nrow; i++) {
-        for (k = 0; k + 1 < ncol; k++)
-            printf("%-*s  ", width[k], cells[i * ncol + k]);
-        printf("%s\n", cells[i * ncol + k]);
-    }
-    for (i = 0; i < nrow * ncol; i++)
-        free(cells[i]);
-    free(cells);
+    table_print(cells, nrow, ncol);
 }
 
 /* Print a 2xx answer as `cmd` wants it.  Returns the exit status. */
@@ -358,6 +399,11 @@ static int answer_print(const struct cli_cmd *cmd, const struct cli_conn *c,
         accounts_print(j, cmd->print == P_TOKENS);
     } else if (cmd->print == P_KID) {
         printf("kid: %s\n", kid ? kid : "?");
+    } else if (cmd->print == P_MEMBERS) {
+        members_print(j);
+    } else if (cmd->print == P_STATE) {
+        const char *st = json_string_value(json_object_get(j, "state"));
+        printf("state: %s\n", st ? st : "?");
     }
     json_decref(j);
     return rv;

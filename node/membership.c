@@ -587,6 +587,123 @@ static void h_members(struct api_req *req, void *arg)
     sh_buf_release(&out);
 }
 
+/* ------------------------------------------------------- admin API */
+
+/* The admin API's member commands (the `shoal member ...` CLI), open to
+ * accounts with the admin scope like the rest of /admin/v1/ (the
+ * /internal/ endpoints need the cluster secret instead):
+ *   GET  /admin/v1/members           the same list as /internal/v1/members
+ *   POST /admin/v1/members/drain     {"name":"N"}: /internal/v1/drain
+ *   POST /admin/v1/members/remove    {"name":"N"}: /internal/v1/remove
+ * Any node takes them: on the leader they run here, elsewhere they are
+ * sent to the leader's internal endpoint (with the cluster secret) and its
+ * answer is relayed. */
+struct admin_fwd {
+    struct peer_req pr;
+    struct api_req *req;        /* NULL once the client left */
+    char *url;
+    char body[48];
+};
+
+static void admin_fwd_done(struct peer_req *pr, int status)
+{
+    struct admin_fwd *f = pr->data;
+
+    if (f->req != NULL) {
+        api_req_on_abort(f->req, NULL, NULL);
+        if (status == SH_OK && pr->http_status > 0) {
+            api_resp_send(f->req, (int)pr->http_status, "application/json",
+                          pr->resp.data, pr->resp.len);
+        } else {
+            api_resp_header(f->req, "Retry-After", "1");
+            SEND_JSON(f->req, 503, "{\"error\":\"the leader did not answer\"}");
+        }
+    }
+    sh_buf_release(&pr->resp);
+    sh_buf_release(&pr->resp_hdrs);
+    free(f->url);
+    free(f);
+}
+
+static void admin_fwd_abort(struct api_req *req, void *arg)
+{
+    struct admin_fwd *f = arg;
+    (void)req;
+    f->req = NULL;
+    peer_cancel(&f->pr);
+}
+
+static void admin_member_op(struct api_req *req, const char *body,
+                            size_t len, struct node_members *mm,
+                            const char *path, api_post_fn here)
+{
+    json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+    const char *name = json_string_value(json_object_get(j, "name"));
+    unsigned long long id = 0;
+    struct admin_fwd *f;
+    char *end = NULL, *lu;
+    char ibody[48];
+    int n;
+
+    if (name != NULL && name[0] >= '1' && name[0] <= '9') {
+        errno = 0;
+        id = strtoull(name, &end, 10);
+    }
+    if (id == 0 || end == NULL || *end != '\0' || errno != 0 ||
+        id > (unsigned long long)INT64_MAX) {
+        json_decref(j);
+        SEND_JSON(req, 400, "{\"error\":\"expected {\\\"name\\\": a member "
+                            "id}\"}");
+        return;
+    }
+    json_decref(j);
+    n = snprintf(ibody, sizeof ibody, "{\"id\":%llu}", id);
+    if (cons_is_leader(mm->cons)) {
+        here(req, ibody, (size_t)n, mm);
+        return;
+    }
+    lu = leader_url(mm);
+    if (lu == NULL || mm->peer == NULL) {
+        free(lu);
+        api_resp_header(req, "Retry-After", "1");
+        SEND_JSON(req, 503, "{\"error\":\"no leader\"}");
+        return;
+    }
+    f = sh_calloc(1, sizeof *f);
+    f->req = req;
+    f->url = sh_asprintf("%s%s", lu, path);
+    free(lu);
+    memcpy(f->body, ibody, (size_t)n + 1);
+    f->pr.data = f;
+    f->pr.method = "POST";
+    f->pr.url = f->url;
+    f->pr.body = f->body;
+    f->pr.body_len = (size_t)n;
+    f->pr.timeout_ms = 30000;
+    f->pr.resp_max = 64 * 1024;
+    f->pr.cb = admin_fwd_done;
+    if (peer_send(mm->peer, &f->pr) != SH_OK) {
+        free(f->url);
+        free(f);
+        api_resp_header(req, "Retry-After", "1");
+        SEND_JSON(req, 503, "{\"error\":\"the leader did not answer\"}");
+        return;
+    }
+    api_req_on_abort(req, admin_fwd_abort, f);
+}
+
+static void h_admin_drain(struct api_req *req, const char *body, size_t len,
+                          void *arg)
+{
+    admin_member_op(req, body, len, arg, "/internal/v1/drain", h_drain);
+}
+
+static void h_admin_remove(struct api_req *req, const char *body, size_t len,
+                           void *arg)
+{
+    admin_member_op(req, body, len, arg, "/internal/v1/remove", h_remove);
+}
+
 /* ---------------------------------------------------------- joiner side */
 
 static void tick(uv_timer_t *t);
@@ -722,6 +839,11 @@ int node__members_init(struct node_members **out, uv_loop_t *loop,
     api_route_add_post(api, "/internal/v1/remove", 4096, h_remove, mm);
     api_route_add_post(api, "/internal/v1/drain", 4096, h_drain, mm);
     api_route_add(api, "/internal/v1/members", h_members, mm);
+    api_route_add(api, "/admin/v1/members", h_members, mm);
+    api_route_add_post(api, "/admin/v1/members/drain", 4096, h_admin_drain,
+                       mm);
+    api_route_add_post(api, "/admin/v1/members/remove", 4096, h_admin_remove,
+                       mm);
     *out = mm;
     return SH_OK;
 }

@@ -35,7 +35,8 @@
 #      the two others serve both bit-identical.
 #   5. Four nodes; node X (not the leader) holds shards of erasure-coded
 #      blobs and a copy.  Drain requests: an unknown id (404), no id (400),
-#      X (202, twice).  X is listed as draining; a blob pushed now gets
+#      X (202; again with `shoal member drain` through a follower, which
+#      sends it on to the leader).  X is listed as draining; a blob pushed now gets
 #      nothing on it; within 60 s no record names X (its shards copied
 #      away as files), then the leader removes it (3 members listed);
 #      every file is where its record places it, and with X killed the
@@ -349,10 +350,18 @@ req POST "$REGX/internal/v1/drain" --data '{"id":99}'
 expect_status 404
 req POST "$REGX/internal/v1/drain" --data '{}'
 expect_status 400
-for try in 1 2; do
-    req POST "$REGX/internal/v1/drain" --data "{\"id\":$X}"
-    expect_status 202
-done
+req POST "$REGX/internal/v1/drain" --data "{\"id\":$X}"
+expect_status 202
+# Again, with the admin client through a node that does not lead (it
+# sends the request on to the leader).
+F=$(for i in 16 17 18 19; do [[ $i == "$L" ]] || echo "$i"; done | head -1)
+rc=0
+"$SHOAL_BIN" --url "${REGS[$F]}" member drain "$X" >"$T_TMP/drain.out" 2>&1 || rc=$?
+expect_eq "shoal member drain $X through node $F exits" "$rc" 0
+expect_eq "... printing the state" "$(cat "$T_TMP/drain.out")" "state: draining"
+"$SHOAL_BIN" --url "${REGS[$F]}" member list >"$T_TMP/members.out" 2>&1 || true
+expect_eq "shoal member list shows node $X draining" \
+    "$(awk -v x="$X" 'NR > 1 && $1 == x { print $4 }' "$T_TMP/members.out")" draining
 # state_is I ID STATE: node I lists member ID with STATE.
 state_is()
 {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 81_cli: the admin client (`shoal user|token|key ...`, node/cli.c) against
+# 81_cli: the admin client (`shoal user|token|key|member ...`, node/cli.c) against
 # one node with token auth: users and tokens it creates can log in, a
 # changed password, a revoked token and a deleted user cannot; its output
 # (generated passwords, tables, kid), its exit statuses (0, 1 for a failed
@@ -144,6 +144,25 @@ check "... saying so ($(cat "$T_TMP/cli.err"))" \
 cli key rotate
 expect_eq "key rotate exits" "$CLI_RC" 0
 check "key rotate prints the new kid ($CLI_OUT)" grep -Eq '^kid: [0-9a-f]{32}$' <<<"$CLI_OUT"
+
+# ---------------------------------------------------------------- members
+cli member list
+expect_eq "member list exits" "$CLI_RC" 0
+expect_eq "member list header" "$(header)" "ID URL ZONE STATE ROLE UP LEADER"
+expect_eq "the node lists itself as the active leader" \
+    "$(awk 'NR == 2 { print $1, $3, $4, $5, $6, $7 }' "$T_TMP/cli.out")" "1 - active voter yes *"
+cli member drain 1
+expect_eq "draining the last member exits" "$CLI_RC" 1
+check "... saying 409 ($CLI_ERR)" grep -q "^shoal: 409: the last active member" <<<"$CLI_ERR"
+cli member drain 7
+expect_eq "draining an unknown member exits" "$CLI_RC" 1
+expect_eq "... saying 404" "$CLI_ERR" "shoal: 404: no such member"
+cli member remove x1
+expect_eq "a member name that is not an id exits" "$CLI_RC" 1
+check "... saying 400 ($CLI_ERR)" grep -q "^shoal: 400: " <<<"$CLI_ERR"
+rc=0
+"$SHOAL_BIN" --url "$REG" member list >"$T_TMP/cli.out" 2>&1 </dev/null || rc=$?
+expect_eq "member list without credentials exits" "$rc" 1
 
 # --------------------------------------------------------------- deletion
 cli user del nobody
