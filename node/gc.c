@@ -63,6 +63,7 @@ struct node_gc {
     uint64_t total_files, total_bytes;
     int64_t unref_s;            /* 0: unreferenced blobs are kept */
     bool walk;                  /* this sweep walks blobs (leader) */
+    bool told_level;            /* "every member runs this version" said */
     char *cursor;               /* last digest walked, NULL: from the start */
     struct gc_drop drops[GC_DROPS]; /* candidates of this sweep */
     size_t n_drops, next_drop;
@@ -271,6 +272,15 @@ static void indexed(struct cons_read_req *rr, int status)
         return;
     }
     g->walk = g->unref_s > 0 && cons_is_leader(g->cons);
+    if (g->walk && node__members_min_level(g->meta) < 2) {
+        /* A member of an older version would refuse BlobDrop (an op it
+         * does not know) and keep the records the others drop. */
+        if (!g->told_level)
+            SH_WARN("gc: unreferenced blobs are kept until every member "
+                    "runs this version");
+        g->told_level = true;
+        g->walk = false;
+    }
     g->work.data = g;
     uv_queue_work(g->loop, &g->work, sweep_work, sweep_done);
 }

@@ -284,6 +284,7 @@ static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
     json_t *raft = j ? json_object_get(j, "raft") : NULL;
     json_t *url = j ? json_object_get(j, "url") : NULL;
     json_t *zone = j ? json_object_get(j, "zone") : NULL;
+    json_t *level = j ? json_object_get(j, "level") : NULL;
     Shoal__MemberRecord *known, *rec;
     uint64_t joined;
     bool draining;
@@ -297,7 +298,10 @@ static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
         strlen(json_string_value(url)) > 1024 ||
         !raft_address_valid(json_string_value(raft)) ||
         !member_url_valid(json_string_value(url)) ||
-        (zone != NULL && !json_is_string(zone))) {
+        (zone != NULL && !json_is_string(zone)) ||
+        (level != NULL && (!json_is_integer(level) ||
+                           json_integer_value(level) < 0 ||
+                           json_integer_value(level) > 1000000))) {
         json_decref(j);
         SEND_JSON(req, 400, "{\"error\":\"expected {id, raft, url}\"}");
         return;
@@ -348,6 +352,8 @@ static void h_join(struct api_req *req, const char *body, size_t len, void *arg)
     rec->state = draining ? SHOAL__MEMBER_STATE__MEMBER_STATE_DRAINING
                           : SHOAL__MEMBER_STATE__MEMBER_STATE_ACTIVE;
     rec->joined_unix = joined;
+    /* A node of a version before levels sends none: 0. */
+    rec->level = level != NULL ? (uint32_t)json_integer_value(level) : 0;
     json_decref(j);
     op = change_new(mm, req, rec, false, false);
     rv = cons_member_add(mm->cons, rec->id, rec->raft_address, change_done, op);
@@ -562,10 +568,13 @@ static bool members_out_each(const Shoal__MemberRecord *rec, void *arg)
     sh_buf_add_json_str(o->out, rec->zone);
     /* The Raft role in the configuration this node knows, and whether
      * this node's health probes reach it. */
-    sh_buf_addf(o->out, ",\"state\":\"%s\",\"role\":\"%s\",\"up\":%s}",
+    sh_buf_addf(o->out,
+                ",\"state\":\"%s\",\"level\":%u,\"role\":\"%s\","
+                "\"up\":%s}",
                 rec->state == SHOAL__MEMBER_STATE__MEMBER_STATE_DRAINING
                     ? "draining"
                     : "active",
+                (unsigned)rec->level,
                 cons_member_role(o->mm->cons, rec->id),
                 node__health_up(o->mm->health, rec->id) ? "true" : "false");
     o->first = false;
@@ -824,11 +833,13 @@ int node__members_init(struct node_members **out, uv_loop_t *loop,
     mm->self.url = sh_strdup(url);
     mm->self.zone = sh_strdup(zone != NULL ? zone : "");
     mm->self.state = SHOAL__MEMBER_STATE__MEMBER_STATE_ACTIVE;
+    mm->self.level = NODE_LEVEL;
     mm->joined = join == NULL;
     if (join != NULL) {
         mm->join_target = sh_asprintf("%s/internal/v1/join", join);
-        body = json_pack("{s:I,s:s,s:s,s:s}", "id", (json_int_t)id, "raft",
-                         raft, "url", url, "zone", mm->self.zone);
+        body = json_pack("{s:I,s:s,s:s,s:s,s:I}", "id", (json_int_t)id,
+                         "raft", raft, "url", url, "zone", mm->self.zone,
+                         "level", (json_int_t)NODE_LEVEL);
         mm->join_body = json_dumps(body, JSON_COMPACT);
         json_decref(body);
     }

@@ -188,6 +188,16 @@ void node__members_list_free(struct placement_node *v, char **zones, size_t n);
 void node__members_each(struct meta *m,
                         bool (*each)(const Shoal__MemberRecord *rec, void *arg),
                         void *arg);
+/* What this version's software applies, recorded in its member record
+ * (MemberRecord.level) when it joins or records itself.  Commands that
+ * older nodes would refuse (and so apply differently) are proposed only
+ * once every member has at least the level that brought them:
+ *   1: (implicit, unrecorded: 0) everything before levels
+ *   2: BlobPlace with from_node 0 (copies added), BlobDrop (GC). */
+#define NODE_LEVEL 2
+/* The lowest level of the members (active or draining); NODE_LEVEL when
+ * there are no member records (a node alone before its first record). */
+unsigned node__members_min_level(struct meta *meta);
 /* The ids of the members being drained (state DRAINING: no new shards,
  * theirs move away, removed once none is left), malloc'ed in *ids (NULL
  * when none); returns the count. */

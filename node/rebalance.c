@@ -135,6 +135,7 @@ struct node_rebalance {
                                    joined_unix; 0: a founding member) */
     uint64_t *draining;         /* members being drained */
     size_t n_draining;
+    bool copies_ok;             /* every member applies BlobPlace from 0 */
     uint64_t sig;
     /* ... output (pool). */
     struct rebalance_item items[REBALANCE_BATCH];
@@ -359,7 +360,8 @@ static bool next_copy(const struct node_rebalance *rb,
 {
     uint64_t ranked[PLACEMENT_MAX_NODES], to = 0;
 
-    if (rec->layout->k != 1 || rec->layout->m >= node__copies_m(rb->n_nodes) ||
+    if (!rb->copies_ok || rec->layout->k != 1 ||
+        rec->layout->m >= node__copies_m(rb->n_nodes) ||
         rec->layout->m + 1 >= EC_MAX_SHARDS ||
         rec->placement[0]->node_id != rb->self_id ||
         placement_rank(rec->digest, rb->nodes, rb->n_nodes, ranked) != SH_OK)
@@ -580,6 +582,10 @@ static void tick(uv_timer_t *t)
         return; /* no member records: a single node, or not read yet */
     }
     rb->n_draining = node__members_draining(rb->meta, &rb->draining);
+    /* Older members would refuse a BlobPlace from node 0 (a copy added)
+     * as malformed and keep the old record. */
+    rb->copies_ok = node__members_min_level(rb->meta) >= 2;
+    sig = (sig ^ (rb->copies_ok ? 3u : 4u)) * 1099511628211ull;
     rb->named = sh_calloc(rb->n_draining + 1, sizeof *rb->named);
     for (size_t i = 0; i < rb->n_draining; i++)
         sig = (sig ^ (rb->draining[i] | (uint64_t)1 << 63)) * 1099511628211ull;

@@ -201,6 +201,25 @@ static bool draining_each(const Shoal__MemberRecord *rec, void *arg)
     return true;
 }
 
+static bool level_each(const Shoal__MemberRecord *rec, void *arg)
+{
+    unsigned *min = arg;
+
+    if ((rec->state == SHOAL__MEMBER_STATE__MEMBER_STATE_ACTIVE ||
+         rec->state == SHOAL__MEMBER_STATE__MEMBER_STATE_DRAINING) &&
+        rec->level < *min)
+        *min = rec->level;
+    return true;
+}
+
+unsigned node__members_min_level(struct meta *meta)
+{
+    unsigned min = NODE_LEVEL;
+
+    node__members_each(meta, level_each, &min);
+    return min;
+}
+
 size_t node__members_draining(struct meta *meta, uint64_t **ids)
 {
     struct members_acc a = {0};

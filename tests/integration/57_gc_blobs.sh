@@ -36,6 +36,10 @@ node_start 3 "${ARGS[@]}" --join "${REGS[1]}"
 for i in 1 2 3; do
     wait_for "node $i sees 3 voters" 20 roles_are "$i" "voter voter voter"
 done
+# GC proposes BlobDrop only once every member records a level that
+# applies it (an older node would refuse it and keep the records).
+levels() { [[ $(members_on 1 | jq -c '[.members[].level] | unique') == "[2]" ]]; }
+wait_for "every member records software level 2" 20 levels
 REG=${REGS[1]}
 
 # files_of DIGEST: how many shard files of the blob the three nodes hold.
