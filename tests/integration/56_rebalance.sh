@@ -41,6 +41,10 @@
 #      away as files), then the leader removes it (3 members listed);
 #      every file is where its record places it, and with X killed the
 #      three others serve every blob bit-identical.
+#   6. Four nodes; node X, a holder of erasure-coded blobs, is killed, then
+#      drained: its shards cannot be copied from it, so they are rebuilt
+#      from the others (the relay's fallback), it is removed, and the three
+#      others serve every blob bit-identical.
 # Nothing here is timed.
 . "${SHOAL_TESTS:-$(dirname "$0")/..}/lib/lib.sh"
 
@@ -393,6 +397,42 @@ shoal_kill9 "${PIDS[$X]}"
 alive=()
 for i in 16 17 18 19; do
     [[ $i == "$X" ]] || alive+=("$i")
+done
+serve_all "${alive[@]}"
+for i in "${alive[@]}"; do
+    shoal_stop "${PIDS[$i]}" "${LOGS[$i]}"
+done
+
+# =========================== 6. a dead node drained: shards rebuilt
+nodes 20 4
+wait_for "node 20 knows a leader" 20 has_leader 20
+L=$(leader_of 20)
+push_ec "$L"
+X=$(nodes_of "${DGS[0]}" "$L" | grep -vx "$L" | head -1)
+shoal_kill9 "${PIDS[$X]}"
+alive=()
+for i in 20 21 22 23; do
+    [[ $i == "$X" ]] || alive+=("$i")
+done
+for i in "${alive[@]}"; do
+    wait_for "node $i sees node $X down" 20 sees_down "$i" "$X"
+done
+req POST "${REGS[$L]}/internal/v1/drain" --data "{\"id\":$X}"
+expect_status 202
+wait_for "no record names node $X any more" 60 none_names "$X" "$L" "${DGS[@]}"
+for i in "${alive[@]}"; do
+    wait_for "node $i lists 3 members (node $X removed)" 30 has_members "$i" 3
+done
+rebuilt=0 copied=0
+for i in "${alive[@]}"; do
+    rebuilt=$((rebuilt + $(grep -c "moved from node $X " "${LOGS[$i]}" || true)))
+    copied=$((copied + $(grep -c "copied from node $X " "${LOGS[$i]}" || true)))
+done
+check "its shards were rebuilt from the others ($rebuilt)" test "$rebuilt" -ge 1
+expect_eq "none was copied from the dead node" "$copied" 0
+for dg in "${DGS[@]}"; do
+    check "every shard file of ${dg:0:19}… is where the record places it" \
+        files_where_placed "$L" "$dg"
 done
 serve_all "${alive[@]}"
 for i in "${alive[@]}"; do
