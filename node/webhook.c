@@ -139,9 +139,12 @@ static void sent(struct peer_req *req, int status)
         uint64_t ms = 1000ull << (e->attempts - 1);
         if (ms > WH_BACKOFF_MAX_MS)
             ms = WH_BACKOFF_MAX_MS;
-        SH_INFO("webhook %s: %s%ld; trying again in %llu s", t->url,
-                status == SH_OK ? "HTTP " : "unreachable, ",
-                status == SH_OK ? code : 0L, (unsigned long long)ms / 1000);
+        if (status == SH_OK)
+            SH_INFO("webhook %s: HTTP %ld; trying again in %llu s", t->url,
+                    code, (unsigned long long)ms / 1000);
+        else
+            SH_INFO("webhook %s: %s; trying again in %llu s", t->url,
+                    sh_strerror(status), (unsigned long long)ms / 1000);
         uv_timer_start(&t->retry, retry_fire, ms, 0);
     }
 }
