@@ -18,6 +18,8 @@
 #      MANIFEST_BLOB_UNKNOWN); the dropped layer pushed again is stored
 #      anew and served bit-identical; shoal_gc_blobs_dropped_total counts
 #      the three drops; no shard file of a dropped blob is left anywhere.
+#   5. A node alone (no member records but its own): a loose blob is
+#      dropped and its file deleted there too.
 . "${SHOAL_TESTS:-$(dirname "$0")/..}/lib/lib.sh"
 
 if is_dist; then
@@ -141,4 +143,20 @@ done
 for i in 1 2 3; do
     shoal_stop "${PIDS[$i]}" "${LOGS[$i]}"
 done
+
+# 5. A node alone.
+node_start 9 "${ARGS[@]}"
+REG=${REGS[9]}
+rand_file "$D/alone" 100000
+push_blob "$REPO" "$D/alone"
+hex=${BLOB_DIGEST#*:}
+alone_files() { find "${DATAS[9]}/shards" -name "$hex.*" | wc -l; }
+check "the blob has its file" test "$(alone_files)" -eq 1
+gone_alone()
+{
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "$REG/v2/$REPO/blobs/$BLOB_DIGEST") == 404 &&
+        $(alone_files) == 0 ]]
+}
+wait_for "alone, the loose blob is dropped and its file deleted" 30 gone_alone
+shoal_stop "${PIDS[9]}" "${LOGS[9]}"
 finish
