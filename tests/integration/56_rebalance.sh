@@ -130,6 +130,23 @@ serve_all()
     done
 }
 
+# files_served_stopped L I...: every shard file of the set is where node
+# L's records place it, each node I serves every blob bit-identical, and
+# the nodes I stop cleanly.
+files_served_stopped()
+{
+    local l=$1 dg i
+    shift
+    for dg in "${DGS[@]}"; do
+        check "every shard file of ${dg:0:19}… is where the record places it" \
+            files_where_placed "$l" "$dg"
+    done
+    serve_all "$@"
+    for i in "$@"; do
+        shoal_stop "${PIDS[$i]}" "${LOGS[$i]}"
+    done
+}
+
 # nodes FIRST N ARGS...: nodes FIRST .. FIRST+N-1, FIRST bootstrapping,
 # with ARGS; waits until each lists N members.
 nodes()
@@ -225,14 +242,7 @@ req POST "${REGS[$L]}/internal/v1/remove" --data-binary "{\"id\":$DEAD}"
 expect_status 200
 wait_for "removed: no record names node $DEAD any more" 60 \
     none_names "$DEAD" "$L" "${DGS[@]}"
-for dg in "${DGS[@]}"; do
-    check "every shard file of ${dg:0:19}… is where the record places it" \
-        files_where_placed "$L" "$dg"
-done
-serve_all "${alive[@]}"
-for i in "${alive[@]}"; do
-    shoal_stop "${PIDS[$i]}" "${LOGS[$i]}"
-done
+files_served_stopped "$L" "${alive[@]}"
 
 # ============================================ 3. a node joins: shards move
 nodes 9 3 --gc-grace 2
@@ -430,12 +440,5 @@ for i in "${alive[@]}"; do
 done
 check "its shards were rebuilt from the others ($rebuilt)" test "$rebuilt" -ge 1
 expect_eq "none was copied from the dead node" "$copied" 0
-for dg in "${DGS[@]}"; do
-    check "every shard file of ${dg:0:19}… is where the record places it" \
-        files_where_placed "$L" "$dg"
-done
-serve_all "${alive[@]}"
-for i in "${alive[@]}"; do
-    shoal_stop "${PIDS[$i]}" "${LOGS[$i]}"
-done
+files_served_stopped "$L" "${alive[@]}"
 finish
