@@ -30,14 +30,22 @@ struct node_admin {
     void (*close_cb)(void *arg);
     void *close_arg;
     uint64_t shard_files;          /* last walk: shard files */
+    bool usage_known;              /* a walk has ended */
     uint64_t shard_bytes;          /* last walk: bytes in shard files */
     uint64_t walk_files, walk_bytes; /* written by the walk */
     time_t started;                /* process start */
 };
 
+/* With the shard usage of the last walk (files and bytes), which the other
+ * nodes' health probes carry into their member lists. */
 static void healthz(struct api_req *req, void *arg)
 {
-    (void)arg;
+    struct node_admin *a = arg;
+
+    if (a->usage_known)
+        api_resp_header(req, "X-Shoal-Shards", "%llu %llu",
+                        (unsigned long long)a->shard_files,
+                        (unsigned long long)a->shard_bytes);
     api_resp_send(req, 200, "text/plain; charset=utf-8", "ok\n", 3);
 }
 
@@ -194,6 +202,7 @@ static void usage_done(uv_work_t *w, int status)
     a->usage_busy = false;
     a->shard_files = a->walk_files;
     a->shard_bytes = a->walk_bytes;
+    a->usage_known = true;
     admin_maybe_free(a);
 }
 

@@ -35,7 +35,7 @@ enum {
 
 /* What to print of a 2xx answer. */
 enum cli_print { P_NONE, P_PASSWORD, P_USERS, P_TOKENS, P_KID, P_MEMBERS,
-                 P_STATE };
+                 P_STATE, P_BLOB };
 
 struct cli_cmd {
     const char *group, *verb; /* "user", "add" */
@@ -61,6 +61,7 @@ static const struct cli_cmd cmds[] = {
     {"member", "list", "/admin/v1/members", true, 0, P_MEMBERS},
     {"member", "drain", "/admin/v1/members/drain", false, O_NAME, P_STATE},
     {"member", "remove", "/admin/v1/members/remove", false, O_NAME, P_NONE},
+    {"blob", "info", "/admin/v1/blobs/", true, O_NAME, P_BLOB},
 };
 
 /* The options of the commands, by flag. */
@@ -176,10 +177,12 @@ static int body_build(const struct cli_cmd *cmd, int argc, char **argv,
         json_object_set_new(body, "name", json_string(name));
     if (json_array_size(scopes) > 0)
         json_object_set(body, "scopes", scopes);
-    /* A command without options (key rotate) posts an empty body. */
-    *out = cmd->get        ? NULL
-           : cmd->opts == 0 ? sh_strdup("")
-                            : json_dumps(body, JSON_COMPACT);
+    /* A command without options (key rotate) posts an empty body; a GET
+     * with a NAME (blob info) gets it as the end of its path. */
+    *out = cmd->get && name != NULL ? sh_strdup(name)
+           : cmd->get               ? NULL
+           : cmd->opts == 0         ? sh_strdup("")
+                                    : json_dumps(body, JSON_COMPACT);
     rv = 0;
 out:
     json_decref(scopes);
@@ -199,13 +202,15 @@ static size_t on_body(char *ptr, size_t size, size_t n, void *arg)
     return len;
 }
 
-/* One request: GET, or POST of `body` (JSON).  Fills *status and resp.
+/* One request: GET (of the path with `body` after it, when not NULL), or
+ * POST of `body` (JSON).  Fills *status and resp.
  * Returns 0, or 1 after reporting a transfer failure. */
 static int http_call(const struct cli_conn *c, const struct cli_cmd *cmd,
                      const char *body, long *status, struct sh_buf *resp)
 {
     char errbuf[CURL_ERROR_SIZE] = "";
-    char *url = sh_asprintf("%s%s", c->url, cmd->path);
+    char *url = sh_asprintf("%s%s%s", c->url, cmd->path,
+                            cmd->get && body != NULL ? body : "");
     struct curl_slist *hdrs = NULL;
     CURL *e = curl_easy_init();
     CURLcode rc;
@@ -294,7 +299,7 @@ static char *time_format(json_int_t t)
  * column as wide as its widest cell; frees the cells. */
 static void table_print(char **cells, size_t nrow, size_t ncol)
 {
-    int width[8] = {0};
+    int width[16] = {0};
     size_t i, k;
 
     for (i = 0; i < nrow * ncol; i++) {
@@ -312,14 +317,59 @@ static void table_print(char **cells, size_t nrow, size_t ncol)
     free(cells);
 }
 
+/* A count of an answer as a cell, "-" when it is not there. */
+static char *count_cell(const json_t *v)
+{
+    return json_is_integer(v)
+               ? sh_asprintf("%lld", (long long)json_integer_value(v))
+               : sh_strdup("-");
+}
+
+/* A blob record of `blob info`: its size and layout, then where each
+ * shard is, as a table. */
+static void blob_print(json_t *ans)
+{
+    static const char *const heads[] = {"SHARD", "NODE", "URL"};
+    json_t *lay = json_object_get(ans, "layout"), *p;
+    json_t *arr = json_object_get(ans, "placement");
+    size_t ncol = 3, nrow = json_array_size(arr) + 1, i, k;
+    char **cells = sh_calloc(nrow * ncol, sizeof *cells);
+    const char *dg = json_string_value(json_object_get(ans, "digest"));
+    long long k_ = json_integer_value(json_object_get(lay, "k"));
+    long long m_ = json_integer_value(json_object_get(lay, "m"));
+
+    printf("digest: %s\n", dg ? dg : "?");
+    printf("size: %lld\n",
+           (long long)json_integer_value(json_object_get(ans, "size")));
+    if (k_ == 1)
+        printf("layout: %lld full copies\n", m_ + 1);
+    else
+        printf("layout: erasure coded, %lld data + %lld parity shards of "
+               "%lld bytes\n",
+               k_, m_,
+               (long long)json_integer_value(json_object_get(lay,
+                                                             "shard_size")));
+    for (k = 0; k < ncol; k++)
+        cells[k] = sh_strdup(heads[k]);
+    json_array_foreach(arr, i, p) {
+        char **row = cells + (i + 1) * ncol;
+        const char *url = json_string_value(json_object_get(p, "url"));
+        row[0] = count_cell(json_object_get(p, "index"));
+        row[1] = count_cell(json_object_get(p, "node"));
+        row[2] = sh_strdup(url ? url : "-");
+    }
+    table_print(cells, nrow, ncol);
+}
+
 /* The members of a list answer as a table; the leader marked. */
 static void members_print(json_t *ans)
 {
-    static const char *const heads[] = {"ID",   "URL", "ZONE", "STATE",
-                                        "ROLE", "UP",  "LEADER"};
+    static const char *const heads[] = {"ID", "URL",    "ZONE",  "STATE",
+                                        "ROLE", "UP", "SHARDS", "BYTES",
+                                        "LEADER"};
     json_t *arr = json_object_get(ans, "members"), *m;
     json_int_t leader = json_integer_value(json_object_get(ans, "leader"));
-    size_t ncol = 7, nrow = json_array_size(arr) + 1, i, k;
+    size_t ncol = 9, nrow = json_array_size(arr) + 1, i, k;
     char **cells = sh_calloc(nrow * ncol, sizeof *cells);
 
     for (k = 0; k < ncol; k++)
@@ -335,7 +385,9 @@ static void members_print(json_t *ans)
         }
         row[5] = sh_strdup(json_is_true(json_object_get(m, "up")) ? "yes"
                                                                    : "no");
-        row[6] = sh_strdup(id == leader ? "*" : "");
+        row[6] = count_cell(json_object_get(m, "shard_files"));
+        row[7] = count_cell(json_object_get(m, "shard_bytes"));
+        row[8] = sh_strdup(id == leader ? "*" : "");
     }
     table_print(cells, nrow, ncol);
 }
@@ -401,6 +453,8 @@ static int answer_print(const struct cli_cmd *cmd, const struct cli_conn *c,
         printf("kid: %s\n", kid ? kid : "?");
     } else if (cmd->print == P_MEMBERS) {
         members_print(j);
+    } else if (cmd->print == P_BLOB) {
+        blob_print(j);
     } else if (cmd->print == P_STATE) {
         const char *st = json_string_value(json_object_get(j, "state"));
         printf("state: %s\n", st ? st : "?");

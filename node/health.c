@@ -32,6 +32,8 @@ struct probe {
     bool seen;                  /* still a member at the last round */
     struct peer_req pr;
     char *url;
+    bool usage;                 /* files and bytes are known */
+    uint64_t files, bytes;      /* its shard usage (its X-Shoal-Shards) */
 };
 
 struct node_health {
@@ -72,6 +74,16 @@ static void probe_done(struct peer_req *pr, int status)
 
     p->busy = false;
     h->busy--;
+    if (ok) {
+        char *u = peer_resp_header(pr, "X-Shoal-Shards");
+        unsigned long long f, b;
+        if (u != NULL && sscanf(u, "%llu %llu", &f, &b) == 2) {
+            p->files = f;
+            p->bytes = b;
+            p->usage = true;
+        }
+        free(u);
+    }
     sh_buf_release(&pr->resp);
     sh_buf_release(&pr->resp_hdrs);
     if (status != SH_ECANCELED) {
@@ -140,11 +152,8 @@ static void probe_send(struct node_health *h, struct probe *p)
 /* Keep probing member `id` (found in this tick's member records). */
 static void probe_keep(struct node_health *h, uint64_t id)
 {
-    struct probe *p;
+    struct probe *p = probe_find(h, id);
 
-    if (id == h->self_id)
-        return;
-    p = probe_find(h, id);
     if (p == NULL) {
         p = sh_calloc(1, sizeof *p);
         p->h = h;
@@ -161,7 +170,8 @@ static void probe_keep(struct node_health *h, uint64_t id)
 }
 
 /* Probe the active members and those being drained (their shards are
- * still read, and moved away from them). */
+ * still read, and moved away from them); this node too, for its usage
+ * (its own liveness is never in doubt: node__health_up). */
 static void tick(uv_timer_t *t)
 {
     struct node_health *h = t->data;
@@ -196,6 +206,19 @@ void node__health_init(struct node_health **out, uv_loop_t *loop,
     h->timer.data = h;
     uv_timer_start(&h->timer, tick, HEALTH_INTERVAL_MS, HEALTH_INTERVAL_MS);
     *out = h;
+}
+
+bool node__health_usage(const struct node_health *h, uint64_t id,
+                        uint64_t *files, uint64_t *bytes)
+{
+    for (size_t i = 0; h != NULL && i < h->n; i++) {
+        if (h->p[i]->id == id && h->p[i]->usage) {
+            *files = h->p[i]->files;
+            *bytes = h->p[i]->bytes;
+            return true;
+        }
+    }
+    return false;
 }
 
 bool node__health_up(const struct node_health *h, uint64_t id)

@@ -149,4 +149,5 @@ static void h_blob_info(struct api_req *req, const char *rest, void *arg)
 void node__inspect_init(struct api_server *api, struct meta *meta)
 {
     api_route_add_prefix(api, "/internal/v1/blobs/", h_blob_info, meta);
+    api_route_add_prefix(api, "/admin/v1/blobs/", h_blob_info, meta);
 }

@@ -37,6 +37,7 @@ static void usage(FILE *out)
             "  member list\n"
             "  member drain ID      move its shards away, then remove it\n"
             "  member remove ID     remove it now (a dead node)\n"
+            "  blob info DIGEST     its layout and where its shards are\n"
             "A password left out is generated and printed once.  D is\n"
             "seconds, or a number with s, m, h or d (90m, 12h, 30d).\n\n"
             "serve options:\n"

@@ -570,13 +570,21 @@ static bool members_out_each(const Shoal__MemberRecord *rec, void *arg)
      * this node's health probes reach it. */
     sh_buf_addf(o->out,
                 ",\"state\":\"%s\",\"level\":%u,\"role\":\"%s\","
-                "\"up\":%s}",
+                "\"up\":%s",
                 rec->state == SHOAL__MEMBER_STATE__MEMBER_STATE_DRAINING
                     ? "draining"
                     : "active",
                 (unsigned)rec->level,
                 cons_member_role(o->mm->cons, rec->id),
                 node__health_up(o->mm->health, rec->id) ? "true" : "false");
+    {
+        uint64_t files, bytes;
+        /* Its shard usage, as its answer to the last probe gave it. */
+        if (node__health_usage(o->mm->health, rec->id, &files, &bytes))
+            sh_buf_addf(o->out, ",\"shard_files\":%llu,\"shard_bytes\":%llu",
+                        (unsigned long long)files, (unsigned long long)bytes);
+        sh_buf_addstr(o->out, "}");
+    }
     o->first = false;
     return true;
 }

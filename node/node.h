@@ -433,6 +433,10 @@ void node__health_init(struct node_health **out, uv_loop_t *loop,
 /* False once member `id` failed its last probes; true for this node and
  * for members not probed yet (h may be NULL: everyone is up). */
 bool node__health_up(const struct node_health *h, uint64_t id);
+/* The shard files and bytes member `id` (this node included) reported in
+ * its last answer to a probe; false when none has yet. */
+bool node__health_usage(const struct node_health *h, uint64_t id,
+                        uint64_t *files, uint64_t *bytes);
 /* How long member `id` has been down (ms), 0 while it is up. */
 uint64_t node__health_down_ms(const struct node_health *h, uint64_t id);
 /* Cancel the probes; cb(arg) once freed. */

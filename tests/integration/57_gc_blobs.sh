@@ -110,6 +110,20 @@ wait_for "a node logs the drop" 5 \
     "${LOGS[1]}" "${LOGS[2]}" "${LOGS[3]}"
 wait_for "its shard files are deleted on every node" 20 no_files "${DG[loose]}"
 serve_all cfg_a own_a shared cfg_b own_b
+# What `shoal blob info` and `shoal member list` report of a blob and the nodes.
+"$SHOAL_BIN" --url "$REG" blob info "${DG[own_b]}" >"$T_TMP/info.out" 2>&1 || true
+expect_eq "shoal blob info: the layout" "$(sed -n 3p "$T_TMP/info.out")" \
+    "layout: erasure coded, 2 data + 1 parity shards of 1048576 bytes"
+expect_eq "shoal blob info: one shard on each node" \
+    "$(awk 'NR > 4 { print $2 }' "$T_TMP/info.out" | sort | tr '\n' ' ')" "1 2 3 "
+# usage_listed: every node's shard usage is in the member list (refreshed
+# every 30 s: a count, not necessarily today's).
+usage_listed()
+{
+    "$SHOAL_BIN" --url "$REG" member list >"$T_TMP/ml.out" 2>&1 &&
+        [[ $(awk 'NR > 1 && $7 ~ /^[0-9]+$/ && $8 ~ /^[0-9]+$/' "$T_TMP/ml.out" | wc -l) == 3 ]]
+}
+wait_for "shoal member list shows the shard usage of all 3 nodes" 20 usage_listed
 
 # 3. Manifest A goes: what only A referenced goes after it.
 req DELETE "/v2/$REPO/manifests/$MAN_A"

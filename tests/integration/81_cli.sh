@@ -148,9 +148,23 @@ check "key rotate prints the new kid ($CLI_OUT)" grep -Eq '^kid: [0-9a-f]{32}$' 
 # ---------------------------------------------------------------- members
 cli member list
 expect_eq "member list exits" "$CLI_RC" 0
-expect_eq "member list header" "$(header)" "ID URL ZONE STATE ROLE UP LEADER"
+expect_eq "member list header" "$(header)" "ID URL ZONE STATE ROLE UP SHARDS BYTES LEADER"
 expect_eq "the node lists itself as the active leader" \
-    "$(awk 'NR == 2 { print $1, $3, $4, $5, $6, $7 }' "$T_TMP/cli.out")" "1 - active voter yes *"
+    "$(awk 'NR == 2 { print $1, $3, $4, $5, $6, $9 }' "$T_TMP/cli.out")" "1 - active voter yes *"
+# shards_known: member list shows this node's shard usage (its health
+# probe of itself carries the usage walk's figures).
+shards_known()
+{
+    cli member list
+    [[ $(awk 'NR == 2 { print $7 }' "$T_TMP/cli.out") =~ ^[0-9]+$ ]]
+}
+wait_for "member list shows the node's shard files" 10 shards_known
+cli blob info sha256:0000000000000000000000000000000000000000000000000000000000000000
+expect_eq "blob info of an unknown blob exits" "$CLI_RC" 1
+expect_eq "... saying 404" "$CLI_ERR" "shoal: 404: no such blob"
+cli blob info nonsense
+expect_eq "blob info of a malformed digest exits" "$CLI_RC" 1
+expect_eq "... saying 400" "$CLI_ERR" "shoal: 400: invalid digest"
 cli member drain 1
 expect_eq "draining the last member exits" "$CLI_RC" 1
 check "... saying 409 ($CLI_ERR)" grep -q "^shoal: 409: the last active member" <<<"$CLI_ERR"
