@@ -157,16 +157,23 @@ static void index_manifest(struct meta_batch *b, const char *k, size_t klen,
 int fsm_index_build(struct meta *m)
 {
     struct sh_buf key = SH_BUF_INIT;
+    bool done;
+
+    meta_key_index_version(&key);
+    done = meta_has(m, key.data, key.len);
+    sh_buf_release(&key);
+    return done ? SH_OK : fsm_index_fill(m);
+}
+
+int fsm_index_fill(struct meta *m)
+{
+    struct sh_buf key = SH_BUF_INIT;
     struct meta_batch *b;
     struct meta_iter *it;
     int rv;
 
-    meta_key_index_version(&key);
-    if (meta_has(m, key.data, key.len)) {
-        sh_buf_release(&key);
-        return SH_OK;
-    }
     b = meta_batch_new();
+    meta_key_index_version(&key);
     meta_batch_put(b, key.data, key.len, "1", 1);
     meta_key_manifest_all(&key);
     it = meta_iter_new(m, key.data, key.len, NULL, 0);
@@ -177,7 +184,9 @@ int fsm_index_build(struct meta *m)
         index_manifest(b, k, klen, v, vlen);
     }
     meta_iter_free(it);
-    /* Links from before link times: time 0, as old as can be. */
+    /* Links without a twin (from before link times, or restored from a
+     * snapshot of a node that kept none): time 0, as old as can be.  A
+     * twin that exists keeps its time. */
     meta_key_link_all(&key);
     it = meta_iter_new(m, key.data, key.len, NULL, 0);
     for (; meta_iter_valid(it); meta_iter_next(it)) {
@@ -191,7 +200,8 @@ int fsm_index_build(struct meta *m)
         repo = sh_strndup(r, rlen);
         digest = sh_strndup(d, dlen);
         meta_key_blob_repo(&key, digest, repo);
-        meta_batch_put(b, key.data, key.len, "", 0);
+        if (!meta_has(m, key.data, key.len))
+            meta_batch_put(b, key.data, key.len, "", 0);
         free(repo);
         free(digest);
     }

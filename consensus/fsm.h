@@ -30,6 +30,11 @@ int fsm_apply_entry(struct meta *m, uint64_t index, const uint8_t *buf,
  * synced).  Derived only from replicated state, so every node builds the
  * same.  SH_EIO when the batch cannot be written. */
 int fsm_index_build(struct meta *m);
+/* The same without looking at the mark: adds every missing x/ and y/
+ * entry (a y/ entry that exists keeps its time).  After a snapshot
+ * restore, whose sender may be a node of a version that kept no
+ * indexes. */
+int fsm_index_fill(struct meta *m);
 
 /* Per-command appliers (apply_*.c): add the command's changes to `b`,
  * reading current state from `m`. */

@@ -162,6 +162,13 @@ static int fsm_restore_cb(struct raft_fsm *fsm, struct raft_buffer *buf)
     }
     c->applied = applied;
     SH_INFO("restored snapshot at index %llu", (unsigned long long)applied);
+    /* A snapshot from a node of an older version carries no GC indexes:
+     * without them GC would take every blob for unreferenced. */
+    rv = fsm_index_fill(c->meta);
+    if (rv != SH_OK) {
+        SH_ERROR("unable to index the restored snapshot: %s", sh_strerror(rv));
+        return RAFT_IOERR;
+    }
     return 0;
 }
 

@@ -970,6 +970,26 @@ static void test_index_build(void **state)
     free(without);
     without = fx_dump(f->m);
     assert_string_equal(again, without);
+
+    /* Filled again (after a snapshot restore): what is there stays,
+     * link times included, and what is missing comes back. */
+    {
+        struct fx_cmd c2;
+        struct sh_buf k = SH_BUF_INIT;
+        struct meta_batch *d = meta_batch_new();
+        fx_blob_link(&c2, "other", DIGEST_A);
+        c2.blob_link.at_unix = 300;
+        apply_ok(f->m, &c2.cmd);
+        meta_key_blob_ref(&k, DIGEST_A, REPO, DIGEST_C);
+        meta_batch_del(d, k.data, k.len);
+        assert_int_equal(meta_batch_write(f->m, d, true), SH_OK);
+        meta_batch_free(d);
+        sh_buf_release(&k);
+        assert_int_equal(fsm_index_fill(f->m), SH_OK);
+        assert_true(link_twin(f->m, DIGEST_A, "other", &at));
+        assert_int_equal(at, 300);
+        assert_int_equal(cons_blob_droppable(f->m, DIGEST_A, 1000), SH_EBUSY);
+    }
     free(with);
     free(without);
     free(again);
