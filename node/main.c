@@ -46,11 +46,21 @@ static void usage(FILE *out)
     node_config_usage(out);
 }
 
+/* The node has stopped: let the loop end.  A second SIGTERM or SIGINT
+ * from here to exit (a supervisor that signals twice, a second Ctrl-C)
+ * must not turn the clean exit into a death by signal.  Closing the
+ * signal handles would do that: libuv restores SIG_DFL when the last
+ * handle of a signal closes.  So SIG_IGN replaces libuv's handler in
+ * one step, and the handles are only unreferenced; they stay open to
+ * the end (uv_loop_close then reports them busy, which exit does not
+ * mind). */
 static void stopped(void *arg)
 {
     (void)arg;
-    uv_close((uv_handle_t *)&proc.sigint, NULL);
-    uv_close((uv_handle_t *)&proc.sigterm, NULL);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    uv_unref((uv_handle_t *)&proc.sigint);
+    uv_unref((uv_handle_t *)&proc.sigterm);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -125,7 +135,7 @@ static int serve(int argc, char **argv)
     uv_signal_start(&proc.sigint, on_signal, SIGINT);
     uv_signal_start(&proc.sigterm, on_signal, SIGTERM);
     uv_run(loop, UV_RUN_DEFAULT);
-    uv_loop_close(loop);
+    (void)uv_loop_close(loop); /* UV_EBUSY: the two signal handles */
     node_config_release(&cfg);
     SH_INFO("stopped");
     return 0;

@@ -679,6 +679,9 @@ cluster_stop()
     for i in "${!CLUSTER_PIDS[@]}"; do
         kill -TERM "${CLUSTER_PIDS[i]}" 2>/dev/null || true
     done
+    # shoal_stop signals each node a second time, often while it is
+    # exiting: a node must take that and still exit 0 (CI once saw nodes
+    # die of the second SIGTERM once libuv had restored SIG_DFL).
     for i in "${!CLUSTER_PIDS[@]}"; do
         shoal_stop "${CLUSTER_PIDS[i]}" "${CLUSTER_LOGS[i]}"
     done
