@@ -52,6 +52,20 @@ void api_resp_write(struct api_req *req,
                     size_t len,
                     api_write_cb cb,
                     void *arg);
+/* The same for bytes that are also in a file: `data` holds the `len`
+ * bytes that `fd` holds at offset `off` (a verified, immutable shard
+ * file).  Over plain HTTP they go out with sendfile: the kernel hands the
+ * file's page-cache pages to the socket, with no copy through this
+ * process.  Under TLS, or while other writes are queued, `data` is
+ * written as by api_resp_write (which is this with `fd` -1).  `fd` and
+ * `data` stay valid until `cb`. */
+void api_resp_write_file(struct api_req *req,
+                         const void *data,
+                         int fd,
+                         uint64_t off,
+                         size_t len,
+                         api_write_cb cb,
+                         void *arg);
 /* Finish a streamed response (all bytes written or the connection is
  * closed). */
 void api_resp_end(struct api_req *req);

@@ -26,9 +26,13 @@
  * garbage), a bad record or an alert close the connection, after sending
  * OpenSSL's alert if it made one; a response that ends the connection
  * cleanly sends close_notify first. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "http.h"
@@ -253,11 +257,12 @@ static void conn_tls_bye(struct api_conn *c)
     tls_flush(c, NULL, NULL);
 }
 
-void api__conn_write_user(struct api_conn *c,
-                          const void *data,
-                          size_t len,
-                          api_write_cb cb,
-                          void *arg)
+/* Streamed body write with the caller's buffer. */
+static void conn_write_user(struct api_conn *c,
+                            const void *data,
+                            size_t len,
+                            api_write_cb cb,
+                            void *arg)
 {
     struct write_req *wr;
 
@@ -275,6 +280,153 @@ void api__conn_write_user(struct api_conn *c,
     wr->arg = arg;
     if (!write_owned(c, wr, uv_buf_init((char *)data, (unsigned)len)))
         defer_cancel(c, cb, arg);
+}
+
+/* ------------------------------------------------------------ sendfile */
+
+/* Blob bodies over plain HTTP: the kernel moves the shard file's
+ * page-cache pages to the socket, without a copy through this process.
+ * One such write is in flight per connection (a body writer waits for
+ * each callback).  libuv's tcp handle owns the socket's watcher and a
+ * second watcher on one descriptor is not allowed, so writability is
+ * watched on a dup of the socket, registered only while a write is in
+ * flight.  Even the first bytes go out from the poll callback, so `cb`
+ * never fires inside api_resp_write_file.
+ *
+ * Possible failure modes are: sendfile refusing the file or the socket
+ * (any error but EAGAIN), or the file ending early: the rest is written
+ * from `data`, and a broken socket then fails that write as any other;
+ * the connection closing mid-write: `cb` gets UV_ECANCELED when the poll
+ * handle has closed. */
+struct api_sendfile {
+    uv_poll_t poll;       /* on sock; data = conn */
+    int sock;             /* dup of the socket */
+    bool busy;            /* a write in flight */
+    int fd;               /* the file the bytes come from */
+    uint64_t off;         /* its offset of the next byte */
+    const char *data;     /* the same bytes in memory (fallback) */
+    size_t left;          /* bytes still to send */
+    api_write_cb cb;
+    void *arg;
+};
+
+static bool sf_init(struct api_conn *c)
+{
+    struct api_sendfile *sf;
+    uv_os_fd_t fd;
+
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0)
+        return false;
+    sf = sh_calloc(1, sizeof *sf);
+    sf->sock = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (sf->sock < 0) {
+        free(sf);
+        return false;
+    }
+    if (uv_poll_init_socket(c->srv->loop, &sf->poll, sf->sock) != 0) {
+        close(sf->sock);
+        free(sf);
+        return false;
+    }
+    sf->poll.data = c;
+    c->sf = sf;
+    return true;
+}
+
+/* The write in flight is over: `cb` as write_cb would call it. */
+static void sf_done(struct api_conn *c, int status)
+{
+    struct api_sendfile *sf = c->sf;
+
+    uv_poll_stop(&sf->poll);
+    sf->busy = false;
+    c->pending_writes--;
+    sf->cb(sf->arg, status);
+    if (status < 0) {
+        api__conn_close(c);
+        return;
+    }
+    if (c->req && c->req->resp_started && !c->req->resp_done)
+        timer_arm(c, c->srv->cfg.body_timeout_ms);
+    maybe_close_after_flush(c);
+}
+
+static void sf_writable(uv_poll_t *h, int status, int events)
+{
+    struct api_conn *c = h->data;
+    struct api_sendfile *sf = c->sf;
+    bool moved = false;
+    (void)events;
+
+    if (status < 0) {
+        sf_done(c, status);
+        return;
+    }
+    while (sf->left > 0) {
+        off_t o = (off_t)sf->off;
+        ssize_t n = sendfile(sf->sock, sf->fd, &o, sf->left);
+        if (n > 0) {
+            sf->off += (uint64_t)n;
+            sf->data += n;
+            sf->left -= (size_t)n;
+            moved = true;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (moved)
+                timer_arm(c, c->srv->cfg.body_timeout_ms);
+            return; /* the poll stays on: called again when there is room */
+        }
+        /* Refused, or the file ended early: the rest from memory. */
+        SH_DEBUG("sendfile: %s; writing %zu bytes instead",
+                 n < 0 ? strerror(errno) : "end of file", sf->left);
+        uv_poll_stop(&sf->poll);
+        sf->busy = false;
+        c->pending_writes--;
+        c->srv->stats.bytes_out -= sf->left;
+        conn_write_user(c, sf->data, sf->left, sf->cb, sf->arg);
+        return;
+    }
+    sf_done(c, 0);
+}
+
+void api__conn_write_file(struct api_conn *c,
+                          const void *data,
+                          int fd,
+                          uint64_t off,
+                          size_t len,
+                          api_write_cb cb,
+                          void *arg)
+{
+    struct api_sendfile *sf;
+
+    if (c->closing) {
+        defer_cancel(c, cb, arg);
+        return;
+    }
+    /* Bytes queued before these must go first: they go the same way. */
+    if (fd < 0 || c->tls != NULL || c->pending_writes > 0 || len == 0 ||
+        (c->sf == NULL && !sf_init(c))) {
+        conn_write_user(c, data, len, cb, arg);
+        return;
+    }
+    sf = c->sf;
+    PRE(!sf->busy);
+    sf->fd = fd;
+    sf->off = off;
+    sf->data = data;
+    sf->left = len;
+    sf->cb = cb;
+    sf->arg = arg;
+    if (uv_poll_start(&sf->poll, UV_WRITABLE, sf_writable) != 0) {
+        conn_write_user(c, data, len, cb, arg);
+        return;
+    }
+    sf->busy = true;
+    c->pending_writes++;
+    c->srv->stats.bytes_out += len;
 }
 
 /* ------------------------------------------------------------ requests */
@@ -762,9 +914,25 @@ static void conn_closed(uv_handle_t *h)
         req->abort_cb(req, req->abort_arg);
     req_free(req);
     api__tls_free(c->tls);
+    free(c->sf);
     free(c->rbuf);
     free(c);
     api__server_handle_closed(s);
+}
+
+/* The sendfile poll handle closed: a write in flight is cancelled. */
+static void sf_closed(uv_handle_t *h)
+{
+    struct api_conn *c = h->data;
+    struct api_sendfile *sf = c->sf;
+
+    close(sf->sock);
+    if (sf->busy) {
+        sf->busy = false;
+        c->pending_writes--;
+        sf->cb(sf->arg, UV_ECANCELED);
+    }
+    conn_closed(h);
 }
 
 void api__conn_close(struct api_conn *c)
@@ -772,10 +940,12 @@ void api__conn_close(struct api_conn *c)
     if (c->closing)
         return;
     c->closing = true;
-    c->close_pending = 2;
+    c->close_pending = c->sf != NULL ? 3 : 2;
     c->srv->stats.conns_open--;
     SH_QUEUE_REMOVE(&c->queue);
     c->srv->open_handles++; /* until conn_closed */
+    if (c->sf != NULL)
+        uv_close((uv_handle_t *)&c->sf->poll, sf_closed);
     uv_close((uv_handle_t *)&c->timer, conn_closed);
     uv_close((uv_handle_t *)&c->tcp, conn_closed);
 }

@@ -96,7 +96,9 @@ struct api_conn {
     bool in_execute;          /* inside http_parser_execute */
     struct api_tls *tls;      /* TLS session, owned; NULL: plain HTTP */
     struct api_req *req;      /* current request or NULL */
-    unsigned pending_writes;  /* uv_write requests not yet completed */
+    unsigned pending_writes;  /* uv_write requests not yet completed, and
+                                 the sendfile in flight */
+    struct api_sendfile *sf;  /* sendfile state, made on first use */
     uint64_t reqs_served;     /* keep-alive statistics */
 };
 
@@ -147,9 +149,11 @@ void api__conn_close(struct api_conn *c);
 void api__conn_resume(struct api_req *req);
 /* Called by response.c when the response is complete. */
 void api__conn_resp_done(struct api_conn *c);
-/* Streamed body write with the caller's buffer (api_resp_write). */
-void api__conn_write_user(struct api_conn *c, const void *data, size_t len,
-                          api_write_cb cb, void *arg);
+/* Streamed body write with the caller's buffer, also held by `fd` at
+ * `off` when `fd` >= 0 (api_resp_write, api_resp_write_file). */
+void api__conn_write_file(struct api_conn *c, const void *data, int fd,
+                          uint64_t off, size_t len, api_write_cb cb,
+                          void *arg);
 /* The http-parser callbacks of a connection. */
 void api__conn_settings(http_parser_settings *s);
 /* Write raw bytes (copied). */

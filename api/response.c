@@ -145,10 +145,21 @@ void api_resp_write(struct api_req *req,
                     api_write_cb cb,
                     void *arg)
 {
+    api_resp_write_file(req, data, -1, 0, len, cb, arg);
+}
+
+void api_resp_write_file(struct api_req *req,
+                         const void *data,
+                         int fd,
+                         uint64_t off,
+                         size_t len,
+                         api_write_cb cb,
+                         void *arg)
+{
     PRE(req->resp_started && !req->resp_done);
     PRE(len <= req->resp_left);
     req->resp_left -= len;
-    api__conn_write_user(req->conn, data, len, cb, arg);
+    api__conn_write_file(req->conn, data, fd, off, len, cb, arg);
 }
 
 void api_resp_end(struct api_req *req)

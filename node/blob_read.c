@@ -3,9 +3,11 @@
  * The happy path: blob_serve opens the shard in the thread pool, maps it
  * and verifies the checksums of the first chunk there (page faults and CRC
  * work stay off the loop) -> the response headers go out with the first
- * chunk, written straight from the mapping (no copy in user space) ->
- * while one chunk is being written the next one is verified -> api_resp_end
- * after the last byte.  No buffers: the page cache is the buffer.
+ * chunk, sent from the shard file with sendfile (api_resp_write_file:
+ * the checksums were verified in the mapping, and the file is immutable;
+ * under TLS the mapping is written) -> while one chunk is being sent the
+ * next one is verified -> api_resp_end after the last byte.  No buffers:
+ * the page cache is the buffer.
  *
  * Which copy: a blob of layout k = 1 has full copies on the nodes of its
  * placement ({index i, node X}: X stores shard file (digest, i)).  A node
@@ -92,6 +94,7 @@ struct stream {
     uint64_t end;               /* one past the last offset */
     struct shard_map map[2];    /* verified, mapped chunks */
     size_t len[2];              /* bytes in each chunk */
+    uint64_t off[2];            /* shard offset of each chunk */
     int reading;                /* buffer being filled, or -1 */
     int writing;                /* buffer being written, or -1 */
     bool ready[2];              /* filled, waiting to be written */
@@ -168,8 +171,10 @@ static void read_work(uv_work_t *w)
     len = s->end - s->work_off < READ_CHUNK ? (size_t)(s->end - s->work_off)
                                            : READ_CHUNK;
     s->work_status = shard_reader_map(s->r, s->work_off, len, &s->map[b]);
-    if (s->work_status == SH_OK)
+    if (s->work_status == SH_OK) {
         s->len[b] = len;
+        s->off[b] = s->work_off;
+    }
 }
 
 static void read_done(uv_work_t *w, int status)
@@ -271,7 +276,11 @@ static void pump(struct stream *s)
                  * are sequential and single. */
                 s->ready[b] = false;
                 s->writing = b;
-                api_resp_write(s->req, s->map[b].data, s->len[b], write_done, s);
+                /* Verified in the mapping, sent from the file: the
+                 * shard is immutable, so these are the same bytes. */
+                api_resp_write_file(s->req, s->map[b].data,
+                                    shard_reader_fd(s->r), s->off[b],
+                                    s->len[b], write_done, s);
                 break;
             }
         }

@@ -326,8 +326,8 @@ void shard_map_release(struct shard_map *m);
  * reads of erasure-coded shards, a cold store (shard_writer_drop_cache),
  * so that they recycle pages instead of growing the cache.  A hint. */
 void shard_reader_drop(struct shard_reader *r, uint64_t off, uint64_t len);
-/* The file descriptor and file offset of data offset 0 (for sendfile of
- * ranges that were verified with shard_reader_read or _verify). */
+/* The shard's file descriptor, for sendfile of ranges verified with
+ * shard_reader_read or _map: data offset N is file offset N. */
 int shard_reader_fd(const struct shard_reader *r);
 void shard_reader_close(struct shard_reader *r);
 

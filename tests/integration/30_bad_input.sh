@@ -407,6 +407,50 @@ req GET "/v2/$R/blobs/$(digest_of "$D/big2")"
 expect_status 200
 expect_body_file "$D/big2"
 
+# ------------------------------------ clients vanishing mid-download
+# Blob bodies go out with sendfile (api/conn.c): a reader that stalls (the
+# socket fills, the send waits for room) or leaves part way must cost the
+# server nothing, and later reads, on new or kept connections, get every
+# byte.  48 MiB: more than the socket buffers hold, and many 2 MiB chunks.
+rand_file "$D/dl" $((48 * 1024 * 1024))
+DL=$(digest_of "$D/dl")
+req POST "/v2/$R/blobs/uploads/?digest=$DL" \
+    -H 'Content-Type: application/octet-stream' --data-binary "@$D/dl"
+expect_status 201
+# A reader that never reads, then leaves with the body unread (a reset).
+printf 'GET /v2/%s/blobs/%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' "$R" "$DL" \
+    >"$D/dl.req"
+raw_send "$D/dl.req" --responses 0 --hold-file "$D/dl.hold" --hold-max 30 &
+HOLDER=$!
+for ((i = 0; i < 100; i++)); do
+    [[ -e $D/dl.hold ]] && break
+    sleep 0.1
+done
+sleep 1 # the server fills the socket and waits for room
+rm -f "$D/dl.hold"
+wait "$HOLDER" || true
+alive
+# A slow reader that gives up part way: what it got is the blob's start.
+curl -sS -L -g --limit-rate 4M --max-time 2 -o "$D/dl.part" \
+    "$REG/v2/$R/blobs/$DL" 2>/dev/null || true
+n=$(stat -c %s "$D/dl.part" 2>/dev/null || echo 0)
+if ((n > 0 && n < 48 * 1024 * 1024)) && cmp -s -n "$n" "$D/dl.part" "$D/dl"; then
+    pass "a reader leaving after $n bytes got the blob's first $n bytes"
+else
+    fail "a reader leaving part way got a prefix of the blob (got $n bytes)"
+fi
+alive
+# Two whole reads on one kept connection, then a range across chunks.
+curl -sS -L -g --max-time 60 -o "$D/dl.1" -o "$D/dl.2" \
+    "$REG/v2/$R/blobs/$DL" "$REG/v2/$R/blobs/$DL" 2>/dev/null || true
+check "two reads on one connection: the first bit-identical" cmp -s "$D/dl.1" "$D/dl"
+check "two reads on one connection: the second bit-identical" cmp -s "$D/dl.2" "$D/dl"
+req GET "/v2/$R/blobs/$DL" -H 'Range: bytes=2097000-6291500'
+expect_status 206
+dd if="$D/dl" of="$D/dl.range" iflag=skip_bytes,count_bytes skip=2097000 \
+    count=$((6291500 - 2097000 + 1)) status=none
+expect_body_file "$D/dl.range"
+
 # ------------------------------------------------------------- the end
 alive
 server_alive
