@@ -33,8 +33,8 @@
 #                 distribution, shoal, cluster ["distribution shoal"]
 #   ROUNDS [2]  BLOBS [16]  SIZE [64MiB]  CONC [4]  PUSH_MODE [monolithic]
 #   MANIFESTS [2000]  MCONC [32]  DURATION [10]  VERIFY [0]  REPO [bench/x]
-#   BENCH_ARGS    extra shoal_bench arguments (for cluster, run.sh's own
-#                 --phases come after them)
+#   BENCH_ARGS    extra shoal_bench arguments (run.sh's own --phases come
+#                 after them: each blob phase is a run of its own)
 #   BENCH_TMP     parent of the temporary data directory [$TMPDIR or /tmp]
 #   DIST_PORT, SHOAL_PORT   loopback ports [free ones picked at random]
 #   CLUSTER_NODES [3]  nodes of the cluster target
@@ -718,11 +718,41 @@ extra=()
 extra+=(${auth_user[@]+"${auth_user[@]}"})
 base_seed=$(((RANDOM << 30) ^ (RANDOM << 15) ^ RANDOM))
 
-# Runs shoal_bench with this round's parameters, appending its output to OUT;
-# 1 if it failed.
+# server_ticks TARGET: CPU time (clock ticks, user + system) used so far by
+# the target's server processes: the registry, or every node and HAProxy.
+# A process that is gone counts nothing.
+server_ticks() {
+    local pids p u s t=0
+    case $1 in
+    distribution) pids=$dist_pid ;;
+    shoal) pids=$shoal_pid ;;
+    cluster) pids=$(cat "$cdir"/node*.pid "$cdir"/haproxy.pid 2>/dev/null || true) ;;
+    esac
+    for p in $pids; do
+        # Fields after "pid (comm) ": utime and stime are the 12th and 13th.
+        read -r u s < <(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null |
+            awk '{print $12, $13}') || continue
+        [ -n "$u" ] && t=$((t + u + s))
+    done
+    echo "$t"
+}
+clk_tck=$(getconf CLK_TCK)
+
+# run_bench OUT URL [shoal_bench arguments]: one shoal_bench run with this
+# round's parameters against target $t, its figures appended to OUT; 1 if
+# it failed.  When the run is one blob phase
+# (--phases push or --phases pull), blob_<phase>_server_cpu_s_per_GiB is
+# added: the CPU seconds the target's servers spent per GiB moved.  It is
+# far steadier than MiB/s on a shared virtual machine, and it counts what
+# the servers cost, not what the client waited for.
 run_bench() { # out url [more shoal_bench arguments]
-    local out=$1 url=$2
+    local out=$1 url=$2 phase='' a prev='' c0 c1 line
     shift 2
+    for a in "$@"; do
+        [ "$prev" = --phases ] && phase=$a
+        prev=$a
+    done
+    c0=$(server_ticks "$t")
     # In the background so that a signal reaches our trap at once.
     "$SHOAL_BENCH" --url "$url" --repo "$REPO" \
         --seed $((base_seed + r)) --blobs "$BLOBS" --size "$SIZE" \
@@ -735,6 +765,23 @@ run_bench() { # out url [more shoal_bench arguments]
         return 1
     fi
     bench_pid=
+    c1=$(server_ticks "$t")
+    case $phase in
+    push | pull)
+        # MiB moved: this run's MiBps times its seconds (the last lines).
+        line=$(awk -v p="blob_${phase}_" -v ticks=$((c1 - c0)) \
+            -v hz="$clk_tck" '
+            $1 == p "MiBps" { rate = $2 }
+            $1 == p "seconds" { secs = $2 }
+            END {
+                mib = rate * secs
+                if (mib > 0)
+                    printf "%sserver_cpu_s_per_GiB %.3f\n", p,
+                        ticks / hz / (mib / 1024)
+            }' "$out")
+        [ -z "$line" ] || echo "$line" >>"$out"
+        ;;
+    esac
 }
 
 for r in $(seq 1 "$ROUNDS"); do
@@ -747,13 +794,25 @@ for r in $(seq 1 "$ROUNDS"); do
         : >"$out"
         ok=1
         case $t in
-        distribution) run_bench "$out" "http://127.0.0.1:$DIST_PORT" || ok=0 ;;
-        shoal) run_bench "$out" "http://127.0.0.1:$SHOAL_PORT" || ok=0 ;;
+        distribution | shoal)
+            # One run per blob phase, so that each gets its CPU figure; the
+            # same seed names the same blobs.
+            if [ "$t" = shoal ]; then
+                url=http://127.0.0.1:$SHOAL_PORT
+            else
+                url=http://127.0.0.1:$DIST_PORT
+            fi
+            run_bench "$out" "$url" --phases push || ok=0
+            [ "$ok" = 0 ] || run_bench "$out" "$url" --phases pull || ok=0
+            [ "$ok" = 0 ] || run_bench "$out" "$url" --phases mput,mget || ok=0
+            ;;
         cluster)
             # Writes and blobs through the load balancer; manifest GETs by
             # tag on one follower, the same seed naming the same tags.
-            run_bench "$out" "http://127.0.0.1:$CLUSTER_LB_PORT" \
-                --phases push,pull,mput || ok=0
+            url=http://127.0.0.1:$CLUSTER_LB_PORT
+            run_bench "$out" "$url" --phases push || ok=0
+            [ "$ok" = 0 ] || run_bench "$out" "$url" --phases pull || ok=0
+            [ "$ok" = 0 ] || run_bench "$out" "$url" --phases mput || ok=0
             if [ "$ok" = 1 ]; then
                 if follower=$(cluster_follower); then
                     log "run.sh: cluster: mget on follower node $follower"
@@ -877,7 +936,8 @@ END {
     }
     printf "# medians over %d round(s).", rounds
     printf " Higher is better for _MiBps and _rps, lower for _ms and _seconds;\n"
-    printf "# _client_cpu_pct is shoal_bench'"'"'s own CPU use (100 = one core).\n"
+    printf "# _client_cpu_pct is shoal_bench'"'"'s own CPU use (100 = one core); _server_cpu_s_per_GiB\n"
+    printf "# the CPU seconds the servers (the cluster: every node and HAProxy) spent per GiB moved.\n"
     if (failover) {
         printf "# failover_*: measured once, after the rounds: from kill -9 of the leader to the first\n"
         printf "# manifest PUT through the LB answered 201 (failover_ms), to the survivors naming a new\n"
