@@ -9,6 +9,9 @@ cd "$root"
 
 bash deploy/install-deps.sh --test
 
+# One test per core: tests/CMakeLists.txt keeps the cluster tests to one at
+# a time (resource lock "cluster"); the single-node suites and unit tests
+# run next to them.
 jobs=$(nproc)
 # A test that fails is run once more, and the run still passes if the
 # second attempt does: the integration tests drive real clusters on a
@@ -33,7 +36,7 @@ echo "== build (RelWithDebInfo, -Werror)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
 echo "== tests"
-(cd build && ctest --output-on-failure -j1 "${retry[@]}") 2>&1 | tee build/ctest.out
+(cd build && ctest --output-on-failure -j"$jobs" "${retry[@]}") 2>&1 | tee build/ctest.out
 
 if [ "${SHOAL_SKIP_SANITIZE:-0}" != 1 ]; then
   echo "== build (ASan + UBSan)"
@@ -53,7 +56,7 @@ if [ "${SHOAL_SKIP_SANITIZE:-0}" != 1 ]; then
   fi
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --output-on-failure -j1 "${asan_select[@]}" "${retry[@]}") 2>&1 |
+    ctest --output-on-failure -j"$jobs" "${asan_select[@]}" "${retry[@]}") 2>&1 |
     tee build-asan/ctest.out
 fi
 flaky_report build/ctest.out RelWithDebInfo
