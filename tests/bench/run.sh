@@ -744,7 +744,11 @@ clk_tck=$(getconf CLK_TCK)
 # (--phases push or --phases pull), blob_<phase>_server_cpu_s_per_GiB is
 # added: the CPU seconds the target's servers spent per GiB moved.  It is
 # far steadier than MiB/s on a shared virtual machine, and it counts what
-# the servers cost, not what the client waited for.
+# the servers cost, not what the client waited for.  It covers the whole
+# run, also the seconds shoal_bench spends making its blob data, when the
+# servers only do background work (a cluster's Raft heartbeats and health
+# probes): that adds a constant per run, larger for the cluster, so it
+# compares builds of one target better than targets with each other.
 run_bench() { # out url [more shoal_bench arguments]
     local out=$1 url=$2 phase='' a prev='' c0 c1 line
     shift 2
