@@ -288,7 +288,7 @@ t_note "wiping follower $F (leader is node $LEADER)"
 stop_node "$F"
 # More than 3 x 16 entries while it is away: the others take snapshots
 # and drop the log entries it would need.
-B2=$(live_nodes | head -n 1)
+B2=$(live_nodes | sed -n 1p)
 REG=${REGS[$B2]}
 rand_file "$D/cfg2" 200
 push_blob "$REPO" "$D/cfg2"
@@ -490,7 +490,7 @@ expect_status 405
 req GET "$L/internal/v1/read-index?index=999999999&x=%zz"
 expect_status 200
 expect_jq '.index | type == "number"' "read-index ignores its query"
-follower=$(live_nodes | grep -vx "$LEADER" | head -n 1)
+follower=$(live_nodes | grep -vx "$LEADER" | sed -n 1p)
 req GET "${REGS[$follower]}/internal/v1/read-index"
 expect_status 503
 expect_header_present Retry-After

@@ -317,7 +317,7 @@ layout_check "$dg" b9m 4 2 6 4
 # Two holders of data shards, not node 4 (it took the push; any would do).
 rec=$(blob_record "$dg" 4)
 mapfile -t victims < <(jq -r '.placement[] | select(.index < 4) | .node' <<<"$rec" |
-    grep -vx 4 | head -n 2)
+    grep -vx 4 | sed -n 1,2p)
 check "two holders of data shards other than node 4 (${victims[*]})" \
     test "${#victims[@]}" -eq 2
 survivors=()

@@ -357,7 +357,7 @@ nodes 16 4 --gc-grace 2
 wait_for "node 16 knows a leader" 20 has_leader 16
 L=$(leader_of 16)
 push_ec "$L"
-X=$(nodes_of "${DGS[0]}" "$L" | grep -vx "$L" | head -1)
+X=$(nodes_of "${DGS[0]}" "$L" | grep -vx "$L" | sed -n 1p)
 push_copies "$X" "$L"
 REGX=${REGS[$L]}
 req POST "$REGX/internal/v1/drain" --data '{"id":99}'
@@ -368,7 +368,7 @@ req POST "$REGX/internal/v1/drain" --data "{\"id\":$X}"
 expect_status 202
 # Again, with the admin client through a node that does not lead (it
 # sends the request on to the leader).
-F=$(for i in 16 17 18 19; do [[ $i == "$L" ]] || echo "$i"; done | head -1)
+F=$(for i in 16 17 18 19; do [[ $i == "$L" ]] || echo "$i"; done | sed -n 1p)
 rc=0
 "$SHOAL_BIN" --url "${REGS[$F]}" member drain "$X" >"$T_TMP/drain.out" 2>&1 || rc=$?
 expect_eq "shoal member drain $X through node $F exits" "$rc" 0
@@ -418,7 +418,7 @@ nodes 20 4
 wait_for "node 20 knows a leader" 20 has_leader 20
 L=$(leader_of 20)
 push_ec "$L"
-X=$(nodes_of "${DGS[0]}" "$L" | grep -vx "$L" | head -1)
+X=$(nodes_of "${DGS[0]}" "$L" | grep -vx "$L" | sed -n 1p)
 shoal_kill9 "${PIDS[$X]}"
 alive=()
 for i in 20 21 22 23; do

@@ -111,7 +111,7 @@ pulls proxy
 check "local-cluster.sh down" cluster down
 for f in "$SHOAL_CLUSTER_DIR"/node*.log; do
     if grep -qE 'Sanitizer|runtime error' "$f"; then
-        fail "no sanitizer report in $(basename "$f")" "$(grep -E -A5 'Sanitizer|runtime error' "$f" | head -20)"
+        fail "no sanitizer report in $(basename "$f")" "$(grep -E -A5 'Sanitizer|runtime error' "$f" | sed -n 1,20p)"
     fi
 done
 finish

@@ -38,7 +38,7 @@ check "skopeo push through the load balancer" \
     "${SK[@]}" copy --dest-tls-verify=false --preserve-digests "oci:$D/src:v1" "docker://$LB/team/six:v1"
 
 # The big layer: 4 + 2 on 6 distinct nodes.
-big=$(find "$D/src/blobs/sha256" -type f -size +5000k | head -n 1)
+big=$(find "$D/src/blobs/sha256" -type f -size +5000k | sed -n 1p)
 dg=sha256:$(basename "$big")
 rec=$(internal 1 "/internal/v1/blobs/$dg")
 expect_eq "the 6 MB layer's layout" "$(jq -c '[.layout.k, .layout.m]' <<<"$rec")" "[4,2]"
@@ -65,7 +65,7 @@ check "the layer costs at most 1.6 x its size on disk ($total bytes)" \
 # Two nodes that hold data shards of it stop (not node 1: it is asked for
 # the record below, any survivor would do).
 mapfile -t victims < <(jq -r '.placement[] | select(.index < 4) | .node' <<<"$rec" |
-    grep -vx 1 | head -n 2)
+    grep -vx 1 | sed -n 1,2p)
 for v in "${victims[@]}"; do
     check "stop node $v" cluster stop-node "$v"
 done
@@ -102,7 +102,7 @@ fi
 check "local-cluster.sh down" cluster down
 for f in "$SHOAL_CLUSTER_DIR"/node*.log; do
     if grep -qE 'Sanitizer|runtime error' "$f"; then
-        fail "no sanitizer report in $(basename "$f")" "$(grep -E -A5 'Sanitizer|runtime error' "$f" | head -20)"
+        fail "no sanitizer report in $(basename "$f")" "$(grep -E -A5 'Sanitizer|runtime error' "$f" | sed -n 1,20p)"
     fi
 done
 finish

@@ -72,7 +72,7 @@ done
 
 # Redirects: a node that does not serve a blob answers 307 to a signed
 # URL, which the serving node honours with no credentials at all.
-BIG=$(find "$D/src/blobs/sha256" -type f -size +1024k | head -n1)
+BIG=$(find "$D/src/blobs/sha256" -type f -size +1024k | sed -n 1p)
 DG=sha256:$(basename "$BIG")
 signed=
 for i in 1 2 3; do

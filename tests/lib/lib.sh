@@ -137,7 +137,7 @@ summary_line()
     if ((${#T_FAILED[@]} > 0)); then
         printf '# ==== failed checks (repeated) ====\n'
         for f in "${T_FAILED[@]}"; do
-            printf '%s\n' "$f" | head -n 40
+            printf '%s\n' "$f" | sed -n 1,40p
         done
     fi
     printf '%d passed, %d failed\n' "$T_PASS" "$T_FAIL"
@@ -638,7 +638,7 @@ shoal_stop()
         fail "server $pid stops within 10 s of SIGTERM (had to SIGKILL)"
     elif log_has_crash "$log"; then
         fail "server $pid stopped without sanitizer or crash report" \
-            "$(grep -E -A5 'Sanitizer|runtime error|panic|fatal error' "$log" | head -n 40)"
+            "$(grep -E -A5 'Sanitizer|runtime error|panic|fatal error' "$log" | sed -n 1,40p)"
     elif ((rc == 0)); then
         pass "server $pid stopped cleanly on SIGTERM (exit 0)"
     elif is_dist && ((rc == 143)); then
