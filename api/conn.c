@@ -333,14 +333,20 @@ static bool sf_init(struct api_conn *c)
     return true;
 }
 
+/* No write in flight any more: the poll is off until the next one. */
+static void sf_stop(struct api_conn *c)
+{
+    uv_poll_stop(&c->sf->poll);
+    c->sf->busy = false;
+    c->pending_writes--;
+}
+
 /* The write in flight is over: `cb` as write_cb would call it. */
 static void sf_done(struct api_conn *c, int status)
 {
     struct api_sendfile *sf = c->sf;
 
-    uv_poll_stop(&sf->poll);
-    sf->busy = false;
-    c->pending_writes--;
+    sf_stop(c);
     sf->cb(sf->arg, status);
     if (status < 0) {
         api__conn_close(c);
@@ -382,9 +388,7 @@ static void sf_writable(uv_poll_t *h, int status, int events)
         /* Refused, or the file ended early: the rest from memory. */
         SH_DEBUG("sendfile: %s; writing %zu bytes instead",
                  n < 0 ? strerror(errno) : "end of file", sf->left);
-        uv_poll_stop(&sf->poll);
-        sf->busy = false;
-        c->pending_writes--;
+        sf_stop(c);
         c->srv->stats.bytes_out -= sf->left;
         conn_write_user(c, sf->data, sf->left, sf->cb, sf->arg);
         return;
@@ -402,13 +406,10 @@ void api__conn_write_file(struct api_conn *c,
 {
     struct api_sendfile *sf;
 
-    if (c->closing) {
-        defer_cancel(c, cb, arg);
-        return;
-    }
-    /* Bytes queued before these must go first: they go the same way. */
-    if (fd < 0 || c->tls != NULL || c->pending_writes > 0 || len == 0 ||
-        (c->sf == NULL && !sf_init(c))) {
+    /* Bytes queued before these must go first: they go the same way.  A
+     * closing connection: conn_write_user cancels the write. */
+    if (c->closing || fd < 0 || c->tls != NULL || c->pending_writes > 0 ||
+        len == 0 || (c->sf == NULL && !sf_init(c))) {
         conn_write_user(c, data, len, cb, arg);
         return;
     }
