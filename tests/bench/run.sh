@@ -718,74 +718,44 @@ extra=()
 extra+=(${auth_user[@]+"${auth_user[@]}"})
 base_seed=$(((RANDOM << 30) ^ (RANDOM << 15) ^ RANDOM))
 
-# server_ticks TARGET: CPU time (clock ticks, user + system) used so far by
-# the target's server processes: the registry, or every node and HAProxy.
-# A process that is gone counts nothing.
-server_ticks() {
-    local pids p u s t=0
+# server_pids TARGET: the target's server processes, comma-separated: the
+# registry, or every node and HAProxy.
+server_pids() {
+    local pids
     case $1 in
     distribution) pids=$dist_pid ;;
     shoal) pids=$shoal_pid ;;
     cluster) pids=$(cat "$cdir"/node*.pid "$cdir"/haproxy.pid 2>/dev/null || true) ;;
     esac
-    for p in $pids; do
-        # Fields after "pid (comm) ": utime and stime are the 12th and 13th.
-        read -r u s < <(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null |
-            awk '{print $12, $13}') || continue
-        [ -n "$u" ] && t=$((t + u + s))
-    done
-    echo "$t"
+    echo $pids | tr ' ' ,
 }
-clk_tck=$(getconf CLK_TCK)
 
 # run_bench OUT URL [shoal_bench arguments]: one shoal_bench run with this
 # round's parameters against target $t, its figures appended to OUT; 1 if
-# it failed.  When the run is one blob phase
-# (--phases push or --phases pull), blob_<phase>_server_cpu_s_per_GiB is
-# added: the CPU seconds the target's servers spent per GiB moved.  It is
-# far steadier than MiB/s on a shared virtual machine, and it counts what
-# the servers cost, not what the client waited for.  It covers the whole
-# run, also the seconds shoal_bench spends making its blob data, when the
-# servers only do background work (a cluster's Raft heartbeats and health
-# probes): that adds a constant per run, larger for the cluster, so it
-# compares builds of one target better than targets with each other.
+# it failed.  shoal_bench is given the servers' PIDs, so each timed phase
+# also reports what the servers spent on it: blob_<phase>_server_cpu_s_per_GiB
+# (CPU seconds, user + system, per GiB moved) and
+# manifest_<phase>_server_cpu_us_per_req.  They are far steadier than MiB/s
+# on a shared virtual machine and count what the servers cost, not what the
+# client waited for.  Only the timed phase counts; a cluster's background
+# work during it (Raft heartbeats, health probes) is included.
 run_bench() { # out url [more shoal_bench arguments]
-    local out=$1 url=$2 phase='' a prev='' c0 c1 line
+    local out=$1 url=$2 pids
     shift 2
-    for a in "$@"; do
-        [ "$prev" = --phases ] && phase=$a
-        prev=$a
-    done
-    c0=$(server_ticks "$t")
+    pids=$(server_pids "$t")
     # In the background so that a signal reaches our trap at once.
     "$SHOAL_BENCH" --url "$url" --repo "$REPO" \
         --seed $((base_seed + r)) --blobs "$BLOBS" --size "$SIZE" \
         --concurrency "$CONC" --push-mode "$PUSH_MODE" \
         --manifests "$MANIFESTS" --manifest-concurrency "$MCONC" \
-        --duration "$DURATION" ${extra[@]+"${extra[@]}"} "$@" >>"$out" &
+        --duration "$DURATION" ${pids:+--server-pids "$pids"} \
+        ${extra[@]+"${extra[@]}"} "$@" >>"$out" &
     bench_pid=$!
     if ! wait "$bench_pid"; then
         bench_pid=
         return 1
     fi
     bench_pid=
-    c1=$(server_ticks "$t")
-    case $phase in
-    push | pull)
-        # MiB moved: this run's MiBps times its seconds (the last lines).
-        line=$(awk -v p="blob_${phase}_" -v ticks=$((c1 - c0)) \
-            -v hz="$clk_tck" '
-            $1 == p "MiBps" { rate = $2 }
-            $1 == p "seconds" { secs = $2 }
-            END {
-                mib = rate * secs
-                if (mib > 0)
-                    printf "%sserver_cpu_s_per_GiB %.3f\n", p,
-                        ticks / hz / (mib / 1024)
-            }' "$out")
-        [ -z "$line" ] || echo "$line" >>"$out"
-        ;;
-    esac
 }
 
 for r in $(seq 1 "$ROUNDS"); do
@@ -799,8 +769,7 @@ for r in $(seq 1 "$ROUNDS"); do
         ok=1
         case $t in
         distribution | shoal)
-            # One run per blob phase, so that each gets its CPU figure; the
-            # same seed names the same blobs.
+            # One run per phase group; the same seed names the same blobs.
             if [ "$t" = shoal ]; then
                 url=http://127.0.0.1:$SHOAL_PORT
             else
@@ -893,7 +862,7 @@ function median(t, key,    n, i, j, a, x) {
 }
 function fmt(key, v) {
     if (v == "") return "-"
-    if (key ~ /_(ms|seconds)$/) return sprintf("%.3f", v)
+    if (key ~ /_(ms|seconds|per_GiB)$/) return sprintf("%.3f", v)
     return sprintf("%.1f", v)
 }
 FNR == 1 {
@@ -918,13 +887,13 @@ END {
                 isr[tg[i]] = 1
                 rt[++nr] = tg[i]
             }
-    printf "%-28s", "figure"
+    printf "%-40s", "figure"
     for (i = 1; i <= nt; i++) printf " %14s", tg[i]
     for (i = 1; i <= nr; i++) printf " %12s", rt[i] "/dist"
     printf "\n"
     for (k = 1; k <= nk; k++) {
         key = keys[k]
-        printf "%-28s", key
+        printf "%-40s", key
         for (i = 1; i <= nt; i++) {
             m[tg[i]] = median(tg[i], key)
             printf " %14s", fmt(key, m[tg[i]])
@@ -941,7 +910,7 @@ END {
     printf "# medians over %d round(s).", rounds
     printf " Higher is better for _MiBps and _rps, lower for _ms and _seconds;\n"
     printf "# _client_cpu_pct is shoal_bench'"'"'s own CPU use (100 = one core); _server_cpu_s_per_GiB\n"
-    printf "# the CPU seconds the servers (the cluster: every node and HAProxy) spent per GiB moved.\n"
+    printf "# (_us_per_req) the CPU the servers (the cluster: every node and HAProxy) spent in the timed phase per GiB (request).\n"
     if (failover) {
         printf "# failover_*: measured once, after the rounds: from kill -9 of the leader to the first\n"
         printf "# manifest PUT through the LB answered 201 (failover_ms), to the survivors naming a new\n"

@@ -24,6 +24,7 @@
 #endif
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -42,6 +43,7 @@
 
 #define MIB (1024.0 * 1024.0)
 #define URL_MAX 4096
+#define MAX_SERVER_PIDS 16 /* --server-pids: a cluster's nodes and its balancer */
 #define DIGEST_LEN (7 + 64) /* "sha256:" + hex */
 #define BODY_KEEP 512       /* response bytes kept for error messages */
 
@@ -89,6 +91,8 @@ struct opts {
     long timeout;
     const char *user;
     int insecure;
+    pid_t server_pids[MAX_SERVER_PIDS]; /* --server-pids */
+    int nserver_pids;
 };
 
 struct blob {
@@ -146,6 +150,7 @@ struct bench {
     const struct blob *pblobs; /* blobs of a push phase */
     struct lat lat;
     double cpu_pct; /* this process's CPU use during the phase, % of one core */
+    double server_cpu; /* the servers' CPU seconds during the phase, or -1 */
 
     /* data */
     struct blob *blobs;
@@ -206,6 +211,42 @@ static double cpu_seconds(void)
         return 0.0;
     return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* CPU seconds (user + system) the --server-pids processes have used so
+ * far, or -1 when none was given.  A process that is gone counts nothing:
+ * its time is lost for the phase, which a benchmark whose server died
+ * reports as a failed request anyway. */
+static double server_cpu_seconds(const struct opts *o)
+{
+    static long hz;
+    double total = 0;
+
+    if (o->nserver_pids == 0)
+        return -1;
+    if (hz == 0 && (hz = sysconf(_SC_CLK_TCK)) <= 0)
+        hz = 100;
+    for (int i = 0; i < o->nserver_pids; i++) {
+        char path[64], buf[1024];
+        snprintf(path, sizeof(path), "/proc/%ld/stat", (long)o->server_pids[i]);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        /* "pid (comm) state ...": comm may hold spaces and parentheses, so
+         * fields are counted from the last ')'.  utime and stime are the
+         * 14th and 15th fields, the 12th and 13th after it. */
+        char *p = strrchr(buf, ')');
+        unsigned long long ut = 0, st = 0;
+        if (!p || sscanf(p + 1,
+                         " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+                         &ut, &st) != 2)
+            continue;
+        total += (double)(ut + st) / (double)hz;
+    }
+    return total;
 }
 
 static double now(void)
@@ -894,6 +935,7 @@ static double run_phase(struct bench *b,
     b->active = 0;
     b->lat.n = 0;
     double c0 = cpu_seconds();
+    double s0 = server_cpu_seconds(&b->o);
     double t0 = now();
     b->deadline = duration > 0 ? t0 + duration : 0;
     for (long i = 0; i < conc && i < b->nslots; i++)
@@ -924,6 +966,7 @@ static double run_phase(struct bench *b,
     }
     double t = now() - t0;
     b->cpu_pct = t > 0 ? (cpu_seconds() - c0) / t * 100.0 : 0.0;
+    b->server_cpu = s0 < 0 ? -1 : server_cpu_seconds(&b->o) - s0;
     return t;
 }
 
@@ -1100,6 +1143,12 @@ static void usage(FILE *f)
         "  --timeout SECONDS          per-request timeout, 0 = none (600)\n"
         "  --user USER:PASSWORD       HTTP basic authentication\n"
         "  --insecure                 do not verify TLS certificates\n"
+        "  --server-pids PID,...      also report the CPU these processes "
+        "(the\n"
+        "                             registry's) spend in each timed phase, "
+        "from\n"
+        "                             /proc: s/GiB for blobs, us/request for "
+        "manifests\n"
         "  --help\n"
         "\n"
         "Output: one \"name value\" line per figure on stdout; '#' lines are "
@@ -1210,6 +1259,21 @@ static uint64_t random_seed(void)
                      (uint64_t)getpid());
 }
 
+static void parse_pids(struct opts *o, const char *s)
+{
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (errno || end == p || v <= 0 || v > INT_MAX ||
+            (*end && *end != ',') || o->nserver_pids == MAX_SERVER_PIDS)
+            bad_usage("--server-pids", s);
+        o->server_pids[o->nserver_pids++] = (pid_t)v;
+        p = *end ? end + 1 : end;
+    }
+}
+
 static void parse_opts(struct opts *o, int argc, char **argv)
 {
     enum {
@@ -1231,6 +1295,7 @@ static void parse_opts(struct opts *o, int argc, char **argv)
         O_TIMEOUT,
         O_USER,
         O_INSECURE,
+        O_SERVER_PIDS,
         O_HELP,
     };
     static const struct option lo[] = {
@@ -1252,6 +1317,7 @@ static void parse_opts(struct opts *o, int argc, char **argv)
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"user", required_argument, NULL, O_USER},
         {"insecure", no_argument, NULL, O_INSECURE},
+        {"server-pids", required_argument, NULL, O_SERVER_PIDS},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -1341,6 +1407,9 @@ static void parse_opts(struct opts *o, int argc, char **argv)
             case O_INSECURE:
                 o->insecure = 1;
                 break;
+            case O_SERVER_PIDS:
+                parse_pids(o, optarg);
+                break;
             case O_HELP:
                 usage(stdout);
                 exit(0);
@@ -1377,6 +1446,24 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 }
 
 /* ---- main ------------------------------------------------------------- */
+
+/* The servers' CPU cost of the phase just run, when --server-pids was
+ * given: seconds per GiB for a blob phase (amount > 0: bytes), microseconds
+ * per request for a manifest phase (amount < 0: minus the requests).  Only
+ * the timed phase counts, not the preparation of the data before it. */
+static void print_server_cpu(const struct bench *b,
+                             const char *name,
+                             double amount)
+{
+    if (b->server_cpu < 0 || amount == 0)
+        return;
+    if (amount > 0)
+        printf("%s_server_cpu_s_per_GiB %.3f\n", name,
+               b->server_cpu / (amount / (1024.0 * MIB)));
+    else
+        printf("%s_server_cpu_us_per_req %.1f\n", name,
+               b->server_cpu * 1e6 / -amount);
+}
 
 static void print_lat(const char *name, struct lat *l, int with_max)
 {
@@ -1429,6 +1516,7 @@ int main(int argc, char **argv)
         printf("blob_push_MiBps %.1f\n", bytes / MIB / t);
         printf("blob_push_seconds %.3f\n", t);
         printf("blob_push_client_cpu_pct %.1f\n", b->cpu_pct);
+        print_server_cpu(b, "blob_push", bytes);
         fflush(stdout);
     }
     if (o->phases & PHASE_BIT(PH_PULL)) {
@@ -1438,6 +1526,7 @@ int main(int argc, char **argv)
         printf("blob_pull_MiBps %.1f\n", bytes / MIB / t);
         printf("blob_pull_seconds %.3f\n", t);
         printf("blob_pull_client_cpu_pct %.1f\n", b->cpu_pct);
+        print_server_cpu(b, "blob_pull", bytes);
         fflush(stdout);
     }
     if (o->phases & PHASE_BIT(PH_MPUT)) {
@@ -1455,6 +1544,7 @@ int main(int argc, char **argv)
         printf("manifest_put_rps %.1f\n", (double)b->lat.n / t);
         print_lat("manifest_put", &b->lat, 1);
         printf("manifest_put_client_cpu_pct %.1f\n", b->cpu_pct);
+        print_server_cpu(b, "manifest_put", -(double)b->lat.n);
         fflush(stdout);
     }
     if (o->phases & PHASE_BIT(PH_MGET)) {
@@ -1464,6 +1554,7 @@ int main(int argc, char **argv)
         printf("manifest_get_rps %.1f\n", (double)b->lat.n / t);
         print_lat("manifest_get", &b->lat, 1);
         printf("manifest_get_client_cpu_pct %.1f\n", b->cpu_pct);
+        print_server_cpu(b, "manifest_get", -(double)b->lat.n);
         printf("# manifest_get_requests %zu\n", b->lat.n);
         fflush(stdout);
     }
