@@ -1,4 +1,5 @@
 /* The `shoal` command: parses arguments and calls node_*; no logic. */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,23 @@ static struct {
     struct node *node;
     bool stopping;
 } proc;
+
+/* The blob paths allocate and free buffers of 1 to 8 MiB all the time
+ * (erasure-coding windows, shard ranges, stripes).  glibc's defaults give
+ * such sizes back to the kernel on free (each is its own mmap, or the top
+ * of a heap gets trimmed), so the next buffer faults in every page again;
+ * on a virtual machine a fault costs far more than the copy it serves.
+ * Kept below 32 MiB, they come from the heap, and up to 256 MiB of free
+ * heap top is kept for reuse.  Measured: the cold cluster pull from about
+ * 1.9 to 1.6 server CPU s/GiB, the push from about 5.8 to 4.6
+ * (tests/bench).  The price: freed memory is not returned to the system
+ * until more than 256 MiB of it sits at a heap's top.  GLIBC_TUNABLES
+ * cannot override these: mallopt wins. */
+static void tune_malloc(void)
+{
+    (void)mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+    (void)mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+}
 
 static void usage(FILE *out)
 {
@@ -123,6 +141,7 @@ static int serve(int argc, char **argv)
     snprintf(pool, sizeof pool, "%d", cfg.threadpool);
     setenv("UV_THREADPOOL_SIZE", pool, 0);
     signal(SIGPIPE, SIG_IGN);
+    tune_malloc();
 
     rv = node_start(&proc.node, loop, &cfg, errmsg);
     if (rv != SH_OK) {
