@@ -1,13 +1,13 @@
 /* Blob streaming from local shards.
  *
- * The happy path: blob_serve opens the shard in the thread pool, maps it
- * and verifies the checksums of the first chunk there (page faults and CRC
- * work stay off the loop) -> the response headers go out with the first
- * chunk, sent from the shard file with sendfile (api_resp_write_file:
- * the checksums were verified in the mapping, and the file is immutable;
- * under TLS the mapping is written) -> while one chunk is being sent the
- * next one is verified -> api_resp_end after the last byte.  No buffers:
- * the page cache is the buffer.
+ * The happy path: blob_serve opens the shard in the thread pool, reads
+ * the first chunk there and verifies its checksums (disk and CRC work stay
+ * off the loop) -> the response headers go out with the first chunk, sent
+ * from the shard file with sendfile (api_resp_write_file: the checksums
+ * were verified in the chunk read, and the file is immutable; under TLS
+ * the chunk's buffer is written) -> while one chunk is being sent the next
+ * one is read and verified -> api_resp_end after the last byte.  Memory per
+ * stream: two chunks (READ_CHUNK each).
  *
  * Which copy: a blob of layout k = 1 has full copies on the nodes of its
  * placement ({index i, node X}: X stores shard file (digest, i)).  A node
@@ -92,7 +92,7 @@ struct stream {
     uint64_t total;             /* bytes to send */
     uint64_t next;              /* next offset to read */
     uint64_t end;               /* one past the last offset */
-    struct shard_map map[2];    /* verified, mapped chunks */
+    struct shard_chunk chunk[2];  /* verified chunks */
     size_t len[2];              /* bytes in each chunk */
     uint64_t off[2];            /* shard offset of each chunk */
     int reading;                /* buffer being filled, or -1 */
@@ -130,8 +130,8 @@ static void stream_free_work(uv_work_t *w)
     if (s->r)
         shard_reader_close(s->r);
     s->r = NULL;
-    shard_map_release(&s->map[0]);
-    shard_map_release(&s->map[1]);
+    shard_chunk_release(&s->chunk[0]);
+    shard_chunk_release(&s->chunk[1]);
 }
 
 static void stream_freed(uv_work_t *w, int status)
@@ -170,7 +170,7 @@ static void read_work(uv_work_t *w)
     }
     len = s->end - s->work_off < READ_CHUNK ? (size_t)(s->end - s->work_off)
                                            : READ_CHUNK;
-    s->work_status = shard_reader_map(s->r, s->work_off, len, &s->map[b]);
+    s->work_status = shard_reader_chunk(s->r, s->work_off, len, &s->chunk[b]);
     if (s->work_status == SH_OK) {
         s->len[b] = len;
         s->off[b] = s->work_off;
@@ -254,8 +254,8 @@ static void read_done(uv_work_t *w, int status)
 static void write_done(void *arg, int status)
 {
     struct stream *s = arg;
-    /* munmap is cheap next to the write it follows; no need for the pool. */
-    shard_map_release(&s->map[s->writing]);
+    /* free is cheap next to the write it follows; no need for the pool. */
+    shard_chunk_release(&s->chunk[s->writing]);
     s->writing = -1;
     if (status < 0 || s->req == NULL) {
         if (s->reading < 0)
@@ -276,9 +276,9 @@ static void pump(struct stream *s)
                  * are sequential and single. */
                 s->ready[b] = false;
                 s->writing = b;
-                /* Verified in the mapping, sent from the file: the
-                 * shard is immutable, so these are the same bytes. */
-                api_resp_write_file(s->req, s->map[b].data,
+                /* Verified as read, sent from the file: the shard is
+                 * immutable, so these are the same bytes. */
+                api_resp_write_file(s->req, s->chunk[b].data,
                                     shard_reader_fd(s->r), s->off[b],
                                     s->len[b], write_done, s);
                 break;

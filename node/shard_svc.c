@@ -16,8 +16,8 @@
  * Shard-CRC32C header against the body and finishes the writer (fsync,
  * rename, fsync of the directory, also when the shard was already
  * there) -> 201.  A GET opens the shard in the
- * pool and maps and verifies its first window there, then streams windows
- * straight from verified mappings (one being written while the next is
+ * pool and reads and verifies its first window there, then streams the
+ * verified windows (one being written while the next is read and
  * verified), as blob_read.c does; a HEAD checks the trailer and the
  * checksum table only.  DELETE and the usage walk are one pool
  * work item each.  Nothing that touches the disk runs on the loop.
@@ -56,7 +56,7 @@
  * a callback asks it to pause, so a buffer never grows past this.  (Should
  * api ever deliver more, the buffer grows to fit instead of overflowing.) */
 #define PUT_SLACK (64u * 1024)
-/* GET window: bytes mapped and verified per work item. */
+/* GET window: bytes read and verified per work item. */
 #define GET_CHUNK (2u * 1024 * 1024)
 
 struct node_shard_svc {
@@ -599,16 +599,16 @@ struct shard_get {
     int status;              /* 200 or 206 */
     uint64_t first;          /* first offset sent */
     uint64_t end;            /* one past the last offset sent */
-    uint64_t next;           /* next offset to map */
-    struct shard_map map[2]; /* verified, mapped windows */
+    uint64_t next;           /* next offset to read */
+    struct shard_chunk chunk[2]; /* verified windows */
     size_t len[2];           /* bytes in each window */
     uint64_t woff[2];        /* shard offset of each window */
-    int reading;             /* window being mapped, or -1 */
+    int reading;             /* window being read, or -1 */
     int writing;             /* window being written, or -1 */
-    bool ready[2];           /* mapped, waiting to be written */
+    bool ready[2];           /* read, waiting to be written */
     uv_work_t work;
     int work_status;
-    uint64_t work_off; /* offset the work item maps */
+    uint64_t work_off; /* offset the work item reads */
 };
 
 static void get_pump(struct shard_get *g);
@@ -618,8 +618,8 @@ static void get_free_work(uv_work_t *w)
     struct shard_get *g = w->data;
     shard_reader_close(g->r);
     g->r = NULL;
-    shard_map_release(&g->map[0]);
-    shard_map_release(&g->map[1]);
+    shard_chunk_release(&g->chunk[0]);
+    shard_chunk_release(&g->chunk[1]);
 }
 
 static void get_freed(uv_work_t *w, int status)
@@ -642,13 +642,13 @@ static void get_free(struct shard_get *g)
     uv_queue_work(g->svc->loop, &g->work, get_free_work, get_freed);
 }
 
-/* Pool: map and verify [work_off, +GET_CHUNK) into window `reading`. */
-static int get_map(struct shard_get *g)
+/* Pool: read and verify [work_off, +GET_CHUNK) into window `reading`. */
+static int get_chunk(struct shard_get *g)
 {
     int b = g->reading;
     uint64_t left = g->end - g->work_off;
     size_t len = left < GET_CHUNK ? (size_t)left : GET_CHUNK;
-    int rv = shard_reader_map(g->r, g->work_off, len, &g->map[b]);
+    int rv = shard_reader_chunk(g->r, g->work_off, len, &g->chunk[b]);
 
     if (rv == SH_OK) {
         g->len[b] = len;
@@ -689,7 +689,7 @@ static void get_open_work(uv_work_t *w)
     /* Verified before the headers go out, so a corrupt first window is
      * still a clean 409 rather than an aborted body. */
     g->work_off = g->first;
-    g->work_status = get_map(g);
+    g->work_status = get_chunk(g);
 }
 
 /* Answer a GET/HEAD whose open work item failed (nothing sent yet). */
@@ -747,7 +747,7 @@ static void get_open_done(uv_work_t *w, int status)
         get_free(g);
         return;
     }
-    /* The first window was mapped and verified by the open work item. */
+    /* The first window was read and verified by the open work item. */
     g->ready[0] = true;
     g->next = g->first + g->len[0];
     get_pump(g);
@@ -756,7 +756,7 @@ static void get_open_done(uv_work_t *w, int status)
 static void get_read_work(uv_work_t *w)
 {
     struct shard_get *g = w->data;
-    g->work_status = get_map(g);
+    g->work_status = get_chunk(g);
 }
 
 static void get_read_done(uv_work_t *w, int status)
@@ -794,10 +794,10 @@ static void get_write_done(void *arg, int status)
 {
     struct shard_get *g = arg;
 
-    /* munmap is cheap next to the write it follows: no need for the pool;
+    /* free is cheap next to the write it follows: no need for the pool;
      * so is dropping the clean pages of an erasure-coded shard, which
      * nobody reads twice (the blob cache holds hot blobs). */
-    shard_map_release(&g->map[g->writing]);
+    shard_chunk_release(&g->chunk[g->writing]);
     if (g->id.idx >= EC_MAX_SHARDS)
         shard_reader_drop(g->r, g->woff[g->writing], g->len[g->writing]);
     g->writing = -1;
@@ -809,7 +809,7 @@ static void get_write_done(void *arg, int status)
     get_pump(g);
 }
 
-/* Keep one window writing and the other mapping, in offset order: reads
+/* Keep one window writing and the other reading, in offset order: reads
  * are sequential and one at a time, so at most one window is ready. */
 static void get_pump(struct shard_get *g)
 {
@@ -818,7 +818,7 @@ static void get_pump(struct shard_get *g)
             if (g->ready[b] && g->reading != b) {
                 g->ready[b] = false;
                 g->writing = b;
-                api_resp_write(g->req, g->map[b].data, g->len[b],
+                api_resp_write(g->req, g->chunk[b].data, g->len[b],
                                get_write_done, g);
                 break;
             }

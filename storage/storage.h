@@ -304,24 +304,22 @@ uint64_t shard_reader_size(const struct shard_reader *r);
  * the range touches.  SH_ECORRUPT on a mismatch (nothing usable in buf),
  * SH_ERANGE if the range passes the end. */
 int shard_reader_read(struct shard_reader *r, uint64_t off, void *buf, size_t len);
-/* A verified window of a shard mapped read-only (no copy: callers hand
- * `data` straight to the socket).  Independent of its reader: it stays
- * valid after shard_reader_close, until shard_map_release. */
-struct shard_map {
+/* A verified chunk of a shard, read into memory it owns.  Independent of
+ * its reader: it stays valid after shard_reader_close, until
+ * shard_chunk_release.  (A caller may still send the chunk's bytes from
+ * the file with sendfile: finished shards are immutable.) */
+struct shard_chunk {
     const void *data; /* the requested bytes */
-    void *base;       /* private: mapping start */
-    size_t base_len;  /* private: mapping length */
+    void *buf;        /* private: owned buffer, NULL for an empty chunk */
 };
 
-/* Map [off, off+len) and verify every block it touches.  Same errors as
- * shard_reader_read; on error *m holds nothing to release.  (A shard file
- * truncated by hand while mapped would fault; finished shards are
- * immutable.) */
-int shard_reader_map(struct shard_reader *r,
-                     uint64_t off,
-                     size_t len,
-                     struct shard_map *m);
-void shard_map_release(struct shard_map *m);
+/* Read [off, off+len) and verify every block it touches.  Same errors as
+ * shard_reader_read; on error *c holds nothing to release. */
+int shard_reader_chunk(struct shard_reader *r,
+                       uint64_t off,
+                       size_t len,
+                       struct shard_chunk *c);
+void shard_chunk_release(struct shard_chunk *c);
 /* Drop the page-cache pages of data bytes [off, off + len) once read: the
  * reads of erasure-coded shards, a cold store (shard_writer_drop_cache),
  * so that they recycle pages instead of growing the cache.  A hint. */

@@ -289,43 +289,42 @@ static void test_corrupt_block(void **state)
     free(got);
 }
 
-/* shard_reader_map verifies the same blocks as read and points into the
- * file without copying. */
-static void test_map(void **state)
+/* shard_reader_chunk verifies the same blocks as read and owns its bytes. */
+static void test_chunk(void **state)
 {
     struct fixture *f = *state;
     size_t n = 3 * BS + 17;
     unsigned char *data = pattern(n, 11);
     char *path = shard_store_path(f->s, NAME_A, 0);
     struct shard_reader *r;
-    struct shard_map m, m2;
+    struct shard_chunk m, m2;
 
     write_shard(f->s, NAME_A, 0, data, n);
     assert_int_equal(shard_reader_open(f->s, NAME_A, 0, &r), 0);
-    assert_int_equal(shard_reader_map(r, 0, n, &m), 0);
+    assert_int_equal(shard_reader_chunk(r, 0, n, &m), 0);
     assert_memory_equal(m.data, data, n);
-    assert_int_equal(shard_reader_map(r, BS - 3, 10, &m2), 0);
+    assert_int_equal(shard_reader_chunk(r, BS - 3, 10, &m2), 0);
     assert_memory_equal(m2.data, data + BS - 3, 10);
-    shard_map_release(&m2);
-    assert_int_equal(shard_reader_map(r, n, 0, &m2), 0);
-    shard_map_release(&m2);
-    assert_int_equal(shard_reader_map(r, n - 1, 2, &m2), SH_ERANGE);
+    shard_chunk_release(&m2);
+    assert_int_equal(shard_reader_chunk(r, n, 0, &m2), 0);
+    shard_chunk_release(&m2);
+    assert_int_equal(shard_reader_chunk(r, n - 1, 2, &m2), SH_ERANGE);
     assert_null(m2.data);
     shard_reader_close(r);
-    /* A mapping outlives its reader. */
+    /* A chunk outlives its reader. */
     assert_memory_equal(m.data, data, n);
-    shard_map_release(&m);
+    shard_chunk_release(&m);
     assert_null(m.data);
 
     flip_byte(path, 2 * BS + 1); /* block 2 */
     assert_int_equal(shard_reader_open(f->s, NAME_A, 0, &r), 0);
-    assert_int_equal(shard_reader_map(r, 0, 2 * BS, &m), 0);
-    shard_map_release(&m);
-    assert_int_equal(shard_reader_map(r, 2 * BS - 1, 2, &m), SH_ECORRUPT);
+    assert_int_equal(shard_reader_chunk(r, 0, 2 * BS, &m), 0);
+    shard_chunk_release(&m);
+    assert_int_equal(shard_reader_chunk(r, 2 * BS - 1, 2, &m), SH_ECORRUPT);
     assert_null(m.data);
-    assert_int_equal(shard_reader_map(r, 3 * BS, 17, &m), 0);
+    assert_int_equal(shard_reader_chunk(r, 3 * BS, 17, &m), 0);
     assert_memory_equal(m.data, data + 3 * BS, 17);
-    shard_map_release(&m);
+    shard_chunk_release(&m);
     assert_int_equal(fx_log.errors, 1);
     shard_reader_close(r);
 
@@ -736,7 +735,7 @@ int main(void)
         T(test_roundtrip_sizes),         T(test_range_reads),
         T(test_corrupt_block),           T(test_bad_files),
         T(test_finish_onto_existing),    T(test_writer_errors),
-        T(test_rehash),                  T(test_map),
+        T(test_rehash),                  T(test_chunk),
         T(test_resume),
         T(test_spool_cleanup_and_usage), T(test_store_open_error),
         T(test_each),
