@@ -46,6 +46,8 @@ struct shard_writer {
     uint64_t size;             /* data bytes appended so far */
     uint64_t flushed;          /* data bytes written to the file */
     uint64_t writeback;        /* bytes handed to early writeback */
+    uint64_t dropped;          /* bytes written back and dropped from the
+                                  page cache (drop_cache only) */
     bool no_writeback;         /* never start writeback early */
     bool no_sync;              /* seal without fsync (volatile finish) */
     bool drop_cache;           /* drop the pages once durable */
@@ -205,9 +207,27 @@ static int writer_pwrite(struct shard_writer *w, const void *p, size_t len)
      * dirty pages do not pile up and the fsync in finish is short.  Only a
      * hint: durability is still decided by that fsync. */
     if (!w->no_writeback && w->flushed - w->writeback >= SHARD_WRITEBACK) {
+        uint64_t prev = w->dropped;
+
         (void)sync_file_range(w->fd, (off64_t)w->writeback,
                               (off64_t)(w->flushed - w->writeback),
                               SYNC_FILE_RANGE_WRITE);
+        /* Drop-behind (see writer_seal): the range handed to writeback
+         * the time before has had a whole SHARD_WRITEBACK of writing to
+         * finish; wait for it and free its pages, so that a shard keeps
+         * at most two such ranges in the page cache and the next writes
+         * reuse the pages just freed instead of growing the cache. */
+        if (w->drop_cache && w->writeback > prev) {
+            (void)sync_file_range(w->fd, (off64_t)prev,
+                                  (off64_t)(w->writeback - prev),
+                                  SYNC_FILE_RANGE_WAIT_BEFORE |
+                                      SYNC_FILE_RANGE_WRITE |
+                                      SYNC_FILE_RANGE_WAIT_AFTER);
+            (void)posix_fadvise(w->fd, (off_t)prev,
+                                (off_t)(w->writeback - prev),
+                                POSIX_FADV_DONTNEED);
+            w->dropped = w->writeback;
+        }
         w->writeback = w->flushed;
     }
     return 0;
