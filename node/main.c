@@ -20,9 +20,9 @@ static struct {
  * of a heap gets trimmed), so the next buffer faults in every page again;
  * on a virtual machine a fault costs far more than the copy it serves.
  * Kept below 32 MiB, they come from the heap, and up to 256 MiB of free
- * heap top is kept for reuse.  Measured: the cold cluster pull from about
- * 1.9 to 1.6 server CPU s/GiB, the push from about 5.8 to 4.6
- * (tests/bench).  The price: freed memory is not returned to the system
+ * heap top is kept for reuse.  Seen in shoal_bench rounds on a fresh
+ * 3-node cluster (2-core VM): cold pulls from about 1.9 to 1.6 server CPU
+ * s/GiB, pushes from about 5.8 to 4.6.  The price: freed memory is not returned to the system
  * until more than 256 MiB of it sits at a heap's top.  GLIBC_TUNABLES
  * cannot override these: mallopt wins. */
 static void tune_malloc(void)
