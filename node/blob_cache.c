@@ -8,7 +8,7 @@
  * early writeback) -> when every byte went in the entry is finished, with
  * no fsync, under (digest, 0) -> node__cache_filled accounts it -> the next GETs of
  * the blob find it with node__cache_lookup and are served from that file
- * like a local copy: mapped, verified, written without a copy.  Redirects
+ * like a local copy: read and verified chunk by chunk, sent with sendfile.  Redirects
  * send every read of a blob to the same serving node first, so one node
  * caches each hot blob.
  *
