@@ -1448,21 +1448,25 @@ static void parse_opts(struct opts *o, int argc, char **argv)
 /* ---- main ------------------------------------------------------------- */
 
 /* The servers' CPU cost of the phase just run, when --server-pids was
- * given: seconds per GiB for a blob phase (amount > 0: bytes), microseconds
- * per request for a manifest phase (amount < 0: minus the requests).  Only
- * the timed phase counts, not the preparation of the data before it. */
-static void print_server_cpu(const struct bench *b,
-                             const char *name,
-                             double amount)
+ * given: seconds per GiB moved for a blob phase, microseconds per request
+ * for a manifest phase.  Only the timed phase counts, not the preparation
+ * of the data before it. */
+static void print_server_cpu_per_gib(const struct bench *b,
+                                     const char *name,
+                                     double bytes)
 {
-    if (b->server_cpu < 0 || amount == 0)
-        return;
-    if (amount > 0)
+    if (b->server_cpu >= 0 && bytes > 0)
         printf("%s_server_cpu_s_per_GiB %.3f\n", name,
-               b->server_cpu / (amount / (1024.0 * MIB)));
-    else
+               b->server_cpu / (bytes / (1024.0 * MIB)));
+}
+
+static void print_server_cpu_per_req(const struct bench *b,
+                                     const char *name,
+                                     size_t reqs)
+{
+    if (b->server_cpu >= 0 && reqs > 0)
         printf("%s_server_cpu_us_per_req %.1f\n", name,
-               b->server_cpu * 1e6 / -amount);
+               b->server_cpu * 1e6 / (double)reqs);
 }
 
 static void print_lat(const char *name, struct lat *l, int with_max)
@@ -1516,7 +1520,7 @@ int main(int argc, char **argv)
         printf("blob_push_MiBps %.1f\n", bytes / MIB / t);
         printf("blob_push_seconds %.3f\n", t);
         printf("blob_push_client_cpu_pct %.1f\n", b->cpu_pct);
-        print_server_cpu(b, "blob_push", bytes);
+        print_server_cpu_per_gib(b, "blob_push", bytes);
         fflush(stdout);
     }
     if (o->phases & PHASE_BIT(PH_PULL)) {
@@ -1526,7 +1530,7 @@ int main(int argc, char **argv)
         printf("blob_pull_MiBps %.1f\n", bytes / MIB / t);
         printf("blob_pull_seconds %.3f\n", t);
         printf("blob_pull_client_cpu_pct %.1f\n", b->cpu_pct);
-        print_server_cpu(b, "blob_pull", bytes);
+        print_server_cpu_per_gib(b, "blob_pull", bytes);
         fflush(stdout);
     }
     if (o->phases & PHASE_BIT(PH_MPUT)) {
@@ -1544,7 +1548,7 @@ int main(int argc, char **argv)
         printf("manifest_put_rps %.1f\n", (double)b->lat.n / t);
         print_lat("manifest_put", &b->lat, 1);
         printf("manifest_put_client_cpu_pct %.1f\n", b->cpu_pct);
-        print_server_cpu(b, "manifest_put", -(double)b->lat.n);
+        print_server_cpu_per_req(b, "manifest_put", b->lat.n);
         fflush(stdout);
     }
     if (o->phases & PHASE_BIT(PH_MGET)) {
@@ -1554,7 +1558,7 @@ int main(int argc, char **argv)
         printf("manifest_get_rps %.1f\n", (double)b->lat.n / t);
         print_lat("manifest_get", &b->lat, 1);
         printf("manifest_get_client_cpu_pct %.1f\n", b->cpu_pct);
-        print_server_cpu(b, "manifest_get", -(double)b->lat.n);
+        print_server_cpu_per_req(b, "manifest_get", b->lat.n);
         printf("# manifest_get_requests %zu\n", b->lat.n);
         fflush(stdout);
     }
